@@ -1,0 +1,39 @@
+# One entry point for people and CI. `make bootstrap` and `make test` set up what is missing first.
+PYTHON  ?= python3
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PROFILE ?= mini
+STAGE   ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup host venv bootstrap test test-fast fetch clean
+.DEFAULT_GOAL := bootstrap
+
+setup: host venv
+
+host:
+	$(PYTHON) -m serpentlib.hostsetup $(if $(TEST),chromium,)
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --sys-prefix --name serpentlib --display-name "serpentlib ($(VENV))"
+	touch $@
+
+bootstrap: setup
+	$(VENV)/bin/serpent run --profile $(PROFILE) $(if $(STAGE),--stage $(STAGE),)
+
+fetch: setup
+	$(VENV)/bin/serpent fetch --profile $(PROFILE)
+
+test: setup
+	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+
+test-fast: venv
+	$(VENV)/bin/pytest -ra -m "not build" $(PYTEST_ARGS)
+
+clean:
+	rm -rf work runs

@@ -1,0 +1,103 @@
+"""Runs as pid 1 inside the sandbox's new namespaces: mount, chroot, then exec the command.
+
+Started by `sandbox.Sandbox.run` as `python -I -S _enter.py SPEC.json`; standard library
+only, since it may run before the chroot has anything in it. All mounts made here live in
+the private mount namespace and vanish with it, however the process ends.
+"""
+
+import ctypes
+import json
+import os
+import signal
+import sys
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+DEV_NODES = ("null", "zero", "full", "random", "urandom", "tty")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def fail(message, code=125):
+    sys.stderr.write(f"serpent sandbox: {message}\n")
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def mount(source, target, fstype, flags, data=None):
+    enc = lambda s: s.encode() if s is not None else None  # noqa: E731
+    if _libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
+        err = ctypes.get_errno()
+        fail(f"mount {source} on {target} ({fstype or 'bind'}): {os.strerror(err)}")
+
+
+def make_mountpoint(target, like):
+    if os.path.isdir(like):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if not os.path.exists(target):
+            open(target, "a").close()
+
+
+def inside(root, path):
+    return os.path.join(root, path.lstrip("/")) if root else path
+
+
+def setup(spec):
+    root = spec.get("root")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for source, target, readonly in spec.get("binds", []):
+        where = inside(root, target)
+        if not os.path.exists(source):
+            fail(f"bind source {source} does not exist")
+        make_mountpoint(where, source)
+        mount(source, where, None, MS_BIND | MS_REC)
+        if readonly:
+            mount(None, where, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    if not root:
+        return
+    if spec.get("proc"):
+        os.makedirs(inside(root, "/proc"), exist_ok=True)
+        mount("proc", inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if spec.get("dev"):
+        dev = inside(root, "/dev")
+        os.makedirs(dev, exist_ok=True)
+        mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+        for node in DEV_NODES:
+            open(os.path.join(dev, node), "a").close()
+            mount(f"/dev/{node}", os.path.join(dev, node), None, MS_BIND)
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, os.path.join(dev, name))
+        os.makedirs(os.path.join(dev, "shm"), exist_ok=True)
+    os.chroot(root)
+
+
+def main(spec_path):
+    with open(spec_path) as fh:
+        spec = json.load(fh)
+    setup(spec)
+    try:
+        os.chdir(spec["cwd"])
+    except OSError as exc:
+        fail(f"cannot enter {spec['cwd']}: {exc.strerror}")
+    os.umask(spec.get("umask", 0o022))
+    argv, env = spec["argv"], spec["env"]
+    child = os.fork()
+    if child == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        except OSError as exc:
+            fail(f"cannot run {argv[0]}: {exc.strerror}", 127)
+    # pid 1 gets no default signal actions: pass the polite ones on to the command.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    while True:
+        pid, status = os.waitpid(-1, 0)  # reap orphans too: we are their init
+        if pid == child:
+            code = os.waitstatus_to_exitcode(status)
+            os._exit(code if code >= 0 else 128 - code)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,193 @@
+"""The phases of one recipe in one stage: fetch, extract, patch on the host; configure,
+build, install in the sandbox; then measure and merge. Every phase yields a PhaseRecord.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import resource
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .errors import BuildError, SerpentError
+from .recipes import Recipe
+from .sandbox import PhaseRecord, Sandbox, now_iso
+from .sources import SourceStore, apply_patches, extract
+from .styles import PHASES, commands
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SizeRecord:
+    stage: str
+    package: str
+    version: str
+    source_bytes: int
+    build_bytes: int
+    installed_bytes: int
+    files: int
+    elf_files: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StageContext:
+    """What every package build of one stage shares."""
+
+    stage: str
+    work: Path                 # <work>/<stage>: build trees and DESTDIRs live here
+    install_root: Path         # each package's DESTDIR is merged here after install
+    store: SourceStore
+    sandbox: Sandbox
+    logs: Path                 # <run>/logs/<stage>
+    env: dict[str, str] = field(default_factory=dict)
+    jobs: int = os.cpu_count() or 1
+    keep_build_trees: bool = False
+    on_record: Callable[[PhaseRecord], None] = lambda record: None
+
+
+_VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """`$NAME` and `${NAME}` replaced from `env` (unknown names become empty, as in sh)."""
+    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), text)
+
+
+def tree_size(path: Path) -> tuple[int, int, int]:
+    """(bytes, regular files, ELF files) under `path`, links not followed."""
+    total = files = elves = 0
+    for dirpath, _dirs, names in os.walk(path):
+        for name in names:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if not os.path.isfile(p) or os.path.islink(p):
+                continue
+            total += st.st_size
+            files += 1
+            with open(p, "rb") as fh:
+                elves += fh.read(4) == b"\x7fELF"
+    return total, files, elves
+
+
+def merge_tree(src: Path, dest: Path) -> None:
+    """Copy `src` over `dest`, keeping links as links; later packages win on conflicts."""
+    for dirpath, dirs, names in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        target_dir = dest / rel
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for name in dirs:
+            s = Path(dirpath) / name
+            if s.is_symlink():
+                t = target_dir / name
+                if t.is_symlink() or t.exists():
+                    t.unlink() if not t.is_dir() or t.is_symlink() else shutil.rmtree(t)
+                os.symlink(os.readlink(s), t)
+        for name in names:
+            s, t = Path(dirpath) / name, target_dir / name
+            if t.is_symlink() or t.exists():
+                t.unlink()
+            if s.is_symlink():
+                os.symlink(os.readlink(s), t)
+            else:
+                shutil.copy2(s, t)
+
+
+class PackageBuild:
+    """One recipe built in one stage."""
+
+    def __init__(self, recipe: Recipe, ctx: StageContext) -> None:
+        self.recipe, self.ctx = recipe, ctx
+        self.spec = recipe.build_for(ctx.stage)
+        self.root = ctx.work / "build" / recipe.name
+        self.src = self.root / "src"
+        self.objdir = self.root / "build"
+        self.destdir = ctx.work / "dest" / recipe.name
+        self.records: list[PhaseRecord] = []
+
+    def log_path(self, phase: str) -> Path:
+        return self.ctx.logs / self.recipe.name / f"{phase}.log"
+
+    def _record(self, record: PhaseRecord) -> PhaseRecord:
+        self.records.append(record)
+        self.ctx.on_record(record)
+        log.info("%s %-14s %-9s %7.1fs %s", self.ctx.stage, self.recipe.name, record.phase, record.wall_s,
+                 "ok" if record.exit_code == 0 else f"FAILED (exit {record.exit_code})")
+        return record
+
+    @contextmanager
+    def host_phase(self, phase: str) -> Iterator[None]:
+        """Time a phase done in this process (fetch, extract, patch, merge)."""
+        logfile = self.log_path(phase)
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        start, t0, r0 = now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+        code = 0
+        try:
+            yield
+        except SerpentError as exc:
+            code = 1
+            logfile.write_text(str(exc) + "\n")
+            raise
+        finally:
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            self._record(PhaseRecord(self.ctx.stage, self.recipe.name, self.recipe.version, phase, start, now_iso(),
+                                     round(time.monotonic() - t0, 3), round(r1.ru_utime - r0.ru_utime, 3),
+                                     round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss), code, str(logfile)))
+
+    def environment(self) -> dict[str, str]:
+        """Stage variables, then the recipe's, whose `$VARS` expand against those before them."""
+        env = {"SRC": str(self.src), "DESTDIR": str(self.destdir), "PREFIX": "/usr", "JOBS": str(self.ctx.jobs),
+               **self.ctx.env}
+        for key, value in self.spec.env.items():
+            env[key] = expand(value, env)
+        return env
+
+    def run(self) -> tuple[list[PhaseRecord], SizeRecord]:
+        r = self.recipe
+        with self.host_phase("fetch"):
+            fetched = [self.ctx.store.fetch(s) for s in r.sources]
+        with self.host_phase("extract"):
+            shutil.rmtree(self.root, ignore_errors=True)
+            for i, (source, got) in enumerate(zip(r.sources, fetched)):
+                extract(got.path, self.src if i == 0 else self.root / f"src{i}", source.extract, source.strip)
+        if r.patches:
+            with self.host_phase("patch"):
+                apply_patches(r.patches, self.src)
+        shutil.rmtree(self.destdir, ignore_errors=True)
+        self.destdir.mkdir(parents=True)
+        self.objdir.mkdir(parents=True, exist_ok=True)
+        cwd = self.src / self.spec.subdir if self.spec.style in ("make",) else self.objdir
+        env = self.environment()
+        for phase, command in commands(self.spec).items():
+            if command is None:
+                continue
+            record = self._record(self.ctx.sandbox.run(command, cwd=cwd, log=self.log_path(phase), stage=self.ctx.stage,
+                                                       package=r.name, version=r.version, phase=phase, env=env))
+            if record.exit_code != 0:
+                raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
+        build_bytes = tree_size(self.root)[0]
+        installed, files, elves = tree_size(self.destdir)
+        with self.host_phase("merge"):
+            merge_tree(self.destdir, self.ctx.install_root)
+        if not self.ctx.keep_build_trees:
+            shutil.rmtree(self.root, ignore_errors=True)
+        size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
+                          installed, files, elves)
+        return self.records, size
+
+
+def build_package(recipe: Recipe, ctx: StageContext) -> tuple[list[PhaseRecord], SizeRecord]:
+    """Build `recipe` in the stage described by `ctx`; raises BuildError on a failing phase."""
+    return PackageBuild(recipe, ctx).run()
+
+
+__all__ = ["PHASES", "PackageBuild", "SizeRecord", "StageContext", "build_package", "merge_tree", "tree_size"]

@@ -1,0 +1,90 @@
+"""The `serpent` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import BuildError, SerpentError
+
+log = logging.getLogger("serpent")
+
+
+def _stages(text: str | None, available: list[int]) -> list[int]:
+    if not text:
+        return available
+    try:
+        wanted = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise SerpentError(f"--stage '{text}' is not a list of stage numbers", "e.g. --stage 1 or --stage 1,2") from None
+    missing = [s for s in wanted if s not in available]
+    if missing:
+        raise SerpentError(f"the profile has no stage {missing}", f"its stages are {available}")
+    return wanted
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .profile import PROJECT, load_profile
+    from .run import new_run_id, run_stages, summary
+
+    profile = load_profile(args.profile)
+    stages = _stages(args.stage, profile.stage_numbers)
+    run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / new_run_id(profile.name)
+    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
+    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet)
+    print(summary(run_dir).to_string(index=False))
+    print(f"run {info.run_id}: {', '.join(f'stage {k} {v}' for k, v in info.stages.items())} "
+          f"in {info.duration_s:.0f} s; report: {run_dir}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from .profile import load_profile
+    from .stages import fetch_profile
+
+    profile = load_profile(args.profile)
+    table = fetch_profile(profile, store_dir=args.store)
+    print(table.to_string(index=False))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="serpent", description="Measured musl + LLVM bootstraps driven by notebooks.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a profile's stage notebooks into a run directory")
+    r.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
+    r.add_argument("--stage", help="stage numbers to run, e.g. 1 or 1,2 (default: all of the profile's)")
+    r.add_argument("--run-dir", help="where notebooks, logs and records go (default: runs/<run_id>)")
+    r.add_argument("--work-dir", help="where roots and build trees go (default: work/<profile>)")
+    r.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' output")
+    r.set_defaults(func=cmd_run)
+    f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
+    f.add_argument("--profile", default="mini")
+    f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")
+    f.set_defaults(func=cmd_fetch)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        return args.func(args)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except SerpentError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if type(exc).__name__ == "StageFailed" else 2
+    except KeyboardInterrupt:
+        print("interrupted: every record made so far is in the run directory; no mount is left behind",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

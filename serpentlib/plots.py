@@ -1,0 +1,78 @@
+"""Matplotlib figures from the record dataframes. Each returns the Figure; none shows it."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "configure": "#90caf9",
+                "build": "#1e88e5", "install": "#43a047", "merge": "#a5d6a7"}
+
+
+def _empty(title: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 2))
+    ax.text(0.5, 0.5, "no records", ha="center", va="center")
+    ax.set_axis_off()
+    ax.set_title(title)
+    return fig
+
+
+def time_per_package(phases: pd.DataFrame, title: str = "Wall time per package") -> Figure:
+    """Horizontal bars, one per package in build order, stacked by phase."""
+    if phases.empty:
+        return _empty(title)
+    order = list(dict.fromkeys(phases["package"]))
+    table = phases.pivot_table(index="package", columns="phase", values="wall_s", aggfunc="sum", fill_value=0)
+    table = table.reindex(order[::-1])
+    cols = [p for p in PHASE_COLORS if p in table.columns] + [c for c in table.columns if c not in PHASE_COLORS]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(order) + 1.5))
+    table[cols].plot.barh(stacked=True, ax=ax, color=[PHASE_COLORS.get(c, "#777") for c in cols], width=0.7)
+    for i, total in enumerate(table.sum(axis=1)):
+        ax.text(total, i, f" {total:.1f} s", va="center", fontsize=9)
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("")
+    ax.set_title(title)
+    ax.legend(title="phase", loc="lower right", fontsize=8)
+    ax.margins(x=0.15)
+    fig.tight_layout()
+    return fig
+
+
+def installed_size(sizes: pd.DataFrame, title: str = "Installed size per package") -> Figure:
+    if sizes.empty:
+        return _empty(title)
+    df = sizes.iloc[::-1]
+    mib = df["installed_bytes"] / 2**20
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(df) + 1.5))
+    ax.barh(df["package"], mib, color="#5e35b1")
+    for i, (v, n) in enumerate(zip(mib, df["files"])):
+        ax.text(v, i, f" {v:.1f} MiB, {n} files", va="center", fontsize=9)
+    ax.set_xlabel("installed size (MiB)")
+    ax.set_title(title)
+    ax.margins(x=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
+    """A bootchart: one bar per package phase on a shared time axis."""
+    if phases.empty:
+        return _empty(title)
+    df = phases.copy()
+    df["start"] = pd.to_datetime(df["start"], format="ISO8601")
+    t0 = df["start"].min()
+    df["t"] = (df["start"] - t0).dt.total_seconds()
+    order = list(dict.fromkeys(df["package"]))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(order) + 1.5))
+    for _, row in df.iterrows():
+        y = len(order) - 1 - order.index(row["package"])
+        ax.barh(y, max(row["wall_s"], 0.05), left=row["t"], color=PHASE_COLORS.get(row["phase"], "#777"),
+                edgecolor="black" if row["exit_code"] else "none", height=0.6)
+    ax.set_yticks(range(len(order)), order[::-1])
+    ax.set_xlabel("seconds since stage start")
+    ax.set_title(title)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for p, c in PHASE_COLORS.items() if p in set(df["phase"])]
+    ax.legend(handles, [p for p in PHASE_COLORS if p in set(df["phase"])], fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,135 @@
+"""Runs: execute stage notebooks headless with papermill into a run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from . import metrics
+from .errors import SerpentError, log_tail
+from .profile import PROJECT, STAGE_NOTEBOOKS, Profile, check_parameters
+
+log = logging.getLogger(__name__)
+KERNEL = "serpentlib"
+
+
+class StageFailed(SerpentError):
+    """A stage notebook failed; carries the failing package, phase and log when known."""
+
+    def __init__(self, stage: int, notebook: Path, failed: dict | None, error: str) -> None:
+        self.stage, self.notebook, self.failed = stage, notebook, failed
+        if failed:
+            msg = (f"stage {stage} failed: {failed['package']} in {failed['phase']} "
+                   f"(exit {failed['exit_code']}); log: {failed['log']}")
+            tail = log_tail(Path(failed["log"]), 20)
+            if tail:
+                msg += "\n--- last lines of the log ---\n" + tail
+        else:
+            msg = f"stage {stage} failed: {error.strip().splitlines()[-1] if error.strip() else 'unknown error'}"
+        super().__init__(msg, f"the executed notebook shows the failing cell: {notebook}")
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    profile: str
+    run_dir: str
+    work_dir: str
+    host: dict
+    started: str
+    stages: dict[str, str] = field(default_factory=dict)  # "1" -> passed | failed | skipped
+    finished: str = ""
+    duration_s: float = 0.0
+
+    def save(self) -> None:
+        Path(self.run_dir, "run.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+
+def host_facts() -> dict:
+    return {"hostname": socket.gethostname(), "kernel": platform.release(), "machine": platform.machine(),
+            "cpus": os.cpu_count(), "python": platform.python_version()}
+
+
+def new_run_id(profile: str) -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{profile}"
+
+
+def require_kernel(name: str = KERNEL) -> None:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    if name not in KernelSpecManager().find_kernel_specs():
+        raise SerpentError(f"the Jupyter kernel '{name}' is not registered",
+                           "run `make setup`, which registers the project's own environment as that kernel")
+
+
+def failed_phase(run_dir: Path, stage: int) -> dict | None:
+    phases = metrics.load(run_dir, "phases", f"stage{stage}")
+    bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
+    return None if bad.empty else bad.iloc[-1].to_dict()
+
+
+def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
+               kernel: str = KERNEL, log_output: bool = True) -> RunInfo:
+    """Execute the stages' notebooks in order; raise StageFailed at the first failing one."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    run_dir, work_dir = Path(run_dir).resolve(), Path(work_dir).resolve()
+    info = RunInfo(run_id=run_dir.name, profile=profile.name, run_dir=str(run_dir), work_dir=str(work_dir),
+                   host=host_facts(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    plan = []
+    for n in stages:  # validate every stage's parameters before anything runs
+        notebook = PROJECT / "notebooks" / STAGE_NOTEBOOKS[n]
+        if not notebook.exists():
+            raise SerpentError(f"stage {n} has no notebook yet ({notebook})", "pick another --stage")
+        params = {**profile.parameters(n), "work_dir": str(work_dir), "run_dir": str(run_dir),
+                  "run_id": info.run_id}
+        check_parameters(notebook, params, f"{profile.path} (stage {n})")
+        plan.append((n, notebook, params))
+    require_kernel(kernel)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info.stages = {str(n): "pending" for n in stages}
+    info.save()
+    t0 = time.monotonic()
+    try:
+        for n, notebook, params in plan:
+            log.info("stage %d: executing %s", n, notebook.name)
+            info.stages[str(n)] = "running"
+            info.save()
+            try:
+                papermill.execute_notebook(str(notebook), str(run_dir / notebook.name), parameters=params,
+                                           kernel_name=kernel, cwd=str(PROJECT), log_output=log_output,
+                                           progress_bar=False, report_mode=False)
+            except PapermillExecutionError as exc:
+                info.stages[str(n)] = "failed"
+                raise StageFailed(n, run_dir / notebook.name, failed_phase(run_dir, n),
+                                  f"{exc.ename}: {exc.evalue}") from None
+            info.stages[str(n)] = "passed"
+    finally:
+        for k, v in info.stages.items():
+            if v in ("pending", "running"):
+                info.stages[k] = "not run" if v == "pending" else "interrupted"
+        info.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        info.duration_s = round(time.monotonic() - t0, 1)
+        info.save()
+    return info
+
+
+def summary(run_dir: Path) -> pd.DataFrame:
+    """Per stage: packages, wall seconds, checks passed and failed."""
+    phases, checks = metrics.load(run_dir, "phases"), metrics.load(run_dir, "checks")
+    rows = []
+    for stage in sorted(set(phases["stage"]) | set(checks["stage"])):
+        p, c = phases[phases["stage"] == stage], checks[checks["stage"] == stage]
+        rows.append({"stage": stage, "packages": p["package"].nunique(), "wall_s": round(p["wall_s"].sum(), 1),
+                     "checks_passed": int(c["passed"].sum()), "checks_failed": int((~c["passed"]).sum())})
+    return pd.DataFrame(rows)

@@ -1,0 +1,150 @@
+"""The one place build processes start.
+
+Each command runs under `unshare` in private mount, pid and network namespaces, with an
+environment built from nothing (`env -i` semantics) and an explicit PATH, its output in a
+log file. Mounts are made inside the namespace by `_enter.py`, so they vanish when the
+namespace's last process ends: on success, on failure and on SIGKILL alike. A killed parent
+takes the sandbox with it (parent-death signal on `unshare`, `--kill-child` below it).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import SandboxError, log_tail
+
+ENTER = Path(__file__).with_name("_enter.py")
+DEFAULT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
+PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class Bind:
+    """`source` on the host appears at `target` (inside the root, when there is one)."""
+
+    source: Path
+    target: str
+    readonly: bool = True
+
+
+@dataclass
+class PhaseRecord:
+    """One phase of one package: the row every measurement table is made of."""
+
+    stage: str
+    package: str
+    version: str
+    phase: str
+    start: str
+    end: str
+    wall_s: float
+    user_s: float
+    sys_s: float
+    max_rss_kb: int
+    exit_code: int
+    log: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclass
+class Sandbox:
+    """Where and how commands run: an optional root to chroot into, binds, the environment."""
+
+    root: Path | None = None
+    binds: list[Bind] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    path: str = DEFAULT_PATH
+    shell: str = "/bin/sh"
+    network: bool = False
+    proc: bool = True
+    dev: bool = True
+    umask: int = 0o022
+
+    def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The whole environment a command sees: nothing from the caller's."""
+        base = {"PATH": self.path, "HOME": "/nonexistent", "LC_ALL": "C", "TZ": "UTC", "TERM": "dumb",
+                "SHELL": self.shell}
+        return {**base, **self.env, **(extra or {})}
+
+    def command(self, spec_file: Path) -> list[str]:
+        unshare = shutil.which("unshare", path=DEFAULT_PATH)
+        if not unshare:
+            raise SandboxError("unshare is not installed", "apt-get install util-linux (make setup does)")
+        argv = [unshare, "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]
+        if os.geteuid() != 0:
+            argv += ["--user", "--map-root-user"]
+        if not self.network:
+            argv.append("--net")
+        if self.root is None:
+            argv.append("--mount-proc")
+        return argv + [sys.executable, "-I", "-S", str(ENTER), str(spec_file)]
+
+    def run(self, command: str | list[str], *, cwd: Path | str, log: Path, stage: str = "", package: str = "",
+            version: str = "", phase: str = "", env: dict[str, str] | None = None,
+            timeout: float | None = None) -> PhaseRecord:
+        """Run `command` (a shell string, or an argv list) and return its record.
+
+        Never raises for a failing command: the record's exit_code says so. Raises
+        SandboxError only when the sandbox itself cannot be set up.
+        """
+        argv = [self.shell, "-c", command] if isinstance(command, str) else list(command)
+        spec = {"root": str(self.root) if self.root else None,
+                "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
+                "proc": self.proc, "dev": self.dev, "cwd": str(cwd), "umask": self.umask,
+                "argv": argv, "env": self.environment(env)}
+        log = Path(log)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
+            json.dump(spec, fh)
+        start, t0 = now_iso(), time.monotonic()
+        try:
+            with open(log, "ab") as out:
+                out.write(f"# {now_iso()} {phase or 'run'}: {command if isinstance(command, str) else ' '.join(argv)}\n".encode())
+                out.flush()
+                proc = subprocess.Popen(self.command(Path(fh.name)), stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, env={"PATH": DEFAULT_PATH},
+                                        preexec_fn=_die_with_parent, start_new_session=True)
+                timer = threading.Timer(timeout, proc.kill) if timeout else None
+                if timer:
+                    timer.start()
+                try:
+                    _, status, usage = os.wait4(proc.pid, 0)
+                except BaseException:  # interrupted: take the whole namespace down, then re-raise
+                    proc.kill()
+                    os.wait4(proc.pid, 0)
+                    raise
+                finally:
+                    if timer:
+                        timer.cancel()
+                proc.returncode = code = os.waitstatus_to_exitcode(status)
+        finally:
+            os.unlink(fh.name)
+        if code == 125 and "serpent sandbox:" in log_tail(log, 3):
+            raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}",
+                               "run as root, or enable user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+        return PhaseRecord(stage=stage, package=package, version=version, phase=phase, start=start, end=now_iso(),
+                           wall_s=round(time.monotonic() - t0, 3), user_s=round(usage.ru_utime, 3),
+                           sys_s=round(usage.ru_stime, 3), max_rss_kb=int(usage.ru_maxrss), exit_code=code,
+                           log=str(log))

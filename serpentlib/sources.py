@@ -1,0 +1,283 @@
+"""The source store: files kept by sha256, fetched from mirrors, upstream or Debian's archive.
+
+Every use re-verifies the file; a mismatch is refused and the bad copy removed. Extraction
+refuses absolute paths, `..` and links that lead out of the tree, and only ever extracts a
+verified file into a fresh directory that is renamed into place when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .errors import ChecksumError, PatchError, SourceError, UnsafeArchiveError
+from .recipes import Source
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "serpentlib" / "sources"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """Where a verified source file is, and where it came from this time."""
+
+    path: Path
+    sha256: str
+    origin: str  # store | mirror:<where> | upstream | debian:<pkg>=<version>
+    size: int
+
+
+class SourceStore:
+    """Content-addressed files: `<root>/<sha256[:2]>/<sha256>`."""
+
+    def __init__(self, root: Path | None = None, mirrors: Sequence[str] = (),
+                 upstream: bool = True, debian: bool = True, timeout: float = 20.0) -> None:
+        self.root = Path(root or os.environ.get("SERPENT_STORE") or DEFAULT_STORE)
+        self.mirrors = list(mirrors)
+        self.upstream = upstream
+        self.debian = debian
+        self.timeout = timeout
+
+    def path_for(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256
+
+    # -- verification -------------------------------------------------------------------
+    def verify(self, path: Path, source: Source, origin: str) -> None:
+        """Raise ChecksumError (after removing `path`) unless its sha256 is the recipe's."""
+        actual = sha256_of(path)
+        if actual != source.sha256:
+            path.unlink(missing_ok=True)
+            raise ChecksumError(
+                f"{source.filename} from {origin} is not the file the recipe names: "
+                f"expected sha256 {source.sha256}, got {actual}; the bad copy was removed",
+                "fetch again to get a good copy; if upstream changed the file, check it and update the recipe's sha256")
+
+    # -- fetching -----------------------------------------------------------------------
+    def fetch(self, source: Source) -> Fetched:
+        """Return a verified copy of `source`, trying the store, mirrors, upstream, Debian."""
+        dest = self.path_for(source.sha256)
+        if dest.exists():
+            try:
+                self.verify(dest, source, f"the store ({dest})")
+                return Fetched(dest, source.sha256, "store", dest.stat().st_size)
+            except ChecksumError as exc:
+                log.warning("%s", exc.message)
+        tried: list[str] = []
+        for origin, getter in self._candidates(source):
+            try:
+                got = getter()
+            except SourceError as exc:
+                tried.append(f"{origin}: {exc.message}")
+                continue
+            if got is None:
+                tried.append(f"{origin}: not there")
+                continue
+            try:
+                self._adopt(got, dest, source, origin)
+            except ChecksumError as exc:
+                tried.append(f"{origin}: {exc.message}")
+                log.warning("%s", exc.message)
+                continue
+            return Fetched(dest, source.sha256, origin, dest.stat().st_size)
+        raise SourceError(
+            f"{source.filename} (sha256 {source.sha256}) could not be had:\n    " + "\n    ".join(tried),
+            f"put the file in a mirror directory listed in the profile's `mirrors`, or check the URL; "
+            f"store: {self.root}")
+
+    def _candidates(self, source: Source):
+        for mirror in self.mirrors:
+            yield f"mirror {mirror}", lambda m=mirror: self._from_mirror(m, source)
+        if self.upstream and not source.repacked:
+            yield f"upstream {source.url}", lambda: self._download(source.url)
+        if self.debian and source.debian:
+            yield f"debian source package {source.debian}", lambda: self._from_debian(source)
+
+    def _adopt(self, got: Path, dest: Path, source: Source, origin: str) -> None:
+        """Verify a fetched file, then move (or copy) it into the store atomically."""
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
+        try:
+            if got.name.startswith("serpent-dl-"):  # our own download: move, don't copy
+                shutil.move(got, tmp)
+            else:
+                shutil.copyfile(got, tmp)
+            self.verify(tmp, source, origin if not origin.startswith("mirror") else f"{origin} ({got})")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _from_mirror(self, mirror: str, source: Source) -> Path | None:
+        if "://" in mirror:
+            return self._download(mirror.rstrip("/") + "/" + source.filename)
+        base = Path(mirror)
+        for candidate in (base / source.filename, base / source.sha256):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def _download(self, url: str) -> Path | None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="serpent-dl-", dir=self.root)
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp, os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(resp, out, 1 << 20)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            Path(name).unlink(missing_ok=True)
+            raise SourceError(f"download failed: {getattr(exc, 'reason', exc)}") from None
+        return Path(name)
+
+    def _from_debian(self, source: Source) -> Path | None:
+        """`apt-get source --download-only` the version of the package that ships this sha256."""
+        assert source.debian
+        package = source.debian.split("=", 1)[0]
+        version = debian_version_with(package, source.sha256)
+        if version is None:
+            return None
+        workdir = Path(tempfile.mkdtemp(prefix="serpent-apt-"))
+        try:
+            proc = subprocess.run(["apt-get", "source", "--download-only", f"{package}={version}"],
+                                  cwd=workdir, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise SourceError(f"apt-get source failed: {proc.stderr.strip()[-300:]}")
+            for f in workdir.iterdir():
+                if f.is_file() and f.stat().st_size > 0 and sha256_of(f) == source.sha256:
+                    kept = self.root / f"serpent-dl-{source.sha256}"
+                    self.root.mkdir(parents=True, exist_ok=True)
+                    shutil.move(f, kept)
+                    return kept
+            return None
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def debian_version_with(package: str, sha256: str) -> str | None:
+    """The version of Debian source package `package` whose files include `sha256`."""
+    try:
+        proc = subprocess.run(["apt-cache", "showsrc", package], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SourceError("apt-cache is not installed") from None
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise SourceError(f"apt-cache knows no source package '{package}'; is deb-src enabled? "
+                          f"(`make setup` enables it)")
+    for stanza in proc.stdout.split("\n\n"):
+        version = re.search(r"^Version: (\S+)", stanza, re.MULTILINE)
+        if version and re.search(rf"^ {sha256} ", stanza, re.MULTILINE):
+            return version.group(1)
+    return None
+
+
+# -- extraction -----------------------------------------------------------------------------
+# We check every member ourselves (Debian 12's Python 3.11.2 predates tarfile's filters).
+_NO_FILTER = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
+
+
+def _member_path(member: tarfile.TarInfo, strip: int, archive: Path) -> PurePosixPath | None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute():
+        raise UnsafeArchiveError(f"{archive.name}: member '{member.name}' has an absolute path",
+                                 "this archive is not safe to extract; check its origin")
+    if ".." in name.parts:
+        raise UnsafeArchiveError(f"{archive.name}: member '{member.name}' contains '..'",
+                                 "this archive is not safe to extract; check its origin")
+    parts = [p for p in name.parts if p != "."][strip:]
+    return PurePosixPath(*parts) if parts else None
+
+
+def _check_link(member: tarfile.TarInfo, rel: PurePosixPath, archive: Path, strip: int) -> None:
+    target = PurePosixPath(member.linkname)
+    if member.issym():
+        resolved = (PurePosixPath("/root") / rel.parent / target)
+    else:  # hard link: relative to the archive's top
+        resolved = PurePosixPath("/root", *target.parts[strip:])
+    if target.is_absolute() or not _inside(resolved):
+        raise UnsafeArchiveError(
+            f"{archive.name}: link '{member.name}' -> '{member.linkname}' leads out of the tree",
+            "this archive is not safe to extract; check its origin")
+
+
+def _inside(path: PurePosixPath) -> bool:
+    depth = 0
+    for part in path.parts[2:]:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return False
+    return True
+
+
+def _selected(rel: PurePosixPath, only: Sequence[str]) -> bool:
+    if not only:
+        return True
+    s = rel.as_posix()
+    return any(s == p.rstrip("/") or s.startswith(p.rstrip("/") + "/") for p in only)
+
+
+def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1) -> Path:
+    """Extract `archive` into `dest` (which must not exist), safely.
+
+    Unpacks into `dest.partial` first and renames on success, so a refused or broken
+    archive leaves nothing behind.
+    """
+    dest = Path(dest)
+    partial = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:
+                rel = _member_path(member, strip, archive)
+                if rel is None or not _selected(rel, only):
+                    continue
+                if member.issym() or member.islnk():
+                    _check_link(member, rel, archive, strip)
+                elif not (member.isfile() or member.isdir()):
+                    continue  # devices and fifos have no place in a source tree
+                member.name = rel.as_posix()
+                if member.islnk():
+                    member.linkname = PurePosixPath(*PurePosixPath(member.linkname).parts[strip:]).as_posix()
+                member.mode &= 0o755 if member.isdir() else 0o775  # no setuid, no world-writable
+                member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+                tar.extract(member, partial, set_attrs=not member.issym(), numeric_owner=True, **_NO_FILTER)
+        if only:
+            missing = [p for p in only if not (partial / p).exists()]
+            if missing:
+                raise SourceError(f"{archive.name}: no {', '.join(missing)} inside",
+                                  "fix the source's `extract` list in the recipe")
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(partial, dest)
+    return dest
+
+
+def apply_patches(patches: Iterable[Path], tree: Path) -> list[str]:
+    """Apply each patch with `patch -p1`; return their names. A failing patch raises PatchError."""
+    applied = []
+    for patch in patches:
+        proc = subprocess.run(["patch", "-p1", "--batch", "--forward", "-i", str(patch)], cwd=tree,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise PatchError(f"{patch.name} does not apply to {tree.name}:\n{(proc.stdout + proc.stderr).strip()[-1500:]}",
+                             "refresh the patch against this version of the source, or drop it")
+        applied.append(patch.name)
+    return applied

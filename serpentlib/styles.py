@@ -1,0 +1,71 @@
+"""Build styles: how a recipe's `build:` mapping becomes configure, build and install commands.
+
+Each style is one small function from a BuildSpec to shell commands. Commands run in the
+sandbox with SRC, DESTDIR, PREFIX and JOBS (and the stage's variables) in the environment;
+recipe arguments are quoted as one word each but `$VARS` in them still expand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from .recipes import BuildSpec
+
+PHASES = ("configure", "build", "install")
+Commands = dict[str, str | None]
+
+
+def word(arg: str) -> str:
+    """Double-quote `arg` so it stays one word while `$VAR` still expands."""
+    escaped = arg.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`")
+    return f'"{escaped}"'
+
+
+def words(args: Sequence[str] | str) -> str:
+    return " ".join(word(a) for a in ([args] if isinstance(args, str) else args))
+
+
+def _src(spec: BuildSpec) -> str:
+    return '"$SRC"' + (f"/{spec.subdir}" if spec.subdir else "")
+
+
+def autotools(spec: BuildSpec) -> Commands:
+    return {
+        "configure": f'{_src(spec)}/configure --prefix="$PREFIX" {words(spec.configure)}'.rstrip(),
+        "build": f'make -j"$JOBS" {words(spec.build)}'.rstrip(),
+        "install": f'make DESTDIR="$DESTDIR" {words(spec.install)} install'.replace("  ", " "),
+    }
+
+
+def cmake(spec: BuildSpec) -> Commands:
+    return {
+        "configure": (f'cmake -S {_src(spec)} -B . -G Ninja -DCMAKE_BUILD_TYPE=Release '
+                      f'-DCMAKE_INSTALL_PREFIX="$PREFIX" {words(spec.configure)}').rstrip(),
+        "build": f'cmake --build . -j "$JOBS" {words(spec.build)}'.rstrip(),
+        "install": f'DESTDIR="$DESTDIR" cmake --install . {words(spec.install)}'.rstrip(),
+    }
+
+
+def make(spec: BuildSpec) -> Commands:
+    return {
+        "configure": None,
+        "build": f'make -C {_src(spec)} -j"$JOBS" {words(spec.build)}'.rstrip(),
+        "install": f'make -C {_src(spec)} DESTDIR="$DESTDIR" {words(spec.install)} install'.replace("  ", " "),
+    }
+
+
+def script(spec: BuildSpec) -> Commands:
+    def text(value: Sequence[str] | str) -> str | None:
+        s = value if isinstance(value, str) else "\n".join(value)
+        return f"set -e\n{s}" if s.strip() else None
+    return {"configure": text(spec.configure), "build": text(spec.build), "install": text(spec.install)}
+
+
+STYLES: dict[str, Callable[[BuildSpec], Commands]] = {
+    "autotools": autotools, "cmake": cmake, "make": make, "script": script,
+}
+
+
+def commands(spec: BuildSpec) -> Commands:
+    """The shell command of each phase (None: the phase does nothing for this style)."""
+    return STYLES[spec.style](spec)

@@ -1,0 +1,171 @@
+"""Toolchain checks. Each returns CheckRecords; none raises for a failed check."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+
+from .errors import CheckError
+from .metrics import CheckRecord
+from .sandbox import Bind, Sandbox
+
+MUSL_INTERP = "/lib/ld-musl-x86_64.so.1"
+GLIBC_LIBS = re.compile(r"^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux.*|"
+                        r"libgcc_s\.so\.1|libstdc\+\+\.so\.6)$")
+HOST_PATHS = (b"/usr/lib/x86_64-linux-gnu", b"/lib/x86_64-linux-gnu", b"/usr/lib/gcc/", b"ld-linux-x86-64")
+
+
+@dataclass(frozen=True)
+class ElfInfo:
+    path: Path
+    interpreter: str | None
+    needed: tuple[str, ...]
+    rpath: tuple[str, ...]
+    static: bool
+
+
+def is_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+def elf_info(path: Path) -> ElfInfo:
+    with open(path, "rb") as fh:
+        elf = ELFFile(fh)
+        interp = None
+        needed: list[str] = []
+        rpath: list[str] = []
+        has_dynamic = False
+        for seg in elf.iter_segments():
+            if seg["p_type"] == "PT_INTERP":
+                interp = seg.get_interp_name()
+        for sec in elf.iter_sections():
+            if isinstance(sec, DynamicSection):
+                has_dynamic = True
+                for tag in sec.iter_tags():
+                    if tag.entry.d_tag == "DT_NEEDED":
+                        needed.append(tag.needed)
+                    elif tag.entry.d_tag in ("DT_RPATH", "DT_RUNPATH"):
+                        rpath.append(getattr(tag, "rpath", None) or getattr(tag, "runpath", ""))
+        return ElfInfo(Path(path), interp, tuple(needed), tuple(rpath), not has_dynamic)
+
+
+def elf_files(root: Path) -> Iterable[Path]:
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            if p.is_file() and not p.is_symlink() and is_elf(p):
+                yield p
+
+
+def check_elf_hygiene(stage: str, root: Path, extra_forbidden: Iterable[str] = ()) -> list[CheckRecord]:
+    """No glibc NEEDED, no RPATH/RUNPATH, musl or no interpreter, no host paths in any ELF under `root`."""
+    forbidden = [*HOST_PATHS, *(s.encode() for s in extra_forbidden)]
+    records = []
+    for path in sorted(elf_files(root)):
+        rel = str(path.relative_to(root))
+        try:
+            info = elf_info(path)
+        except ELFError as exc:
+            records.append(CheckRecord(stage, "elf-readable", rel, False, str(exc)))
+            continue
+        problems = []
+        bad = [n for n in info.needed if GLIBC_LIBS.match(n)]
+        if bad:
+            problems.append(f"NEEDED glibc/gcc libraries {bad}")
+        if info.rpath:
+            problems.append(f"RPATH/RUNPATH {list(info.rpath)}")
+        if info.interpreter not in (None, MUSL_INTERP):
+            problems.append(f"interpreter {info.interpreter}")
+        data = path.read_bytes()
+        hits = [s.decode() for s in forbidden if s in data]
+        if hits:
+            problems.append(f"embeds host paths {hits}")
+        records.append(CheckRecord(stage, "elf-clean", rel, not problems, "; ".join(problems) or
+                                   f"interp={info.interpreter or 'static'} needed={','.join(info.needed) or '-'}"))
+    return records
+
+
+HELLO_C = r'''#include <stdio.h>
+int main(void) { printf("hello from musl\n"); return 0; }
+'''
+
+HELLO_CXX = r'''#include <iostream>
+#include <stdexcept>
+#include <thread>
+#include <atomic>
+static int thrower(int x) { if (x > 0) throw std::runtime_error("boom"); return x; }
+int main() {
+    std::atomic<int> n{0};
+    std::thread t([&] { try { thrower(1); } catch (const std::runtime_error& e) { if (std::string(e.what()) == "boom") n += 1; } });
+    t.join();
+    try { thrower(2); } catch (const std::exception&) { n += 1; }
+    std::cout << "caught " << n.load() << std::endl;
+    return n.load() == 2 ? 0 : 1;
+}
+'''
+
+PROGRAMS = {  # name: (source file, source text, compiler suffix, link flags, expected output)
+    "hello-c-dynamic": ("hello.c", HELLO_C, "clang", [], "hello from musl"),
+    "hello-c-static": ("hello.c", HELLO_C, "clang", ["-static"], "hello from musl"),
+    "cxx-eh-thread-dynamic": ("eh.cpp", HELLO_CXX, "clang++", ["-pthread"], "caught 2"),
+    "cxx-eh-thread-static": ("eh.cpp", HELLO_CXX, "clang++", ["-static", "-pthread"], "caught 2"),
+}
+
+
+def check_cross_compiler(stage: str, bindir: Path, triple: str, sysroot: Path, workdir: Path,
+                         logs: Path) -> list[CheckRecord]:
+    """Compile the test programs with the cross wrappers, inspect them, run them in a musl-only root."""
+    workdir = Path(workdir)
+    shutil.rmtree(workdir, ignore_errors=True)
+    progs, root = workdir / "check", workdir / "root"
+    progs.mkdir(parents=True)
+    root.mkdir()
+    host = Sandbox(path=f"{bindir}:/usr/bin:/bin")
+    # The programs run in a root holding only the sysroot's /usr and /lib: nothing from the host.
+    target = Sandbox(root=root, binds=[Bind(sysroot / "usr", "/usr"), Bind(sysroot / "lib", "/lib"),
+                                       Bind(progs, "/check", readonly=False)], path="/usr/bin")
+    records: list[CheckRecord] = []
+    for name, (fname, text, cc, flags, expect) in PROGRAMS.items():
+        (progs / fname).write_text(text)
+        compile_cmd = [str(bindir / f"{triple}-{cc}"), "-O2", fname, "-o", name, *flags]
+        rec = host.run(compile_cmd, cwd=progs, log=logs / f"{name}.log", stage=stage, phase="compile")
+        if rec.exit_code != 0:
+            records.append(CheckRecord(stage, "compile", name, False, f"exit {rec.exit_code}; see {rec.log}"))
+            continue
+        records.append(CheckRecord(stage, "compile", name, True, " ".join(compile_cmd[1:])))
+        info = elf_info(progs / name)
+        if "static" in name:
+            ok = info.static and info.interpreter is None
+            records.append(CheckRecord(stage, "static", name, ok, f"interp={info.interpreter} needed={info.needed}"))
+        else:
+            ok = info.interpreter == MUSL_INTERP
+            records.append(CheckRecord(stage, "interpreter", name, ok, str(info.interpreter)))
+        out_log = logs / f"{name}.run.log"
+        out_log.unlink(missing_ok=True)
+        run = target.run([f"/check/{name}"], cwd="/", log=out_log, stage=stage, phase="run")
+        output = out_log.read_text(errors="replace").splitlines()[1:]  # line 0 is the sandbox's header
+        ok = run.exit_code == 0 and expect in output
+        records.append(CheckRecord(stage, "runs", name, ok, f"exit {run.exit_code}; output {' | '.join(output)[:200]}"))
+    records += check_elf_hygiene(stage, progs)
+    return records
+
+
+def require_passed(checks: list[CheckRecord]) -> None:
+    """Raise CheckError naming every failed check."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        lines = "\n".join(f"  {c.check} {c.subject}: {c.detail}" for c in failed[:20])
+        raise CheckError(f"{len(failed)} of {len(checks)} checks failed:\n{lines}",
+                         "see the verification table in the notebook and the logs under logs/<stage>/checks")
