@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 setup: host venv
 
 host:
-	$(PYTHON) -m serpentlib.hostsetup $(if $(TEST),chromium,)
+	$(PYTHON) -m serpentlib.hostsetup
 
 venv: $(VENV)/.installed
 

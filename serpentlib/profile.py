@@ -7,6 +7,7 @@ The parameters of stage N are the common keys, the stage's keys and the run's ow
 
 from __future__ import annotations
 
+import ast
 import difflib
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,6 @@ from .errors import ProfileError
 PROJECT = Path(__file__).resolve().parent.parent
 STAGE_NOTEBOOKS = {1: "stage1-toolchain.ipynb", 2: "stage2-runtime.ipynb", 3: "stage3-chroot.ipynb",
                    4: "stage4-packages.ipynb"}
-TYPES = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "dict": dict}
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,15 @@ def notebook_parameters(notebook: Path) -> dict[str, dict[str, Any]]:
     return papermill.inspect_notebook(str(notebook))
 
 
+def _default_type(default: str | None) -> type | None:
+    """The type of a parameter's default value as written in the notebook (untyped cells)."""
+    try:
+        value = ast.literal_eval(default or "")
+    except (ValueError, SyntaxError):
+        return None
+    return None if value is None else type(value)
+
+
 def check_parameters(notebook: Path, params: dict[str, Any], source: str) -> None:
     """Raise ProfileError for any parameter the notebook does not declare, or of the wrong type."""
     declared = notebook_parameters(notebook)
@@ -77,8 +86,8 @@ def check_parameters(notebook: Path, params: dict[str, Any], source: str) -> Non
             raise ProfileError(f"{source}: '{key}' is not a parameter of {notebook.name}",
                                f"did you mean '{near[0]}'?" if near else
                                f"its parameters are: {', '.join(declared)}")
-        want = TYPES.get(str(declared[key].get("inferred_type_name")))
+        want = _default_type(declared[key].get("default"))
         if want and value is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-            raise ProfileError(f"{source}: '{key}' should be {declared[key]['inferred_type_name']}, "
+            raise ProfileError(f"{source}: '{key}' should be {want.__name__}, "
                                f"got {type(value).__name__} {value!r}",
                                f"see the parameters cell of {notebook.name}: {declared[key].get('help', '')}")

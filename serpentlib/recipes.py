@@ -123,7 +123,7 @@ class Recipe:
             if key == "env":
                 value = {**merged["env"], **value}
             merged[key] = value
-        return _build_spec(merged, self.path, stage)
+        return _build_spec(merged, self.path / "recipe.yaml", stage)
 
 
 def _plain(value: Any) -> Any:

@@ -207,9 +207,9 @@ def _check_link(member: tarfile.TarInfo, rel: PurePosixPath, archive: Path, stri
     target = PurePosixPath(member.linkname)
     if member.issym():
         resolved = (PurePosixPath("/root") / rel.parent / target)
-    else:  # hard link: relative to the archive's top
+    else:  # hard link: names another member, relative to the archive's top
         resolved = PurePosixPath("/root", *target.parts[strip:])
-    if target.is_absolute() or not _inside(resolved):
+    if target.is_absolute() or not _inside(resolved) or (member.islnk() and ".." in target.parts):
         raise UnsafeArchiveError(
             f"{archive.name}: link '{member.name}' -> '{member.linkname}' leads out of the tree",
             "this archive is not safe to extract; check its origin")
@@ -256,7 +256,10 @@ def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1)
                     member.linkname = PurePosixPath(*PurePosixPath(member.linkname).parts[strip:]).as_posix()
                 member.mode &= 0o755 if member.isdir() else 0o775  # no setuid, no world-writable
                 member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
-                tar.extract(member, partial, set_attrs=not member.issym(), numeric_owner=True, **_NO_FILTER)
+                try:
+                    tar.extract(member, partial, set_attrs=not member.issym(), numeric_owner=True, **_NO_FILTER)
+                except KeyError as exc:  # a hard link to a member that is not there
+                    raise UnsafeArchiveError(f"{archive.name}: {exc.args[0]}", "the archive is broken") from None
         if only:
             missing = [p for p in only if not (partial / p).exists()]
             if missing:

@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serpentlib.cli import main
+from serpentlib.errors import ProfileError
+from serpentlib.profile import PROJECT, STAGE_NOTEBOOKS, check_parameters, load_profile
+
+from .conftest import FIXTURES
+
+STAGE1 = PROJECT / "notebooks" / "stage1-toolchain.ipynb"
+
+
+def write_profile(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_notebook_parameter_fails_before_anything_runs(tmp_path, capsys):
+    profile = write_profile(tmp_path, "target: x86_64-serpent-linux-musl\nstages:\n  1:\n    packagez: [musl]\n")
+    code = main(["run", "--profile", str(profile), "--stage", "1", "--run-dir", str(tmp_path / "run"),
+                 "--work-dir", str(tmp_path / "work")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "'packagez' is not a parameter of stage1-toolchain.ipynb" in err and "did you mean 'packages'" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "work").exists()
+
+
+def test_parameter_of_the_wrong_type_is_refused():
+    with pytest.raises(ProfileError, match="'jobs' should be int"):
+        check_parameters(STAGE1, {"jobs": "two"}, "test")
+
+
+def test_unknown_profile_suggests_a_known_one(capsys):
+    assert main(["run", "--profile", "minii"]) == 2
+    assert "did you mean 'mini'" in capsys.readouterr().err
+
+
+def test_unknown_stage_is_refused(capsys):
+    assert main(["run", "--profile", "mini", "--stage", "7"]) == 2
+    assert "no stage [7]" in capsys.readouterr().err
+
+
+def test_mini_profile_matches_its_notebooks():
+    profile = load_profile("mini")
+    for n in profile.stage_numbers:
+        params = {**profile.parameters(n), "work_dir": "w", "run_dir": "r", "run_id": "i"}
+        check_parameters(PROJECT / "notebooks" / STAGE_NOTEBOOKS[n], params, "mini")
+
+
+@pytest.mark.build
+def test_failing_build_names_package_phase_and_log(tmp_path, root_required):
+    profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\n"
+                                      "stages:\n  1:\n    packages: [broken-build]\n")
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "serpentlib.cli", "run", "--profile", str(profile), "--stage", "1",
+                           "--run-dir", str(run_dir), "--work-dir", str(tmp_path / "work"), "-q"],
+                          capture_output=True, text=True, cwd=PROJECT)
+    assert proc.returncode == 1, proc.stderr
+    log = run_dir / "logs" / "stage1" / "broken-build" / "build.log"
+    assert "stage 1 failed: broken-build in build (exit 3)" in proc.stderr
+    assert str(log) in proc.stderr and "about to fail on purpose" in proc.stderr
+    assert json.loads((run_dir / "run.json").read_text())["stages"] == {"1": "failed"}
+    phases = (run_dir / "phases.csv").read_text()
+    assert "broken-build" in phases and "fetch" in phases  # what finished before the failure is kept
+    assert (run_dir / "stage1-toolchain.ipynb").exists()

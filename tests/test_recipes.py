@@ -1,0 +1,81 @@
+from pathlib import Path
+
+import pytest
+
+from serpentlib import styles
+from serpentlib.errors import CycleError, RecipeError
+from serpentlib.plan import build_order
+from serpentlib.recipes import STYLES, load_recipe, load_recipes
+
+from .conftest import FIXTURES, ROOT
+
+BAD = FIXTURES / "recipes"
+
+
+@pytest.mark.parametrize("fixture, fragments", [
+    ("bad-unknown-key", ["dependz", "unknown key", "did you mean 'depends'"]),
+    ("bad-missing-sha256", ["sources[0].sha256", "missing", "sha256sum"]),
+    ("bad-sha256", ["sources[0].sha256", "'abc123' is not a sha256", "64 lowercase hex"]),
+    ("bad-version", ["version", "'1.0 beta' is malformed"]),
+    ("bad-missing-patch", ["patches", "0001-missing.patch does not exist"]),
+    ("bad-patch-headers", ["0001-no-origin.patch lacks the header(s) Origin:, Upstream-Status:"]),
+    ("bad-style", ["build.style", "unknown style 'autotool'", "did you mean 'autotools'"]),
+    ("bad-stage-key", ["stage1.confgure", "did you mean 'configure'"]),
+    ("bad-name-folder", ["'hullo' differs from its folder 'hello'"]),
+    ("bad-yaml", ["not valid YAML"]),
+])
+def test_bad_recipe_is_rejected_with_file_key_and_fix(fixture, fragments):
+    path = next((BAD / fixture).glob("*/recipe.yaml"))
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message
+    assert "hint:" in message
+
+
+def test_cycle_is_named():
+    recipes = load_recipes(BAD / "bad-cycle")
+    with pytest.raises(CycleError, match=r"a -> b -> c -> a"):
+        build_order({n: r.depends for n, r in recipes.items()})
+
+
+def test_unknown_recipe_name_suggests():
+    with pytest.raises(RecipeError, match="did you mean 'musl'"):
+        load_recipes(ROOT / "recipes", ["mussl"])
+
+
+def test_build_order_puts_dependencies_first_and_is_stable():
+    deps = {"musl": ["linux-headers"], "linux-headers": [], "compiler-rt": ["musl"],
+            "llvm-runtimes": ["musl", "compiler-rt"]}
+    assert build_order(deps, ["llvm-runtimes"]) == ["linux-headers", "musl", "compiler-rt", "llvm-runtimes"]
+    assert build_order(deps) == ["linux-headers", "musl", "compiler-rt", "llvm-runtimes"]
+    with pytest.raises(RecipeError, match="no recipe 'zlib' .needed by musl"):
+        build_order({"musl": ["zlib"]})
+
+
+def test_project_recipes_are_valid():
+    recipes = load_recipes(ROOT / "recipes")
+    assert {"linux-headers", "musl", "compiler-rt", "llvm-runtimes"} <= set(recipes)
+    for recipe in recipes.values():
+        assert recipe.sources and all(len(s.sha256) == 64 for s in recipe.sources)
+        build_order({n: [d for d in r.depends if d in recipes] for n, r in recipes.items()})
+
+
+def test_stage_overrides_merge_env_over_common_build():
+    musl = load_recipe(ROOT / "recipes" / "musl" / "recipe.yaml")
+    common, stage1 = musl.build_for("stage4"), musl.build_for("stage1")
+    assert common.env == {} and stage1.env["CC"] == "clang"
+    assert stage1.configure == common.configure
+
+
+def test_styles_table_matches_schema():
+    assert set(STYLES) == set(styles.STYLES)
+
+
+def test_style_quotes_arguments_but_expands_variables():
+    spec = load_recipe(ROOT / "recipes" / "musl" / "recipe.yaml").build_for("stage1")
+    cmds = styles.commands(spec)
+    assert cmds["configure"].startswith('"$SRC"/configure --prefix="$PREFIX" "--target=$TARGET"')
+    assert styles.word('a "b" `c` $D') == '"a \\"b\\" \\`c\\` $D"'

@@ -1,0 +1,108 @@
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from serpentlib.sandbox import Bind, Sandbox
+
+
+def output(log: Path) -> str:
+    return "\n".join(log.read_text().splitlines()[1:])  # line 0 is the command header
+
+
+def host_mounts() -> str:
+    return Path("/proc/self/mountinfo").read_text()
+
+
+def test_environment_is_clean_and_explicit(tmp_path, monkeypatch, root_required):
+    monkeypatch.setenv("RANLIB", "leaked-host-ranlib")
+    rec = Sandbox(env={"FOO": "bar"}, path="/usr/bin:/bin").run("env | sort", cwd=tmp_path, log=tmp_path / "env.log")
+    assert rec.exit_code == 0
+    env = dict(line.split("=", 1) for line in output(tmp_path / "env.log").splitlines() if "=" in line)
+    assert "RANLIB" not in env and env["FOO"] == "bar" and env["PATH"] == "/usr/bin:/bin"
+    assert set(env) <= {"PATH", "HOME", "LC_ALL", "TZ", "TERM", "SHELL", "FOO", "PWD", "SHLVL", "_"}
+
+
+def test_network_is_unreachable_inside_but_reachable_outside(tmp_path, root_required):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    probe = [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=3); print('connected')"]
+    assert subprocess.run(probe, capture_output=True, text=True).stdout.strip() == "connected"
+    rec = Sandbox().run(probe, cwd=tmp_path, log=tmp_path / "net.log")
+    server.close()
+    assert rec.exit_code != 0
+    assert "connected" not in output(tmp_path / "net.log")
+    assert "Network is unreachable" in output(tmp_path / "net.log") or "refused" in output(tmp_path / "net.log")
+
+
+def test_record_measures_the_command(tmp_path, root_required):
+    rec = Sandbox().run("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 7", cwd=tmp_path,
+                        log=tmp_path / "x.log", stage="s", package="p", version="1", phase="build")
+    assert (rec.stage, rec.package, rec.phase, rec.exit_code) == ("s", "p", "build", 7)
+    assert rec.wall_s > 0 and rec.user_s > 0 and rec.max_rss_kb > 0 and rec.log == str(tmp_path / "x.log")
+
+
+def test_chroot_with_binds_proc_and_dev(tmp_path, root_required):
+    root, data = tmp_path / "root", tmp_path / "data"
+    root.mkdir()
+    data.mkdir()
+    (data / "file").write_text("from the host\n")
+    busybox = "/bin/busybox" if Path("/bin/busybox").exists() else None
+    sb = Sandbox(root=root, binds=[Bind(Path("/usr"), "/usr"), Bind(Path("/lib"), "/lib"), Bind(Path("/lib64"), "/lib64"),
+                                   Bind(Path("/bin"), "/bin"), Bind(data, "/data", readonly=True)], path="/usr/bin:/bin")
+    rec = sb.run("cat /data/file; ls /proc/1/status >/dev/null && echo proc; echo x > /dev/null && echo dev;"
+                 " touch /data/new 2>/dev/null || echo readonly; touch /usr/x 2>/dev/null || echo usr-readonly",
+                 cwd="/", log=tmp_path / "c.log")
+    out = output(tmp_path / "c.log")
+    assert rec.exit_code == 0, out
+    assert out.split() == ["from", "the", "host", "proc", "dev", "readonly", "usr-readonly"]
+    assert str(root) not in host_mounts()
+    assert not any(root.joinpath("dev").iterdir()), "/dev was a tmpfs in the namespace, not files in the root"
+    del busybox
+
+
+KILLED_PARENT = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from serpentlib.sandbox import Bind, Sandbox
+    root, data = Path(sys.argv[1]), Path(sys.argv[2])
+    sb = Sandbox(root=root, binds=[Bind(Path('/usr'), '/usr'), Bind(Path('/lib'), '/lib'), Bind(Path('/lib64'), '/lib64'),
+                                   Bind(Path('/bin'), '/bin'), Bind(data, '/data', readonly=False)])
+    sb.run('echo $$ > /data/started; exec sleep 300', cwd='/', log=data / 'run.log')
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_no_mount_or_process_is_left_after_the_parent_is_killed(tmp_path, sig, root_required):
+    root, data = tmp_path / "root", tmp_path / "data"
+    root.mkdir()
+    data.mkdir()
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(root), str(data)])
+    deadline = time.monotonic() + 20
+    while not (data / "started").exists():
+        assert time.monotonic() < deadline, "the sandboxed command never started"
+        time.sleep(0.05)
+    sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+    assert sleepers
+    assert str(root) not in host_mounts(), "mounts are private to the namespace, even while it runs"
+    parent.send_signal(sig)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in sleepers):
+        assert time.monotonic() < deadline, "the sandboxed process outlived its parent"
+        time.sleep(0.05)
+    findmnt = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    assert str(tmp_path) not in findmnt
+
+
+def test_missing_command_is_a_failed_record_not_a_crash(tmp_path, root_required):
+    rec = Sandbox().run(["/nonexistent/tool"], cwd=tmp_path, log=tmp_path / "m.log")
+    assert rec.exit_code == 127 and "cannot run /nonexistent/tool" in output(tmp_path / "m.log")
