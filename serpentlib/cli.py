@@ -26,6 +26,7 @@ def _stages(text: str | None, available: list[int]) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import metrics
     from .profile import PROJECT, load_profile
     from .run import new_run_id, run_stages, summary
 
@@ -35,6 +36,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
     info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet)
+    phases = metrics.load(run_dir, "phases")
+    for stage, rows in phases.groupby("stage", sort=False):
+        print(f"\n{stage}: wall seconds per package and phase")
+        print(metrics.package_times(rows).to_string())
+    print()
     print(summary(run_dir).to_string(index=False))
     print(f"run {info.run_id}: {', '.join(f'stage {k} {v}' for k, v in info.stages.items())} "
           f"in {info.duration_s:.0f} s; report: {run_dir}")

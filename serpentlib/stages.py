@@ -135,7 +135,7 @@ def stage1(*, target: str, packages: list[str], work_dir: str, run_dir: str, run
 
 
 # -- fetch ---------------------------------------------------------------------------------------
-def fetch_profile(profile: Profile, store_dir: str | None = None, recipes_dir: Path = PROJECT / "recipes") -> pd.DataFrame:
+def fetch_profile(profile: Profile, store_dir: str | None = None) -> pd.DataFrame:
     """Fetch and verify every source of every package in the profile; one row per source."""
     names: list[str] = []
     for n in profile.stage_numbers:
@@ -143,6 +143,7 @@ def fetch_profile(profile: Profile, store_dir: str | None = None, recipes_dir: P
     params = profile.common
     store = make_store(store_dir or params.get("store_dir", ""), params.get("mirrors"), params.get("fetch_upstream", True))
     rows = []
+    recipes_dir = Path(params.get("recipes_dir") or PROJECT / "recipes")
     for name, recipe in load_recipes(recipes_dir, names).items():
         for source in recipe.sources:
             got = store.fetch(source)

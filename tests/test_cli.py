@@ -68,3 +68,15 @@ def test_failing_build_names_package_phase_and_log(tmp_path, root_required):
     phases = (run_dir / "phases.csv").read_text()
     assert "broken-build" in phases and "fetch" in phases  # what finished before the failure is kept
     assert (run_dir / "stage1-toolchain.ipynb").exists()
+
+
+def test_fetch_profile_fetches_and_verifies_every_source(tmp_path, capsys):
+    if subprocess.run("apt-cache showsrc musl 2>/dev/null | grep -q 7d5b0b60", shell=True).returncode != 0:
+        pytest.skip("deb-src entries are not enabled on this machine (make setup enables them)")
+    profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\n"
+                                      "stages:\n  1:\n    packages: [broken-build]\n")
+    store = tmp_path / "store"
+    assert main(["fetch", "--profile", str(profile), "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "musl-1.2.3.tar.gz" in out and "debian" in out
+    assert (store / "7d" / "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4").is_file()
