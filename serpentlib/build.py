@@ -178,8 +178,8 @@ class PackageBuild:
         installed, files, elves = tree_size(self.destdir)
         with self.host_phase("merge"):
             merge_tree(self.destdir, self.ctx.install_root)
-        if not self.ctx.keep_build_trees:
-            shutil.rmtree(self.root, ignore_errors=True)
+            if not self.ctx.keep_build_trees:
+                shutil.rmtree(self.root, ignore_errors=True)
         size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
                           installed, files, elves)
         return self.records, size

@@ -33,7 +33,7 @@ def time_per_package(phases: pd.DataFrame, title: str = "Wall time per package")
     ax.set_xlabel("wall time (s)")
     ax.set_ylabel("")
     ax.set_title(title)
-    ax.legend(title="phase", loc="lower right", fontsize=8)
+    ax.legend(title="phase", loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.margins(x=0.15)
     fig.tight_layout()
     return fig
@@ -73,6 +73,7 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     ax.set_xlabel("seconds since stage start")
     ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for p, c in PHASE_COLORS.items() if p in set(df["phase"])]
-    ax.legend(handles, [p for p in PHASE_COLORS if p in set(df["phase"])], fontsize=8, loc="lower right")
+    ax.legend(handles, [p for p in PHASE_COLORS if p in set(df["phase"])], title="phase", fontsize=8,
+              loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
