@@ -59,6 +59,9 @@ def setup(spec):
     if spec.get("proc"):
         os.makedirs(inside(root, "/proc"), exist_ok=True)
         mount("proc", inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if spec.get("tmp"):
+        os.makedirs(inside(root, "/tmp"), exist_ok=True)
+        mount("tmpfs", inside(root, "/tmp"), "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=512m")
     if spec.get("dev"):
         dev = inside(root, "/dev")
         os.makedirs(dev, exist_ok=True)

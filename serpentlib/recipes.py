@@ -66,7 +66,8 @@ BUILD_FIELDS: dict[str, Field] = {
     "build": Field((list, str), False, [], help="make arguments, or a script for style: script"),
     "install": Field((list, str), False, [], help="make install arguments, or a script for style: script"),
     "env": Field(dict, False, {}, help="variables for every phase; $VARS expand in the shell"),
-    "enabled": Field(bool, False, True, help="false: this stage does not build the package"),
+    "pre_configure": Field(str, False, "", help="shell lines run in the source tree before configure"),
+    "post_install": Field(str, False, "", help="shell lines run after install, e.g. links in $DESTDIR"),
 }
 
 CHECK_FIELDS: dict[str, Field] = {
@@ -98,7 +99,8 @@ class BuildSpec:
     build: tuple[str, ...] | str = ()
     install: tuple[str, ...] | str = ()
     env: dict[str, str] = field(default_factory=dict)
-    enabled: bool = True
+    pre_configure: str = ""
+    post_install: str = ""
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ class Sandbox:
     network: bool = False
     proc: bool = True
     dev: bool = True
+    tmp: bool = True
     umask: int = 0o022
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -112,7 +113,7 @@ class Sandbox:
         argv = [self.shell, "-c", command] if isinstance(command, str) else list(command)
         spec = {"root": str(self.root) if self.root else None,
                 "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
-                "proc": self.proc, "dev": self.dev, "cwd": str(cwd), "umask": self.umask,
+                "proc": self.proc, "dev": self.dev, "tmp": self.tmp, "cwd": str(cwd), "umask": self.umask,
                 "argv": argv, "env": self.environment(env)}
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)

@@ -68,4 +68,10 @@ STYLES: dict[str, Callable[[BuildSpec], Commands]] = {
 
 def commands(spec: BuildSpec) -> Commands:
     """The shell command of each phase (None: the phase does nothing for this style)."""
-    return STYLES[spec.style](spec)
+    cmds = STYLES[spec.style](spec)
+    if spec.pre_configure.strip():
+        pre = f'set -e\n(cd {_src(spec)}\n{spec.pre_configure.strip()}\n)'
+        cmds["configure"] = pre + (f"\n{cmds['configure']}" if cmds["configure"] else "")
+    if spec.post_install.strip():
+        cmds["install"] = f"set -e\n{cmds['install'] or ':'}\n{spec.post_install.strip()}"
+    return cmds

@@ -169,3 +169,58 @@ def require_passed(checks: list[CheckRecord]) -> None:
         lines = "\n".join(f"  {c.check} {c.subject}: {c.detail}" for c in failed[:20])
         raise CheckError(f"{len(failed)} of {len(checks)} checks failed:\n{lines}",
                          "see the verification table in the notebook and the logs under logs/<stage>/checks")
+
+
+def _in_root(root: Path, path: str) -> Path:
+    """Resolve `path` as the root's own programs would see it (absolute links stay inside)."""
+    current = root
+    parts = [p for p in path.split("/") if p]
+    for _ in range(40):
+        if not parts:
+            return current
+        candidate = current / parts.pop(0)
+        if candidate.is_symlink():
+            target = os.readlink(candidate)
+            parts = [p for p in target.split("/") if p] + parts
+            current = root if target.startswith("/") else current
+            continue
+        current = candidate
+    return current
+
+
+def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/lib", "/lib")) -> list[CheckRecord]:
+    """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has."""
+    records = []
+    for path in sorted(elf_files(root)):
+        rel = "/" + str(path.relative_to(root))
+        try:
+            info = elf_info(path)
+        except ELFError as exc:
+            records.append(CheckRecord(stage, "elf-closure", rel, False, str(exc)))
+            continue
+        problems = []
+        if info.interpreter is not None:
+            if info.interpreter != MUSL_INTERP:
+                problems.append(f"interpreter {info.interpreter}")
+            elif not _in_root(root, info.interpreter).is_file():
+                problems.append(f"the root has no {info.interpreter}")
+        missing = [n for n in info.needed if not any(_in_root(root, f"{d}/{n}").is_file() for d in libdirs)]
+        if missing:
+            problems.append(f"needs {missing}, which the root lacks")
+        kind = "static" if info.static else f"needs {','.join(info.needed) or '-'}"
+        records.append(CheckRecord(stage, "elf-closure", rel, not problems, "; ".join(problems) or kind))
+    return records
+
+
+def check_in_root(stage: str, sandbox: Sandbox, commands: dict[str, tuple[str, str]], logs: Path) -> list[CheckRecord]:
+    """Run each `subject: (shell command, expected output fragment)` in the sandbox's root."""
+    records = []
+    for subject, (command, expect) in commands.items():
+        log = logs / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', subject)}.log"
+        log.unlink(missing_ok=True)
+        rec = sandbox.run(command, cwd="/", log=log, stage=stage, phase="check")
+        output = "\n".join(log.read_text(errors="replace").splitlines()[1:])
+        ok = rec.exit_code == 0 and expect in output
+        records.append(CheckRecord(stage, "runs-in-root", subject, ok,
+                                   f"exit {rec.exit_code}; {output.strip()[:160]!r}"))
+    return records

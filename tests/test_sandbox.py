@@ -1,4 +1,3 @@
-import os
 import signal
 import socket
 import subprocess
@@ -55,18 +54,18 @@ def test_chroot_with_binds_proc_and_dev(tmp_path, root_required):
     root.mkdir()
     data.mkdir()
     (data / "file").write_text("from the host\n")
-    busybox = "/bin/busybox" if Path("/bin/busybox").exists() else None
     sb = Sandbox(root=root, binds=[Bind(Path("/usr"), "/usr"), Bind(Path("/lib"), "/lib"), Bind(Path("/lib64"), "/lib64"),
                                    Bind(Path("/bin"), "/bin"), Bind(data, "/data", readonly=True)], path="/usr/bin:/bin")
     rec = sb.run("cat /data/file; ls /proc/1/status >/dev/null && echo proc; echo x > /dev/null && echo dev;"
-                 " touch /data/new 2>/dev/null || echo readonly; touch /usr/x 2>/dev/null || echo usr-readonly",
+                 " touch /data/new 2>/dev/null || echo readonly; touch /usr/x 2>/dev/null || echo usr-readonly;"
+                 " echo x > /tmp/t && echo tmp",
                  cwd="/", log=tmp_path / "c.log")
     out = output(tmp_path / "c.log")
     assert rec.exit_code == 0, out
-    assert out.split() == ["from", "the", "host", "proc", "dev", "readonly", "usr-readonly"]
+    assert out.split() == ["from", "the", "host", "proc", "dev", "readonly", "usr-readonly", "tmp"]
     assert str(root) not in host_mounts()
     assert not any(root.joinpath("dev").iterdir()), "/dev was a tmpfs in the namespace, not files in the root"
-    del busybox
+    assert not any(root.joinpath("tmp").iterdir()), "so was /tmp"
 
 
 KILLED_PARENT = textwrap.dedent("""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serpentlib.errors import ChecksumError, PatchError, SourceError, UnsafeArchiveError
+from serpentlib.errors import PatchError, SourceError, UnsafeArchiveError
 from serpentlib.recipes import Source
 from serpentlib.sources import SourceStore, apply_patches, extract, sha256_of
 

@@ -1,0 +1,93 @@
+"""Stage 2: a minimal runtime cross-compiled by the stage1 toolchain into its own root."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .. import verify
+from ..build import StageContext
+from ..errors import SerpentError
+from ..metrics import Recorder
+from ..profile import PROJECT
+from ..recipes import load_recipes
+from ..sandbox import Bind, Sandbox
+from .common import SOURCE_DATE_EPOCH, StageResult, build_packages, host_clang, make_store
+
+# /bin, /sbin, /lib and /lib64 are links into /usr, as in the seed.
+ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib", "usr/sbin": "bin",
+              "usr/lib64": "lib"}
+ROOT_DIRS = ("usr/bin", "usr/lib", "usr/include", "usr/share", "etc", "tmp", "proc", "dev", "root")
+
+
+def make_root_layout(root: Path) -> None:
+    for d in ROOT_DIRS:
+        (root / d).mkdir(parents=True, exist_ok=True)
+    for link, target in ROOT_LINKS.items():
+        path = root / link
+        if not path.is_symlink():
+            os.symlink(target, path)
+    (root / "tmp").chmod(0o1777)
+
+
+def toolchain(work: Path, target: str) -> Path:
+    """The stage1 wrappers' directory, or a clear error when stage 1 has not run."""
+    bindir = work / "stage1" / "bin"
+    if not (bindir / f"{target}-clang").exists():
+        raise SerpentError(f"no stage1 toolchain in {work / 'stage1'}",
+                           "run stage 1 first with the same --work-dir: serpent run --stage 1,2")
+    return bindir
+
+
+def cross_env(bindir: Path, target: str, cflags: str) -> dict[str, str]:
+    """What a cross build sees: the stage1 wrappers as CC/CXX, LLVM's binutils, the triples."""
+    build_triple = host_clang()[2]
+    return {"CC": str(bindir / f"{target}-clang"), "CXX": str(bindir / f"{target}-clang++"),
+            "AR": "llvm-ar", "RANLIB": "llvm-ranlib", "NM": "llvm-nm", "STRIP": "llvm-strip",
+            "OBJCOPY": "llvm-objcopy", "OBJDUMP": "llvm-objdump", "READELF": "llvm-readelf",
+            "CC_FOR_BUILD": "clang", "HOSTCC": "clang", "CFLAGS": cflags, "CXXFLAGS": cflags,
+            "TARGET": target, "HOST": target, "BUILD": build_triple, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
+            "KCONFIG_NOTIMESTAMP": "1", "STAGE1": str(bindir.parent)}
+
+
+def root_sandbox(root: Path, shell: str = "/usr/bin/sh", binds: list[Bind] | None = None,
+                 path: str = "/usr/bin:/bin:/usr/sbin:/sbin") -> Sandbox:
+    return Sandbox(root=root, binds=binds or [], path=path, shell=shell)
+
+
+def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str, str]]:
+    """The `checks:` of each recipe: {"<package>: <command>": (command, expected output)}."""
+    out = {}
+    for name, recipe in load_recipes(recipes_dir, packages).items():
+        for check in recipe.checks:
+            out[f"{name}: {check['run']}"] = (check["run"], check["expect"])
+    return out
+
+
+def stage2(*, target: str, packages: list[str], work_dir: str, run_dir: str, run_id: str = "", profile: str = "",
+           recipes_dir: str = "", store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
+           jobs: int = 0, cflags: str = "-O2 -pipe") -> StageResult:
+    """Cross-compile the runtime stage3 starts from into `<work>/stage2/root`; verify it alone."""
+    base = Path(work_dir).resolve()
+    bindir = toolchain(base, target)
+    work, run = base / "stage2", Path(run_dir).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    root = work / "root"
+    make_root_layout(root)
+    recipes = Path(recipes_dir) if recipes_dir else PROJECT / "recipes"
+    env = {**cross_env(bindir, target, cflags), "SYSROOT": str(base / "stage1" / "sysroot")}
+    recorder = Recorder(run, run_id, profile)
+    ctx = StageContext(stage="stage2", work=work, install_root=root, store=make_store(store_dir, mirrors, fetch_upstream),
+                       sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), logs=run / "logs" / "stage2", env=env,
+                       jobs=jobs or os.cpu_count() or 1)
+    result = StageResult("stage2")
+    build_packages(ctx, recipes, packages, recorder, result)
+    checks = verify.check_root_closure("stage2", root)
+    checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(base)])
+    # The root alone: nothing from the host is mounted but /proc, a minimal /dev and a tmpfs /tmp.
+    checks += verify.check_in_root("stage2", root_sandbox(root), recipe_checks(recipes, packages),
+                                   run / "logs" / "stage2" / "checks")
+    recorder.add_all(checks)
+    result.checks = checks
+    return result
