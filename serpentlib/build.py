@@ -50,6 +50,11 @@ class StageContext:
     sandbox: Sandbox
     logs: Path                 # <run>/logs/<stage>
     env: dict[str, str] = field(default_factory=dict)
+    # Where the sandbox sees a host path (a chroot binds the build trees elsewhere).
+    inside: Callable[[Path], str] = str
+    # Packages whose stage build says `on_host: true` run here instead (stage3's intermediate musl).
+    host_sandbox: Sandbox | None = None
+    host_env: dict[str, str] = field(default_factory=dict)
     jobs: int = os.cpu_count() or 1
     keep_build_trees: bool = False
     on_record: Callable[[PhaseRecord], None] = lambda record: None
@@ -111,7 +116,8 @@ class PackageBuild:
         self.root = ctx.work / "build" / recipe.name
         self.src = self.root / "src"
         self.objdir = self.root / "build"
-        self.destdir = ctx.work / "dest" / recipe.name
+        self.destdir = self.root / "dest"
+        self.on_host = self.spec.on_host and ctx.host_sandbox is not None
         self.records: list[PhaseRecord] = []
 
     def log_path(self, phase: str) -> Path:
@@ -143,10 +149,13 @@ class PackageBuild:
                                      round(time.monotonic() - t0, 3), round(r1.ru_utime - r0.ru_utime, 3),
                                      round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss), code, str(logfile)))
 
+    def where(self, path: Path) -> str:
+        return str(path) if self.on_host else self.ctx.inside(path)
+
     def environment(self) -> dict[str, str]:
         """Stage variables, then the recipe's, whose `$VARS` expand against those before them."""
-        env = {"SRC": str(self.src), "DESTDIR": str(self.destdir), "PREFIX": "/usr", "JOBS": str(self.ctx.jobs),
-               **self.ctx.env}
+        env = {"SRC": self.where(self.src), "DESTDIR": self.where(self.destdir), "PREFIX": "/usr",
+               "JOBS": str(self.ctx.jobs), **(self.ctx.host_env if self.on_host else self.ctx.env)}
         for key, value in self.spec.env.items():
             env[key] = expand(value, env)
         return env
@@ -162,15 +171,25 @@ class PackageBuild:
         if r.patches:
             with self.host_phase("patch"):
                 apply_patches(r.patches, self.src)
-        shutil.rmtree(self.destdir, ignore_errors=True)
+        if r.prepare.strip():  # host-side preparation, like patching: the chroot may lack the tools
+            host = self.ctx.host_sandbox or self.ctx.sandbox
+            env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
+            record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
+                                           stage=self.ctx.stage, package=r.name, version=r.version, phase="prepare",
+                                           env=env))
+            if record.exit_code != 0:
+                raise BuildError(self.ctx.stage, r.name, "prepare", record.exit_code, Path(record.log))
         self.destdir.mkdir(parents=True)
         self.objdir.mkdir(parents=True, exist_ok=True)
-        cwd = self.src / self.spec.subdir if self.spec.style in ("make",) else self.objdir
+        in_tree = self.spec.in_tree or self.spec.style == "make"
+        cwd = self.where(self.src / self.spec.subdir if in_tree else self.objdir)
         env = self.environment()
+        sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
+        assert sandbox is not None
         for phase, command in commands(self.spec).items():
             if command is None:
                 continue
-            record = self._record(self.ctx.sandbox.run(command, cwd=cwd, log=self.log_path(phase), stage=self.ctx.stage,
+            record = self._record(sandbox.run(command, cwd=cwd, log=self.log_path(phase), stage=self.ctx.stage,
                                                        package=r.name, version=r.version, phase=phase, env=env))
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))

@@ -18,6 +18,8 @@ HOST_PACKAGES = [
     # build tools used by recipes
     "make", "cmake", "ninja-build", "python3", "python3-venv", "rsync", "bc", "patch", "file",
     "xz-utils", "bzip2", "gzip",
+    # make-dfsg ships no configure script: autoreconf runs on the host
+    "autoconf", "automake", "autopoint", "gettext", "pkg-config",
     # sandbox and sources
     "util-linux", "dpkg-dev",
 ]

@@ -42,6 +42,7 @@ RECIPE_FIELDS: dict[str, Field] = {
     "homepage": Field(str, False, ""),
     "sources": Field(list, True, help="a list of {url, sha256}"),
     "patches": Field(list, False, [], help="paths under the recipe folder"),
+    "prepare": Field(str, False, "", help="shell lines run on the host in the patched source, e.g. autoreconf"),
     "depends": Field(list, False, [], help="names of recipes built before this one"),
     "build": Field(dict, False, {}, help="how to build: style, configure, make, env, ..."),
     "checks": Field(list, False, []),
@@ -65,9 +66,12 @@ BUILD_FIELDS: dict[str, Field] = {
     "configure": Field((list, str), False, [], help="configure/cmake arguments, or a script for style: script"),
     "build": Field((list, str), False, [], help="make arguments, or a script for style: script"),
     "install": Field((list, str), False, [], help="make install arguments, or a script for style: script"),
+    "check": Field(str, False, "", help="shell lines run after build (the package's own tests), a phase of its own"),
+    "in_tree": Field(bool, False, False, help="true: configure and build in the source tree, not a separate one"),
     "env": Field(dict, False, {}, help="variables for every phase; $VARS expand in the shell"),
     "pre_configure": Field(str, False, "", help="shell lines run in the source tree before configure"),
     "post_install": Field(str, False, "", help="shell lines run after install, e.g. links in $DESTDIR"),
+    "on_host": Field(bool, False, False, help="true: build on the host with the stage1 toolchain, not in the chroot"),
 }
 
 CHECK_FIELDS: dict[str, Field] = {
@@ -98,9 +102,12 @@ class BuildSpec:
     configure: tuple[str, ...] | str = ()
     build: tuple[str, ...] | str = ()
     install: tuple[str, ...] | str = ()
+    check: str = ""
+    in_tree: bool = False
     env: dict[str, str] = field(default_factory=dict)
     pre_configure: str = ""
     post_install: str = ""
+    on_host: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +120,7 @@ class Recipe:
     path: Path
     homepage: str = ""
     patches: tuple[Path, ...] = ()
+    prepare: str = ""
     depends: tuple[str, ...] = ()
     build: BuildSpec = BuildSpec()
     checks: tuple[dict[str, str], ...] = ()
@@ -237,7 +245,7 @@ def load_recipe(recipe_file: Path) -> Recipe:
     stages = {s: d[s] for s in STAGES if d[s]}
     recipe = Recipe(name=name, version=version, summary=d["summary"], license=d["license"],
                     homepage=d["homepage"], sources=sources, path=recipe_file.parent,
-                    patches=patches, depends=depends,
+                    patches=patches, prepare=d["prepare"], depends=depends,
                     build=_build_spec(d["build"], recipe_file, "build"), checks=checks, stages=stages)
     for stage in stages:  # validate each stage's overrides now, not mid-build
         recipe.build_for(stage)

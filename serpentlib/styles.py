@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from .recipes import BuildSpec
 
-PHASES = ("configure", "build", "install")
+PHASES = ("configure", "build", "check", "install")
 Commands = dict[str, str | None]
 
 
@@ -69,6 +69,8 @@ STYLES: dict[str, Callable[[BuildSpec], Commands]] = {
 def commands(spec: BuildSpec) -> Commands:
     """The shell command of each phase (None: the phase does nothing for this style)."""
     cmds = STYLES[spec.style](spec)
+    cmds = {"configure": cmds["configure"], "build": cmds["build"],
+            "check": f"set -e\n{spec.check.strip()}" if spec.check.strip() else None, "install": cmds["install"]}
     if spec.pre_configure.strip():
         pre = f'set -e\n(cd {_src(spec)}\n{spec.pre_configure.strip()}\n)'
         cmds["configure"] = pre + (f"\n{cmds['configure']}" if cmds["configure"] else "")

@@ -1,0 +1,120 @@
+"""Stage 3: native builds inside a chroot, with stage 2 bind-mounted read-only at /serpent.
+
+As in the seed: the root starts empty; the intermediate musl is built on the host by the
+stage1 toolchain and installed into it; then every package is extracted and patched on the
+host and configured, built and installed inside the chroot, by /serpent/usr/bin/bash with
+/usr/bin ahead of /serpent/usr/bin on PATH, so each install replaces a /serpent tool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from .. import verify
+from ..build import StageContext
+from ..errors import SerpentError
+from ..metrics import CheckRecord, Recorder
+from ..profile import PROJECT
+from ..recipes import load_recipes
+from ..sandbox import Bind, Sandbox
+from ..sources import extract
+from .common import SOURCE_DATE_EPOCH, StageResult, build_packages, make_store
+from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
+
+CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
+SERPENT_SHELL = "/serpent/usr/bin/bash"
+
+
+def chroot_sandbox(root: Path, builds: Path, serpent: Path | None, env: dict[str, str]) -> Sandbox:
+    """The stage3 chroot: /serpent (read-only) when given, the build trees at /build."""
+    binds = [Bind(builds, "/build", readonly=False)]
+    if serpent is not None:
+        binds.insert(0, Bind(serpent, "/serpent", readonly=True))
+        return Sandbox(root=root, binds=binds, path=CHROOT_PATH, shell=SERPENT_SHELL, env=env)
+    return Sandbox(root=root, binds=binds, path="/usr/bin:/bin:/usr/sbin:/sbin", shell="/usr/bin/bash", env=env)
+
+
+def native_env(serpent_tcc: bool) -> dict[str, str]:
+    """The chroot's compiler is tcc. Until stage3 installs its own, tcc's runtime (libtcc1.a, its
+    headers) is under /serpent, hence -B. tcc takes no optimisation flags worth passing."""
+    cc = "tcc -B/serpent/usr/lib/tcc" if serpent_tcc else "tcc"
+    return {"CC": cc, "AR": "tcc -ar", "LD": "tcc", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
+            "KCONFIG_NOTIMESTAMP": "1", "HOME": "/root", "TMPDIR": "/tmp"}
+
+
+FIXED_POINT = """set -e
+cd /build/fixpoint/src
+./configure --cc=tcc --prefix=/usr --config-musl >/dev/null
+make -s tcc >/dev/null
+cp tcc /build/fixpoint/tcc-1
+make -s clean >/dev/null
+./configure --cc=/build/fixpoint/tcc-1 --prefix=/usr --config-musl >/dev/null
+make -s tcc >/dev/null
+cp tcc /build/fixpoint/tcc-2
+echo built
+"""
+
+
+def check_fixed_point(stage: str, root: Path, builds: Path, tcc_source: Path, logs: Path) -> list[CheckRecord]:
+    """The installed tcc builds tcc-1; tcc-1 builds tcc-2; tcc-1 and tcc-2 must be byte-identical."""
+    where = builds / "fixpoint"
+    shutil.rmtree(where, ignore_errors=True)
+    extract(tcc_source, where / "src")
+    sandbox = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    rec = sandbox.run(FIXED_POINT, cwd="/", log=logs / "fixed-point.log", stage=stage, phase="check")
+    if rec.exit_code != 0:
+        return [CheckRecord(stage, "fixed-point", "tcc", False, f"exit {rec.exit_code}; see {rec.log}")]
+    one, two = (where / "tcc-1").read_bytes(), (where / "tcc-2").read_bytes()
+    same_as_installed = one == (root / "usr" / "bin" / "tcc").read_bytes()
+    records = [CheckRecord(stage, "fixed-point", "tcc", one == two,
+                           f"tcc-1 {'==' if one == two else '!='} tcc-2 ({len(one)} bytes); "
+                           f"tcc-1 {'==' if same_as_installed else '!='} /usr/bin/tcc")]
+    shutil.rmtree(where, ignore_errors=True)
+    return records
+
+
+def stage3(*, target: str, packages: list[str], work_dir: str, run_dir: str, run_id: str = "", profile: str = "",
+           recipes_dir: str = "", store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
+           jobs: int = 0, cflags: str = "-O2 -pipe") -> StageResult:
+    """Build the mini set natively in the stage3 chroot, then verify the final compiler."""
+    base = Path(work_dir).resolve()
+    bindir = toolchain(base, target)
+    serpent = base / "stage2" / "root"
+    if not (serpent / "usr" / "bin" / "bash").exists():
+        raise SerpentError(f"no stage2 root in {serpent}", "run stage 2 first with the same --work-dir")
+    work, run = base / "stage3", Path(run_dir).resolve()
+    shutil.rmtree(work, ignore_errors=True)
+    root, builds = work / "root", work / "build"
+    make_root_layout(root)
+    # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
+    os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
+    builds.mkdir(parents=True)
+    recipes = Path(recipes_dir) if recipes_dir else PROJECT / "recipes"
+    env = native_env(serpent_tcc=True)
+    host_env = {**cross_env(bindir, target, cflags), "SYSROOT": str(base / "stage1" / "sysroot")}
+    recorder = Recorder(run, run_id, profile)
+    store = make_store(store_dir, mirrors, fetch_upstream)
+    ctx = StageContext(stage="stage3", work=work, install_root=root, store=store,
+                       sandbox=chroot_sandbox(root, builds, serpent, env), logs=run / "logs" / "stage3", env=env,
+                       inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
+                       host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env,
+                       jobs=jobs or os.cpu_count() or 1)
+    result = StageResult("stage3")
+    build_packages(ctx, recipes, packages, recorder, result)
+    logs = run / "logs" / "stage3" / "checks"
+    checks = verify.check_root_closure("stage3", root)
+    checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(base), "/serpent"])
+    with_serpent = chroot_sandbox(root, builds, serpent, env)
+    checks += verify.check_in_root("stage3", with_serpent, {
+        "tools resolve to /usr/bin": ("for t in make bash tcc sh; do command -v $t; done",
+                                      "/usr/bin/make\n/usr/bin/bash\n/usr/bin/tcc\n/usr/bin/sh"),
+    }, logs)
+    alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    checks += verify.check_in_root("stage3", alone, recipe_checks(recipes, packages), logs)
+    tcc = load_recipes(recipes, ["tcc"])["tcc"]
+    checks += check_fixed_point("stage3", root, builds, store.fetch(tcc.sources[0]).path, logs)
+    recorder.add_all(checks)
+    result.checks = checks
+    return result
