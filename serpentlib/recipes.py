@@ -75,8 +75,9 @@ BUILD_FIELDS: dict[str, Field] = {
 }
 
 CHECK_FIELDS: dict[str, Field] = {
-    "run": Field(str, True),
-    "expect": Field(str, False, ""),
+    "name": Field(str, False, "", help="a short name for the records (default: the command)"),
+    "run": Field(str, True, help="a shell command run in the stage's root"),
+    "expect": Field(str, False, "", help="text its output must contain"),
 }
 
 

@@ -34,7 +34,7 @@ class StageFailed(SerpentError):
             if tail:
                 msg += "\n--- last lines of the log ---\n" + tail
         else:
-            msg = f"stage {stage} failed: {error.strip().splitlines()[-1] if error.strip() else 'unknown error'}"
+            msg = f"stage {stage} failed: {error.strip() or 'unknown error'}"
         super().__init__(msg, f"the executed notebook shows the failing cell: {notebook}")
 
 

@@ -224,3 +224,18 @@ def check_in_root(stage: str, sandbox: Sandbox, commands: dict[str, tuple[str, s
         records.append(CheckRecord(stage, "runs-in-root", subject, ok,
                                    f"exit {rec.exit_code}; {output.strip()[:160]!r}"))
     return records
+
+
+def check_replaced(stage: str, old_root: Path, new_root: Path, dirs: Iterable[str] = ("usr/bin", "usr/lib")) -> list[CheckRecord]:
+    """Every program and library of `old_root` (stage2, /serpent) has a counterpart in `new_root`."""
+    records = []
+    for d in dirs:
+        for path in sorted((old_root / d).iterdir()):
+            if path.is_dir() and not path.is_symlink():
+                continue
+            rel = f"/{d}/{path.name}"
+            twin = _in_root(new_root, rel)
+            ok = twin.exists() or twin.is_symlink()
+            records.append(CheckRecord(stage, "replaces-serpent", rel, ok,
+                                       "built in this stage" if ok else "still only under /serpent"))
+    return records

@@ -61,7 +61,7 @@ def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str
     out = {}
     for name, recipe in load_recipes(recipes_dir, packages).items():
         for check in recipe.checks:
-            out[f"{name}: {check['run']}"] = (check["run"], check["expect"])
+            out[f"{name}: {check['name'] or check['run']}"] = (check["run"], check["expect"])
     return out
 
 

@@ -9,6 +9,7 @@ host and configured, built and installed inside the chroot, by /serpent/usr/bin/
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -17,9 +18,9 @@ from ..build import StageContext
 from ..errors import SerpentError
 from ..metrics import CheckRecord, Recorder
 from ..profile import PROJECT
-from ..recipes import load_recipes
+from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
-from ..sources import extract
+from ..sources import SourceStore, extract
 from .common import SOURCE_DATE_EPOCH, StageResult, build_packages, make_store
 from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
 
@@ -46,24 +47,27 @@ def native_env(serpent_tcc: bool) -> dict[str, str]:
 
 FIXED_POINT = """set -e
 cd /build/fixpoint/src
-./configure --cc=tcc --prefix=/usr --config-musl >/dev/null
-make -s tcc >/dev/null
+./configure --prefix=/usr --cc=tcc --ar="tcc -ar" {paths} >/dev/null
+make -s tcc
 cp tcc /build/fixpoint/tcc-1
-make -s clean >/dev/null
-./configure --cc=/build/fixpoint/tcc-1 --prefix=/usr --config-musl >/dev/null
-make -s tcc >/dev/null
+make -s clean
+./configure --prefix=/usr --cc=/build/fixpoint/tcc-1 --ar="tcc -ar" {paths} >/dev/null
+make -s tcc
 cp tcc /build/fixpoint/tcc-2
-echo built
 """
 
 
-def check_fixed_point(stage: str, root: Path, builds: Path, tcc_source: Path, logs: Path) -> list[CheckRecord]:
-    """The installed tcc builds tcc-1; tcc-1 builds tcc-2; tcc-1 and tcc-2 must be byte-identical."""
+def check_fixed_point(stage: str, root: Path, builds: Path, tcc: Recipe, store: SourceStore,
+                      logs: Path) -> list[CheckRecord]:
+    """The installed tcc builds tcc-1; tcc-1 builds tcc-2; tcc-1 and tcc-2 must be byte-identical.
+    Configured as the recipe configures tcc, so tcc-1 can be compared with /usr/bin/tcc too."""
     where = builds / "fixpoint"
     shutil.rmtree(where, ignore_errors=True)
-    extract(tcc_source, where / "src")
+    source = tcc.sources[0]
+    extract(store.fetch(source).path, where / "src", source.extract, source.strip)
+    script = FIXED_POINT.format(paths=tcc.build_for(stage).env["TCC_PATHS"])
     sandbox = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
-    rec = sandbox.run(FIXED_POINT, cwd="/", log=logs / "fixed-point.log", stage=stage, phase="check")
+    rec = sandbox.run(script, cwd="/", log=logs / "fixed-point.log", stage=stage, phase="check")
     if rec.exit_code != 0:
         return [CheckRecord(stage, "fixed-point", "tcc", False, f"exit {rec.exit_code}; see {rec.log}")]
     one, two = (where / "tcc-1").read_bytes(), (where / "tcc-2").read_bytes()
@@ -71,7 +75,28 @@ def check_fixed_point(stage: str, root: Path, builds: Path, tcc_source: Path, lo
     records = [CheckRecord(stage, "fixed-point", "tcc", one == two,
                            f"tcc-1 {'==' if one == two else '!='} tcc-2 ({len(one)} bytes); "
                            f"tcc-1 {'==' if same_as_installed else '!='} /usr/bin/tcc")]
+    records += check_tcc_suite(stage, sandbox, where / "src", logs)
     shutil.rmtree(where, ignore_errors=True)
+    return records
+
+
+def tcc_test_targets(source: Path) -> list[str]:
+    """The TESTS list of tcc's tests/Makefile, as upstream wrote it."""
+    text = (source / "tests" / "Makefile").read_text()
+    block = re.search(r"^TESTS = \\\n((?:[ \t]+\S+.*\n)+)", text, re.MULTILINE)
+    return re.findall(r"[\w.-]+", block.group(1).replace("\\", " ")) if block else []
+
+
+def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> list[CheckRecord]:
+    """tcc's own test suite, run in the chroot by the tcc built there; one record per target."""
+    records = []
+    for target in tcc_test_targets(source):
+        rec = sandbox.run(f"make -C tests -k {target}", cwd="/build/fixpoint/src", log=logs / f"tcc-test-{target}.log",
+                          stage=stage, phase="check", timeout=600)
+        records.append(CheckRecord(stage, "tcc-test-suite", target, rec.exit_code == 0,
+                                   f"exit {rec.exit_code} in {rec.wall_s:.1f} s; log {rec.log}"))
+    if not records:
+        records.append(CheckRecord(stage, "tcc-test-suite", "tests/Makefile", False, "no TESTS list found"))
     return records
 
 
@@ -105,6 +130,7 @@ def stage3(*, target: str, packages: list[str], work_dir: str, run_dir: str, run
     build_packages(ctx, recipes, packages, recorder, result)
     logs = run / "logs" / "stage3" / "checks"
     checks = verify.check_root_closure("stage3", root)
+    checks += verify.check_replaced("stage3", serpent, root)
     checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(base), "/serpent"])
     with_serpent = chroot_sandbox(root, builds, serpent, env)
     checks += verify.check_in_root("stage3", with_serpent, {
@@ -113,8 +139,7 @@ def stage3(*, target: str, packages: list[str], work_dir: str, run_dir: str, run
     }, logs)
     alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
     checks += verify.check_in_root("stage3", alone, recipe_checks(recipes, packages), logs)
-    tcc = load_recipes(recipes, ["tcc"])["tcc"]
-    checks += check_fixed_point("stage3", root, builds, store.fetch(tcc.sources[0]).path, logs)
+    checks += check_fixed_point("stage3", root, builds, load_recipes(recipes, ["tcc"])["tcc"], store, logs)
     recorder.add_all(checks)
     result.checks = checks
     return result

@@ -1,0 +1,130 @@
+"""The whole mini profile, for real, through papermill as `serpent run` does it (minutes)."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from serpentlib.profile import PROJECT, load_profile
+from serpentlib.sandbox import Bind, Sandbox
+
+pytestmark = pytest.mark.build
+PROFILE = load_profile("mini")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the sandbox's namespaces and chroots")
+    base = tmp_path_factory.mktemp("mini")
+    run_dir, work_dir = base / "run", base / "work"
+    proc = subprocess.run([sys.executable, "-m", "serpentlib.cli", "run", "--profile", "mini",
+                           "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q"],
+                          capture_output=True, text=True, cwd=PROJECT)
+    return proc, run_dir, work_dir
+
+
+def table(run_dir, name, stage=None):
+    df = pd.read_csv(run_dir / f"{name}.csv")
+    return df if stage is None else df[df["stage"] == stage]
+
+
+def test_run_succeeds(run):
+    proc, run_dir, _ = run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((run_dir / "run.json").read_text())["stages"] == {"1": "passed", "2": "passed", "3": "passed"}
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_every_package_built_and_recorded(run, stage):
+    _, run_dir, _ = run
+    phases = table(run_dir, "phases", f"stage{stage}")
+    wanted = PROFILE.parameters(stage)["packages"]
+    assert set(phases["package"]) == set(wanted)
+    assert (phases["exit_code"] == 0).all()
+    for package in wanted:
+        assert {"fetch", "extract", "install", "merge"} <= set(phases[phases["package"] == package]["phase"])
+    sizes = table(run_dir, "sizes", f"stage{stage}")
+    assert set(sizes["package"]) == set(wanted) and (sizes["installed_bytes"] > 0).all()
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_all_checks_pass(run, stage):
+    _, run_dir, _ = run
+    checks = table(run_dir, "checks", f"stage{stage}")
+    assert len(checks) > 5
+    failed = checks[~checks["passed"]]
+    assert failed.empty, failed.to_string()
+
+
+def test_stage1_toolchain(run):
+    _, run_dir, work_dir = run
+    checks = table(run_dir, "checks", "stage1")
+    assert set(checks[checks["check"] == "runs"]["subject"]) == {
+        "hello-c-dynamic", "hello-c-static", "cxx-eh-thread-dynamic", "cxx-eh-thread-static"}
+    sysroot, bindir = work_dir / "stage1" / "sysroot", work_dir / "stage1" / "bin"
+    for lib in ("usr/lib/libc.so", "usr/lib/libc++.so.1", "usr/lib/libc++abi.so.1", "usr/lib/libunwind.so.1",
+                "usr/include/linux/version.h"):
+        assert (sysroot / lib).exists(), lib
+    assert (sysroot / "lib" / "ld-musl-x86_64.so.1").readlink().as_posix() == "/usr/lib/libc.so"
+    for tool in ("clang", "clang++"):
+        assert (bindir / f"x86_64-serpent-linux-musl-{tool}").stat().st_mode & 0o111
+
+
+def test_stage2_root(run):
+    _, run_dir, work_dir = run
+    root = work_dir / "stage2" / "root"
+    for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib"), ("sbin", "usr/bin")):
+        assert (root / link).readlink().as_posix() == target
+    for tool in ("bash", "dash", "make", "tcc", "busybox"):
+        assert (root / "usr" / "bin" / tool).is_file(), tool
+    assert (root / "usr" / "bin" / "sh").readlink().as_posix() == "dash"
+    checks = table(run_dir, "checks", "stage2")
+    assert (checks["check"] == "runs-in-root").sum() >= 8
+
+
+def test_stage3_final_compiler(run):
+    _, run_dir, work_dir = run
+    checks = table(run_dir, "checks", "stage3").set_index(["check", "subject"])
+    assert checks.loc[("fixed-point", "tcc"), "passed"]
+    assert checks.loc[("runs-in-root", "tools resolve to /usr/bin"), "passed"]
+    root = work_dir / "stage3" / "root"
+    assert (root / "usr" / "bin" / "sh").readlink().as_posix() == "dash", "stage3's own dash replaced /serpent's"
+    phases = table(run_dir, "phases", "stage3")
+    assert set(phases[phases["phase"] == "check"]["package"]) >= {"zlib", "xz"}
+
+
+def test_an_unseen_program_compiles_and_runs_in_stage3_without_serpent(run, tmp_path):
+    _, _, work_dir = run
+    a, b = random.randrange(1000, 9999), random.randrange(1000, 9999)
+    src = tmp_path / "prog.c"
+    src.write_text('#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n'
+                   f'int main(void) {{ char *s = malloc(64); snprintf(s, 64, "%d", {a} * {b});'
+                   ' printf("%s %zu\\n", s, strlen(s)); free(s); return 0; }\n')
+    root = work_dir / "stage3" / "root"
+    sandbox = Sandbox(root=root, binds=[Bind(tmp_path, "/work", readonly=False)], shell="/usr/bin/bash")
+    rec = sandbox.run("cd /work && tcc -o prog prog.c && ./prog", cwd="/", log=tmp_path / "log")
+    out = (tmp_path / "log").read_text().splitlines()[1:]
+    assert rec.exit_code == 0, out
+    assert out == [f"{a * b} {len(str(a * b))}"]
+    interp = subprocess.run(["llvm-readelf", "-l", str(tmp_path / "prog")], capture_output=True, text=True).stdout
+    assert "/lib/ld-musl-x86_64.so.1" in interp
+
+
+def test_executed_notebooks_have_no_error_and_show_plots(run):
+    _, run_dir, _ = run
+    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot"):
+        nb = json.loads((run_dir / f"{name}.ipynb").read_text())
+        outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o["output_type"] == "error"], name
+        assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, name
+
+
+def test_no_mount_is_left(run):
+    _, run_dir, work_dir = run
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    assert str(work_dir) not in mounts and str(run_dir) not in mounts
