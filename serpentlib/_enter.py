@@ -85,7 +85,7 @@ def main(spec_path):
     except OSError as exc:
         fail(f"cannot enter {spec['cwd']}: {exc.strerror}")
     os.umask(spec.get("umask", 0o022))
-    argv, env = spec["argv"], spec["env"]
+    argv, env = spec["argv"], {**spec["env"], "PWD": spec["cwd"]}  # shells trust PWD when it is right
     child = os.fork()
     if child == 0:
         try:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .errors import BuildError, SerpentError
 from .recipes import Recipe
 from .sandbox import PhaseRecord, Sandbox, now_iso
-from .sources import SourceStore, apply_patches, extract
+from .sources import SourceStore, apply_patches
 from .styles import PHASES, commands
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,8 @@ class PackageBuild:
         with self.host_phase("extract"):
             shutil.rmtree(self.root, ignore_errors=True)
             for i, (source, got) in enumerate(zip(r.sources, fetched)):
-                extract(got.path, self.src if i == 0 else self.root / f"src{i}", source.extract, source.strip)
+                tree = self.ctx.store.unpacked(got, source)
+                shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)
         if r.patches:
             with self.host_phase("patch"):
                 apply_patches(r.patches, self.src)

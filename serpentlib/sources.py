@@ -61,6 +61,18 @@ class SourceStore:
     def path_for(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256
 
+    def unpacked(self, fetched: Fetched, source: Source) -> Path:
+        """The source's tree, extracted once per (file, subset) and kept in the store.
+
+        Callers copy it (builds write into their trees); `extract` only renames a tree into
+        place once it is complete, so an interrupted extraction is redone, never reused.
+        """
+        key = hashlib.sha256(f"{source.sha256}:{source.strip}:{','.join(source.extract)}".encode()).hexdigest()[:32]
+        tree = self.root / "trees" / key
+        if not tree.is_dir():
+            extract(fetched.path, tree, source.extract, source.strip)
+        return tree
+
     # -- verification -------------------------------------------------------------------
     def verify(self, path: Path, source: Source, origin: str) -> None:
         """Raise ChecksumError (after removing `path`) unless its sha256 is the recipe's."""

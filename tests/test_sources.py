@@ -157,3 +157,15 @@ def test_debian_source_archive_fallback(tmp_path):
     sha = "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4"
     got = store.fetch(Source(url="https://musl.libc.org/releases/musl-1.2.3.tar.gz", sha256=sha, debian="musl"))
     assert got.origin.startswith("debian") and sha256_of(got.path) == sha
+
+
+def test_unpacked_tree_is_extracted_once_and_reused(tmp_path, tarball):
+    store = SourceStore(tmp_path / "store", upstream=True, debian=False)
+    src = source_for(tarball)
+    got = store.fetch(src)
+    tree = store.unpacked(got, src)
+    assert (tree / "README").read_text() == "hi\n"
+    (tree / "marker").write_text("kept")
+    assert store.unpacked(got, src) == tree and (tree / "marker").exists()
+    other = store.unpacked(got, source_for(tarball, extract=("src",)))
+    assert other != tree and [p.name for p in other.iterdir()] == ["src"]
