@@ -21,7 +21,7 @@ HOST_PACKAGES = [
     # make-dfsg ships no configure script: autoreconf runs on the host
     "autoconf", "automake", "autopoint", "gettext", "pkg-config",
     # sandbox and sources
-    "util-linux", "dpkg-dev",
+    "util-linux", "procps", "dpkg-dev",
 ]
 SOURCES_DIR = Path("/etc/apt/sources.list.d")
 DERIVED = SOURCES_DIR / "serpentlib-src.sources"

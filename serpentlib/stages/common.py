@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 from functools import lru_cache
@@ -17,7 +18,7 @@ from ..metrics import CheckRecord, Recorder
 from ..plan import build_order
 from ..profile import PROJECT, Profile
 from ..recipes import load_recipes
-from ..sandbox import PhaseRecord
+from ..sandbox import PhaseRecord, Sandbox
 from ..sources import SourceStore
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,58 @@ def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upst
     return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream)
 
 
-def build_packages(ctx: StageContext, recipes_dir: Path, packages: list[str], recorder: Recorder,
-                   result: StageResult) -> None:
-    """Build `packages` (and what they depend on, already in the list) in dependency order."""
-    recipes = load_recipes(recipes_dir, packages)
-    order = build_order({n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}, packages)
-    ctx.on_record = lambda rec: (recorder.add(rec), result.phases.append(rec))
-    for i, name in enumerate(order, 1):
-        log.info("[%s %d/%d] %s %s", ctx.stage, i, len(order), name, recipes[name].version)
-        _, size = build_package(recipes[name], ctx)
-        recorder.add(size)
-        result.sizes.append(size)
+@dataclass
+class StageRun:
+    """One stage's places, sources and record keeping, made from the notebook's parameters."""
+
+    name: str
+    base: Path          # the work directory: every stage's tree is below it
+    work: Path          # <base>/<name>, made anew for each run of the stage
+    run: Path           # the run directory: records and logs
+    recipes: Path
+    store: SourceStore
+    recorder: Recorder
+    jobs: int
+    result: StageResult
+
+    @property
+    def logs(self) -> Path:
+        return self.run / "logs" / self.name
+
+    def context(self, install_root: Path, sandbox: Sandbox, env: dict[str, str], **kw) -> StageContext:
+        return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
+                            sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
+
+    def build(self, ctx: StageContext, packages: list[str]) -> None:
+        """Build `packages` in dependency order (each list holds what its packages depend on)."""
+        recipes = load_recipes(self.recipes, packages)
+        order = build_order({n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}, packages)
+        ctx.on_record = lambda rec: (self.recorder.add(rec), self.result.phases.append(rec))
+        for i, name in enumerate(order, 1):
+            log.info("[%s %d/%d] %s %s", self.name, i, len(order), name, recipes[name].version)
+            _, size = build_package(recipes[name], ctx)
+            self.recorder.add(size)
+            self.result.sizes.append(size)
+
+    def finish(self, checks: list[CheckRecord]) -> StageResult:
+        self.recorder.add_all(checks)
+        self.result.checks = checks
+        return self.result
+
+
+def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: str = "", recipes_dir: str = "",
+          store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
+          jobs: int = 0) -> StageRun:
+    """Start stage `name`: a fresh `<work_dir>/<name>`, the store, the recorder."""
+    base = Path(work_dir).resolve()
+    work = base / name
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    run = Path(run_dir).resolve()
+    return StageRun(name=name, base=base, work=work, run=run,
+                    recipes=Path(recipes_dir) if recipes_dir else PROJECT / "recipes",
+                    store=make_store(store_dir, mirrors, fetch_upstream), recorder=Recorder(run, run_id, profile),
+                    jobs=jobs or os.cpu_count() or 1, result=StageResult(name))
 
 
 # -- fetch ---------------------------------------------------------------------------------------

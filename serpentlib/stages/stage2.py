@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from .. import verify
-from ..build import StageContext
 from ..errors import SerpentError
-from ..metrics import Recorder
-from ..profile import PROJECT
 from ..recipes import load_recipes
 from ..sandbox import Bind, Sandbox
-from .common import SOURCE_DATE_EPOCH, StageResult, build_packages, host_clang, make_store
+from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang
 
 # /bin, /sbin, /lib and /lib64 are links into /usr, as in the seed.
 ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib", "usr/sbin": "bin",
@@ -65,29 +61,17 @@ def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str
     return out
 
 
-def stage2(*, target: str, packages: list[str], work_dir: str, run_dir: str, run_id: str = "", profile: str = "",
-           recipes_dir: str = "", store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
-           jobs: int = 0, cflags: str = "-O2 -pipe") -> StageResult:
+def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Cross-compile the runtime stage3 starts from into `<work>/stage2/root`; verify it alone."""
-    base = Path(work_dir).resolve()
-    bindir = toolchain(base, target)
-    work, run = base / "stage2", Path(run_dir).resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    root = work / "root"
+    st = begin("stage2", **params)
+    bindir = toolchain(st.base, target)
+    root = st.work / "root"
     make_root_layout(root)
-    recipes = Path(recipes_dir) if recipes_dir else PROJECT / "recipes"
-    env = {**cross_env(bindir, target, cflags), "SYSROOT": str(base / "stage1" / "sysroot")}
-    recorder = Recorder(run, run_id, profile)
-    ctx = StageContext(stage="stage2", work=work, install_root=root, store=make_store(store_dir, mirrors, fetch_upstream),
-                       sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), logs=run / "logs" / "stage2", env=env,
-                       jobs=jobs or os.cpu_count() or 1)
-    result = StageResult("stage2")
-    build_packages(ctx, recipes, packages, recorder, result)
+    env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    st.build(st.context(root, Sandbox(path=f"{bindir}:/usr/bin:/bin"), env), packages)
     checks = verify.check_root_closure("stage2", root)
-    checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(base)])
+    checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(st.base)])
     # The root alone: nothing from the host is mounted but /proc, a minimal /dev and a tmpfs /tmp.
-    checks += verify.check_in_root("stage2", root_sandbox(root), recipe_checks(recipes, packages),
-                                   run / "logs" / "stage2" / "checks")
-    recorder.add_all(checks)
-    result.checks = checks
-    return result
+    checks += verify.check_in_root("stage2", root_sandbox(root), recipe_checks(st.recipes, packages),
+                                   st.logs / "checks")
+    return st.finish(checks)

@@ -14,14 +14,12 @@ import shutil
 from pathlib import Path
 
 from .. import verify
-from ..build import StageContext
 from ..errors import SerpentError
-from ..metrics import CheckRecord, Recorder
-from ..profile import PROJECT
+from ..metrics import CheckRecord
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
-from .common import SOURCE_DATE_EPOCH, StageResult, build_packages, make_store
+from .common import SOURCE_DATE_EPOCH, StageResult, begin
 from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
@@ -41,7 +39,8 @@ def native_env(serpent_tcc: bool) -> dict[str, str]:
     """The chroot's compiler is tcc. Until stage3 installs its own, tcc's runtime (libtcc1.a, its
     headers) is under /serpent, hence -B. tcc takes no optimisation flags worth passing."""
     cc = "tcc -B/serpent/usr/lib/tcc" if serpent_tcc else "tcc"
-    return {"CC": cc, "AR": "tcc -ar", "LD": "tcc", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
+    # CFLAGS without -g: tcc's debug info would name /serpent's headers in every binary.
+    return {"CC": cc, "AR": "tcc -ar", "LD": "tcc", "CFLAGS": "-O2", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
             "KCONFIG_NOTIMESTAMP": "1", "HOME": "/root", "TMPDIR": "/tmp"}
 
 
@@ -54,6 +53,7 @@ make -s clean
 ./configure --prefix=/usr --cc=/build/fixpoint/tcc-1 --ar="tcc -ar" {paths} >/dev/null
 make -s tcc
 cp tcc /build/fixpoint/tcc-2
+make -s  # the rest (libtcc1.a, ...), for the test suite
 """
 
 
@@ -100,46 +100,35 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
     return records
 
 
-def stage3(*, target: str, packages: list[str], work_dir: str, run_dir: str, run_id: str = "", profile: str = "",
-           recipes_dir: str = "", store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
-           jobs: int = 0, cflags: str = "-O2 -pipe") -> StageResult:
-    """Build the mini set natively in the stage3 chroot, then verify the final compiler."""
-    base = Path(work_dir).resolve()
-    bindir = toolchain(base, target)
-    serpent = base / "stage2" / "root"
+def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
+    """Build the mini set natively in the stage3 chroot, then verify the final compiler.
+    `cflags` applies to what is built on the host (the intermediate musl); tcc takes -O2."""
+    st = begin("stage3", **params)
+    bindir = toolchain(st.base, target)
+    serpent = st.base / "stage2" / "root"
     if not (serpent / "usr" / "bin" / "bash").exists():
         raise SerpentError(f"no stage2 root in {serpent}", "run stage 2 first with the same --work-dir")
-    work, run = base / "stage3", Path(run_dir).resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    root, builds = work / "root", work / "build"
+    root, builds = st.work / "root", st.work / "build"
     make_root_layout(root)
     # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
     os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
     builds.mkdir(parents=True)
-    recipes = Path(recipes_dir) if recipes_dir else PROJECT / "recipes"
     env = native_env(serpent_tcc=True)
-    host_env = {**cross_env(bindir, target, cflags), "SYSROOT": str(base / "stage1" / "sysroot")}
-    recorder = Recorder(run, run_id, profile)
-    store = make_store(store_dir, mirrors, fetch_upstream)
-    ctx = StageContext(stage="stage3", work=work, install_root=root, store=store,
-                       sandbox=chroot_sandbox(root, builds, serpent, env), logs=run / "logs" / "stage3", env=env,
-                       inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
-                       host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env,
-                       jobs=jobs or os.cpu_count() or 1)
-    result = StageResult("stage3")
-    build_packages(ctx, recipes, packages, recorder, result)
-    logs = run / "logs" / "stage3" / "checks"
+    host_env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
+                     inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
+                     host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env)
+    st.build(ctx, packages)
+    logs = st.logs / "checks"
     checks = verify.check_root_closure("stage3", root)
     checks += verify.check_replaced("stage3", serpent, root)
-    checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(base), "/serpent"])
-    with_serpent = chroot_sandbox(root, builds, serpent, env)
-    checks += verify.check_in_root("stage3", with_serpent, {
+    checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(st.base), "/serpent"])
+    checks += verify.check_in_root("stage3", chroot_sandbox(root, builds, serpent, env), {
         "tools resolve to /usr/bin": ("for t in make bash tcc sh; do command -v $t; done",
                                       "/usr/bin/make\n/usr/bin/bash\n/usr/bin/tcc\n/usr/bin/sh"),
     }, logs)
+    # Without /serpent from here on: the root must stand alone.
     alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
-    checks += verify.check_in_root("stage3", alone, recipe_checks(recipes, packages), logs)
-    checks += check_fixed_point("stage3", root, builds, load_recipes(recipes, ["tcc"])["tcc"], store, logs)
-    recorder.add_all(checks)
-    result.checks = checks
-    return result
+    checks += verify.check_in_root("stage3", alone, recipe_checks(st.recipes, packages), logs)
+    checks += check_fixed_point("stage3", root, builds, load_recipes(st.recipes, ["tcc"])["tcc"], st.store, logs)
+    return st.finish(checks)
