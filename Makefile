@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 setup: host venv
 
 host:
-	$(PYTHON) -m serpentlib.hostsetup
+	$(PYTHON) -m serpentlib.hostsetup $(TEST_PACKAGES)
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,7 @@ bootstrap: setup
 fetch: setup
 	$(VENV)/bin/serpent fetch --profile $(PROFILE)
 
+test: TEST_PACKAGES = chromium  # the report tests open index.html in a real browser
 test: setup
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
 

@@ -35,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / new_run_id(profile.name)
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
-    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet)
+    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db)
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
@@ -57,6 +57,52 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_index
+
+    run_dir = Path(args.run)
+    if not (run_dir / "run.json").exists():
+        raise SerpentError(f"{run_dir} is not a run directory (no run.json)", "give a directory made by serpent run")
+    print(write_index(run_dir, code=args.code))
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .history import History
+
+    with History(args.db) as history:
+        for run in args.runs:
+            print(f"{history.ingest(Path(run))} -> {history.path}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import Noise, compare, load_run, stage_checks_changed, to_html
+    from .history import History
+
+    noise = Noise(args.threshold, args.min_seconds, args.size_threshold, args.min_bytes)
+    with History(args.db) as history:
+        a, b = load_run(args.run_a, history), load_run(args.run_b, history)
+    stages = [f"stage{n}" for n in args.stage.split(",")] if args.stage else None
+    table, checks = compare(a, b, noise, stages), stage_checks_changed(a, b, stages)
+    with pd_options():
+        print(table.to_string(index=False))
+        print(f"\nchecks that changed: {len(checks)}")
+        if not checks.empty:
+            print(checks.to_string(index=False))
+    out = Path(args.html or f"compare-{a.run_id}-{b.run_id}.html")
+    out.write_text(to_html(a, b, table, checks, noise))
+    flagged = table[table["flag"] != ""]
+    print(f"\n{len(flagged)} of {len(table)} packages flagged beyond noise; {out}")
+    return 3 if args.fail_on_flag and (len(flagged) or len(checks)) else 0
+
+
+def pd_options():
+    import pandas as pd
+
+    return pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="serpent", description="Measured musl + LLVM bootstraps driven by notebooks.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -67,7 +113,29 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", help="where notebooks, logs and records go (default: runs/<run_id>)")
     r.add_argument("--work-dir", help="where roots and build trees go (default: work/<profile>)")
     r.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' output")
+    r.add_argument("--db", help="metrics database: a path or sqlite:///PATH (default: $SERPENT_METRICS_DB or "
+                                "~/.local/share/serpentlib/metrics.sqlite)")
     r.set_defaults(func=cmd_run)
+    rp = sub.add_parser("report", help="(re)write a run's index.html and notebook HTML")
+    rp.add_argument("run", help="the run directory")
+    rp.add_argument("--code", action="store_true", help="show the notebooks' code too")
+    rp.set_defaults(func=cmd_report)
+    ing = sub.add_parser("ingest", help="add run directories to the metrics database")
+    ing.add_argument("runs", nargs="+")
+    ing.add_argument("--db")
+    ing.set_defaults(func=cmd_ingest)
+    c = sub.add_parser("compare", help="per stage and package: time, size and checks of run B against run A")
+    c.add_argument("run_a")
+    c.add_argument("run_b")
+    c.add_argument("--threshold", type=float, default=0.25, help="relative time change that counts (default 0.25)")
+    c.add_argument("--min-seconds", type=float, default=2.0, help="absolute time change that counts (default 2 s)")
+    c.add_argument("--size-threshold", type=float, default=0.02, help="relative size change that counts (0.02)")
+    c.add_argument("--min-bytes", type=int, default=4096, help="absolute size change that counts (4096)")
+    c.add_argument("--html", help="where to write the HTML (default: compare-A-B.html)")
+    c.add_argument("--fail-on-flag", action="store_true", help="exit 3 when anything is flagged (for CI)")
+    c.add_argument("--stage", help="stages to compare, e.g. 3 or 1,2 (default: those both runs have)")
+    c.add_argument("--db")
+    c.set_defaults(func=cmd_compare)
     f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
     f.add_argument("--profile", default="mini")
     f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")

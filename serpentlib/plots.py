@@ -77,3 +77,60 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
               loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     return fig
+
+
+def trend(history_rows: pd.DataFrame, title: str, unit: str = "s") -> Figure:
+    """A metric of one package across runs, oldest first (from `History.trend`)."""
+    if history_rows.empty:
+        return _empty(title)
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    x = range(len(history_rows))
+    ax.plot(x, history_rows["value"], marker="o" if len(history_rows) < 60 else None, lw=1.2, color="#1e88e5")
+    median = history_rows["value"].median()
+    ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median {median:,.1f} {unit}")
+    step = max(1, len(history_rows) // 8)
+    ax.set_xticks(list(x)[::step], [str(r)[:20] for r in history_rows["run_id"]][::step], rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def trends(frames: dict[str, pd.DataFrame], title: str, unit: str = "s") -> Figure:
+    """Several packages' trends on one axis, for the static report of explore.ipynb."""
+    frames = {k: v for k, v in frames.items() if not v.empty}
+    if not frames:
+        return _empty(title)
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name, df in frames.items():
+        ax.plot(range(len(df)), df["value"], marker="o" if len(df) < 30 else None, lw=1.2, label=name)
+    ax.set_xlabel("run (oldest first)")
+    ax.set_ylabel(unit)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
+def check_table(checks: pd.DataFrame):
+    """Checks per kind, passed and failed counts, with failures in red and failing rows listed below."""
+    if checks.empty:
+        return pd.DataFrame({"checks": ["none recorded"]}).style
+    table = checks.groupby(["stage", "check"])["passed"].agg(total="count", passed="sum").reset_index()
+    table["failed"] = table["total"] - table["passed"]
+    return (table.style.hide(axis="index")
+            .map(lambda v: "background-color:#ffcdd2;font-weight:bold" if v else "background-color:#e8f5e9",
+                 subset=["failed"]))
+
+
+def png(fig: Figure) -> str:
+    """The figure as a base64 PNG for an <img> tag; the figure is closed."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()

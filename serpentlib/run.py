@@ -49,6 +49,7 @@ class RunInfo:
     stages: dict[str, str] = field(default_factory=dict)  # "1" -> passed | failed | skipped
     finished: str = ""
     duration_s: float = 0.0
+    failure: str = ""
 
     def save(self) -> None:
         Path(self.run_dir, "run.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -78,8 +79,11 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
 
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
-               kernel: str = KERNEL, log_output: bool = True) -> RunInfo:
-    """Execute the stages' notebooks in order; raise StageFailed at the first failing one."""
+               kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None) -> RunInfo:
+    """Execute the stages' notebooks in order; raise StageFailed at the first failing one.
+
+    Whatever happens, the run directory ends with `run.json`, the records so far, `index.html`
+    and the notebooks' HTML, and the run is added to the metrics database."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -111,8 +115,9 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
                                            progress_bar=False, report_mode=False)
             except PapermillExecutionError as exc:
                 info.stages[str(n)] = "failed"
-                raise StageFailed(n, run_dir / notebook.name, failed_phase(run_dir, n),
-                                  f"{exc.ename}: {exc.evalue}") from None
+                failure = StageFailed(n, run_dir / notebook.name, failed_phase(run_dir, n), f"{exc.ename}: {exc.evalue}")
+                info.failure = failure.message
+                raise failure from None
             info.stages[str(n)] = "passed"
     finally:
         for k, v in info.stages.items():
@@ -121,7 +126,25 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         info.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         info.duration_s = round(time.monotonic() - t0, 1)
         info.save()
+        finish_run(run_dir, metrics_db)
     return info
+
+
+def finish_run(run_dir: Path, metrics_db: str | None = None) -> None:
+    """Reports and the metrics database; a problem here is logged, never hides the run's own outcome."""
+    from .history import History
+    from .report import write_index
+
+    try:
+        log.info("report: %s", write_index(run_dir))
+    except Exception as exc:  # noqa: BLE001 - the run's outcome matters more than its report
+        log.warning("could not write the report of %s: %s", run_dir, exc)
+    try:
+        with History(metrics_db) as history:
+            history.ingest(run_dir)
+            log.info("metrics: %s added to %s", run_dir.name, history.path)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not add %s to the metrics database: %s", run_dir, exc)
 
 
 def summary(run_dir: Path) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 
@@ -22,10 +23,15 @@ def run(tmp_path_factory):
         pytest.skip("needs root: the sandbox's namespaces and chroots")
     base = tmp_path_factory.mktemp("mini")
     run_dir, work_dir = base / "run", base / "work"
-    proc = subprocess.run([sys.executable, "-m", "serpentlib.cli", "run", "--profile", "mini",
-                           "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q"],
-                          capture_output=True, text=True, cwd=PROJECT)
+    proc = serpent("run", "--profile", "mini", "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q",
+                   db=base / "metrics.sqlite")
     return proc, run_dir, work_dir
+
+
+def serpent(*args, db):
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
+    return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
+                          cwd=PROJECT, env=env)
 
 
 def table(run_dir, name, stage=None):
@@ -122,6 +128,54 @@ def test_executed_notebooks_have_no_error_and_show_plots(run):
         outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o["output_type"] == "error"], name
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, name
+
+
+def test_report_and_metrics_database(run):
+    _, run_dir, _ = run
+    page = (run_dir / "index.html").read_text()
+    assert "All 3 stage(s) passed" in page and page.count("<figure>") == 9
+    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot"):
+        assert (run_dir / f"{name}.html").exists()
+    from serpentlib.history import History
+    with History(run_dir.parent / "metrics.sqlite") as h:
+        assert list(h.runs()["run_id"]) == [run_dir.name]
+        assert len(h.trend("stage3", "tcc")) == 1
+
+
+@pytest.fixture(scope="module")
+def reruns(run, tmp_path_factory):
+    """Stage 3 twice more on the same stage1/2: once as it is, once with zlib slowed by a sleep."""
+    proc, run_dir, work_dir = run
+    assert proc.returncode == 0
+    base = tmp_path_factory.mktemp("reruns")
+    again = serpent("run", "--profile", "mini", "--stage", "3", "--run-dir", str(base / "again"),
+                    "--work-dir", str(work_dir), "-q", db=run_dir.parent / "metrics.sqlite")
+    recipes = base / "recipes"
+    shutil.copytree(PROJECT / "recipes", recipes)
+    zlib = recipes / "zlib" / "recipe.yaml"
+    zlib.write_text(zlib.read_text().replace('build: make -j"$JOBS"', 'build: sleep 25 && make -j"$JOBS"'))
+    profile = base / "slow.yaml"
+    profile.write_text((PROJECT / "params" / "mini.yaml").read_text() + f"recipes_dir: {recipes}\n")
+    slow = serpent("run", "--profile", str(profile), "--stage", "3", "--run-dir", str(base / "slow"),
+                   "--work-dir", str(work_dir), "-q", db=run_dir.parent / "metrics.sqlite")
+    return again, slow, base
+
+
+def test_rerun_shows_small_deltas_and_the_slowed_package_is_flagged(run, reruns):
+    _, run_dir, _ = run
+    again, slow, base = reruns
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert slow.returncode == 0, slow.stderr[-2000:]
+    noise = ["--threshold", "0.5", "--min-seconds", "8"]
+    same = serpent("compare", str(run_dir), str(base / "again"), *noise, "--html", str(base / "same.html"),
+                   db=run_dir.parent / "metrics.sqlite")
+    assert same.returncode == 0, same.stderr
+    assert "0 of 9 packages flagged" in same.stdout, same.stdout
+    slowed = serpent("compare", str(base / "again"), str(base / "slow"), *noise, "--html", str(base / "slow.html"),
+                     db=run_dir.parent / "metrics.sqlite")
+    flagged = [line for line in slowed.stdout.splitlines() if line.rstrip().endswith("slower")]
+    assert len(flagged) == 1 and " zlib " in flagged[0], slowed.stdout
+    assert "1 of 9 packages flagged" in slowed.stdout
 
 
 def test_no_mount_is_left(run):

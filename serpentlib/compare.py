@@ -1,0 +1,137 @@
+"""Run against run: per stage and package, time and size deltas and the checks that changed."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import metrics
+from .errors import SerpentError
+from .history import History
+from .profile import PROJECT
+
+
+@dataclass(frozen=True)
+class Noise:
+    """What counts as a real change: both the relative and the absolute bar must be passed."""
+
+    time_ratio: float = 0.25     # 25 % slower or faster ...
+    time_seconds: float = 2.0    # ... and at least this many seconds
+    size_ratio: float = 0.02     # 2 % bigger or smaller ...
+    size_bytes: int = 4096       # ... and at least this many bytes
+
+
+@dataclass
+class RunRecords:
+    run_id: str
+    phases: pd.DataFrame
+    sizes: pd.DataFrame
+    checks: pd.DataFrame
+
+
+def load_run(ref: str | Path, history: History | None = None) -> RunRecords:
+    """A run by directory, by id under runs/, or by id in the metrics database."""
+    for candidate in (Path(ref), PROJECT / "runs" / str(ref)):
+        if (candidate / "phases.csv").exists() or (candidate / "run.json").exists():
+            tables = {t: metrics.load(candidate, t) for t in metrics.TABLES}
+            return RunRecords(candidate.name, **tables)
+    if history is not None:
+        known = set(history.runs()["run_id"])
+        if str(ref) in known:
+            return RunRecords(str(ref), **{t: history.table(t, [str(ref)]) for t in metrics.TABLES})
+    raise SerpentError(f"no run {ref!r}: not a run directory, not under runs/, not in the metrics database",
+                       "give a run directory or a run id that `serpent run` printed")
+
+
+def _rel(a: float, b: float) -> float:
+    return (b - a) / a if a else (0.0 if b == a else float("inf"))
+
+
+def common_stages(a: RunRecords, b: RunRecords) -> list[str]:
+    return sorted(set(a.phases.get("stage", [])) & set(b.phases.get("stage", [])))
+
+
+def compare(a: RunRecords, b: RunRecords, noise: Noise = Noise(), stages: list[str] | None = None) -> pd.DataFrame:
+    """One row per (stage, package) in either run, with deltas and a `flag` column.
+    Only `stages` (default: the stages both runs have) are compared."""
+    stages = common_stages(a, b) if stages is None else stages
+    a = RunRecords(a.run_id, *(df[df["stage"].isin(stages)] if not df.empty else df
+                               for df in (a.phases, a.sizes, a.checks)))
+    b = RunRecords(b.run_id, *(df[df["stage"].isin(stages)] if not df.empty else df
+                               for df in (b.phases, b.sizes, b.checks)))
+    def times(r: RunRecords) -> pd.Series:
+        return r.phases.groupby(["stage", "package"])["wall_s"].sum() if not r.phases.empty else pd.Series(dtype=float)
+
+    def sizes(r: RunRecords) -> pd.Series:
+        return (r.sizes.set_index(["stage", "package"])["installed_bytes"] if not r.sizes.empty
+                else pd.Series(dtype=float))
+
+    df = pd.DataFrame({"time_a": times(a), "time_b": times(b), "size_a": sizes(a), "size_b": sizes(b)})
+    df["time_delta_s"] = (df["time_b"] - df["time_a"]).round(2)
+    df["time_delta_%"] = [round(100 * _rel(x, y), 1) for x, y in zip(df["time_a"], df["time_b"])]
+    df["size_delta_bytes"] = df["size_b"] - df["size_a"]
+    df["checks_changed"] = [_checks_changed(a.checks, b.checks, stage, pkg) for stage, pkg in df.index]
+    flags = []
+    for (stage, pkg), row in df.iterrows():
+        why = []
+        if pd.isna(row["time_a"]) or pd.isna(row["time_b"]):
+            why.append("only in run " + ("B" if pd.isna(row["time_a"]) else "A"))
+        elif (abs(row["time_delta_s"]) >= noise.time_seconds
+              and abs(row["time_delta_%"]) >= 100 * noise.time_ratio):
+            why.append("slower" if row["time_delta_s"] > 0 else "faster")
+        if not (pd.isna(row["size_a"]) or pd.isna(row["size_b"])) and (
+                abs(row["size_delta_bytes"]) >= noise.size_bytes
+                and abs(_rel(row["size_a"], row["size_b"])) >= noise.size_ratio):
+            why.append("bigger" if row["size_delta_bytes"] > 0 else "smaller")
+        if row["checks_changed"]:
+            why.append("checks changed")
+        flags.append(", ".join(why))
+    df["flag"] = flags
+    return df.reset_index().rename(columns={"level_0": "stage", "level_1": "package"})
+
+
+def _checks_changed(a: pd.DataFrame, b: pd.DataFrame, stage: str, package: str) -> str:
+    """Checks of this stage whose subject names the package and whose outcome differs (or is new/gone)."""
+    def outcomes(df: pd.DataFrame) -> dict[tuple[str, str], bool]:
+        if df.empty:
+            return {}
+        d = df[(df["stage"] == stage) & df["subject"].astype(str).str.contains(package, regex=False)]
+        return {(c, s): bool(p) for c, s, p in zip(d["check"], d["subject"], d["passed"])}
+    oa, ob = outcomes(a), outcomes(b)
+    changed = [f"{c} {s}: {oa.get((c, s), 'absent')} -> {ob.get((c, s), 'absent')}"
+               for c, s in sorted(set(oa) | set(ob)) if oa.get((c, s)) != ob.get((c, s))]
+    return "; ".join(changed[:5]) + (f" (+{len(changed) - 5} more)" if len(changed) > 5 else "")
+
+
+def stage_checks_changed(a: RunRecords, b: RunRecords, stages: list[str] | None = None) -> pd.DataFrame:
+    """Every check whose outcome differs between the runs, whichever package it concerns."""
+    stages = common_stages(a, b) if stages is None else stages
+    key = ["stage", "check", "subject"]
+    left = a.checks[key + ["passed"]] if not a.checks.empty else pd.DataFrame(columns=key + ["passed"])
+    right = b.checks[key + ["passed"]] if not b.checks.empty else pd.DataFrame(columns=key + ["passed"])
+    both = left.merge(right, on=key, how="outer", suffixes=("_a", "_b"))
+    both = both[both["stage"].isin(stages)]
+    return both[both["passed_a"].astype(str) != both["passed_b"].astype(str)].reset_index(drop=True)
+
+
+def to_html(a: RunRecords, b: RunRecords, table: pd.DataFrame, checks: pd.DataFrame, noise: Noise) -> str:
+    flagged = table[table["flag"] != ""]
+    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{padding:3px 8px;"
+             "border-bottom:1px solid #ddd;text-align:right} tr.flag{background:#ffebee} td:nth-child(-n+2){text-align:left}")
+    rows = []
+    for _, r in table.iterrows():
+        cls = ' class="flag"' if r["flag"] else ""
+        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values)
+        rows.append(f"<tr{cls}>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>serpent compare {html.escape(a.run_id)} "
+            f"{html.escape(b.run_id)}</title><style>{style}</style></head><body>"
+            f"<h1>{html.escape(a.run_id)} → {html.escape(b.run_id)}</h1>"
+            f"<p>{len(flagged)} of {len(table)} packages flagged beyond noise (time ±{noise.time_ratio:.0%} and "
+            f"≥{noise.time_seconds} s; size ±{noise.size_ratio:.0%} and ≥{noise.size_bytes} bytes).</p>"
+            f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            f"<h2>Checks that changed</h2>{checks.to_html(index=False) if not checks.empty else '<p>none</p>'}"
+            "</body></html>")

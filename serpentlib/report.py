@@ -1,0 +1,109 @@
+"""A run's report: `index.html` with the summary, and an HTML rendering of each executed notebook."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from . import metrics, plots
+from .errors import log_tail
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
+.passed{color:#2e7d32;font-weight:600} .failed,.interrupted{color:#c62828;font-weight:600}
+.banner{padding:1em;border-radius:6px;margin:1em 0} .banner.ok{background:#e8f5e9} .banner.bad{background:#ffebee}
+pre{background:#f5f5f5;padding:1em;overflow:auto;font-size:85%} figure{margin:0 0 1em} img{max-width:100%}"""
+
+
+def render_notebook(notebook: Path, code: bool = False) -> Path:
+    """`<notebook>.html` (code hidden) or `<notebook>.code.html` (code shown)."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    out = notebook.with_suffix(".code.html" if code else ".html")
+    out.write_text(body)
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p>none</p>"
+    return df.to_html(index=False, border=0, classes="data", na_rep="", float_format=lambda v: f"{v:,.1f}")
+
+
+def write_index(run_dir: Path, code: bool = False) -> Path:
+    """Render every executed notebook of the run and write `index.html`; works for failed runs too."""
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    phases, sizes, checks = (metrics.load(run_dir, t) for t in ("phases", "sizes", "checks"))
+    links = []
+    for nb in sorted(run_dir.glob("stage*.ipynb")) + sorted(run_dir.glob("explore*.ipynb")):
+        page = render_notebook(nb, code)
+        links.append(f'<li><a href="{page.name}">{html.escape(nb.stem)}</a></li>')
+    stages = info.get("stages", {})
+    failed = {k: v for k, v in stages.items() if v != "passed"}
+    n_failed_checks = int((~checks["passed"]).sum()) if not checks.empty else 0
+    ok = not failed and n_failed_checks == 0
+    banner = (f"<div class='banner ok'>All {len(stages)} stage(s) passed; {len(checks)} checks passed.</div>" if ok else
+              f"<div class='banner bad'>{html.escape(info.get('failure', 'The run did not pass.'))}</div>")
+    tail = ""
+    bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
+    if not bad.empty:
+        row = bad.iloc[-1]
+        tail = (f"<h2>Failing step: {html.escape(str(row['package']))} in {html.escape(str(row['phase']))}</h2>"
+                f"<p>log: <code>{html.escape(str(row['log']))}</code></p><pre>{html.escape(log_tail(Path(row['log']), 40))}</pre>")
+    summary = pd.DataFrame([{"stage": k, "outcome": v} for k, v in stages.items()])
+    if not phases.empty:
+        per = phases.groupby("stage").agg(packages=("package", "nunique"), wall_s=("wall_s", "sum")).reset_index()
+        per["stage"] = per["stage"].str.replace("stage", "")
+        summary = summary.merge(per, on="stage", how="left")
+    if not checks.empty:
+        per = checks.groupby("stage")["passed"].agg(checks_passed="sum", checks_total="count").reset_index()
+        per["stage"] = per["stage"].str.replace("stage", "")
+        summary = summary.merge(per, on="stage", how="left")
+    outcome_html = _table(summary)
+    for word in ("passed", "failed", "interrupted", "not run"):
+        outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
+    slowest = (phases.groupby(["stage", "package"])["wall_s"].sum().nlargest(5).reset_index()
+               if not phases.empty else pd.DataFrame())
+    biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
+               if not sizes.empty else pd.DataFrame())
+    failed_checks = checks[~checks["passed"]][["stage", "check", "subject", "detail"]] if not checks.empty else checks
+    figures = []
+    for stage, rows in (phases.groupby("stage", sort=False) if not phases.empty else []):
+        figures.append((f"{stage}: build timeline", plots.timeline(rows, f"{stage}: build timeline")))
+        figures.append((f"{stage}: wall time per package", plots.time_per_package(rows, f"{stage}: wall time per package")))
+    for stage, rows in (sizes.groupby("stage", sort=False) if not sizes.empty else []):
+        figures.append((f"{stage}: installed size", plots.installed_size(rows, f"{stage}: installed size per package")))
+    images = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{plots.png(f)}"></figure>'
+                     for t, f in figures)
+    host = info.get("host", {})
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>serpent run {html.escape(info.get('run_id', run_dir.name))}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run {html.escape(info.get('run_id', run_dir.name))}</h1>
+<p>profile <b>{html.escape(info.get('profile', '?'))}</b> · started {html.escape(info.get('started', '?'))} ·
+{info.get('duration_s', 0):.0f} s · host {html.escape(host.get('hostname', '?'))} ({html.escape(str(host.get('cpus', '?')))} cpus,
+kernel {html.escape(host.get('kernel', '?'))})</p>
+{banner}
+<h2>Stages</h2>{outcome_html}
+{tail}
+<h2>Plots</h2>{images or '<p>no records</p>'}
+<h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
+<p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
+<h2>Failed checks</h2>{_table(failed_checks)}
+<h2>Slowest packages</h2>{_table(slowest)}
+<h2>Biggest packages</h2>{_table(biggest)}
+<p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
+· <a href="run.json">run.json</a></p>
+<script>/* for tests in a real browser: how many images decoded */
+addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
+  [...document.images].filter(i => i.complete && i.naturalWidth > 0).length; }});</script>
+</body></html>"""
+    out = run_dir / "index.html"
+    out.write_text(page)
+    return out
