@@ -58,6 +58,8 @@ class StageContext:
     jobs: int = os.cpu_count() or 1
     keep_build_trees: bool = False
     on_record: Callable[[PhaseRecord], None] = lambda record: None
+    # Called with the finished DESTDIR before it is merged and removed (the build cache keeps it).
+    on_installed: Callable[[Path, "SizeRecord"], None] = lambda destdir, size: None
 
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -196,13 +198,20 @@ class PackageBuild:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
         build_bytes = tree_size(self.root)[0]
         installed, files, elves = tree_size(self.destdir)
+        size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
+                          installed, files, elves)
         with self.host_phase("merge"):
+            self.ctx.on_installed(self.destdir, size)
             merge_tree(self.destdir, self.ctx.install_root)
             if not self.ctx.keep_build_trees:
                 shutil.rmtree(self.root, ignore_errors=True)
-        size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
-                          installed, files, elves)
         return self.records, size
+
+    def restore(self, cached_destdir: Path) -> list[PhaseRecord]:
+        """Install a cached build instead of building: one `cached` phase, no build work."""
+        with self.host_phase("cached"):
+            merge_tree(cached_destdir, self.ctx.install_root)
+        return self.records
 
 
 def build_package(recipe: Recipe, ctx: StageContext) -> tuple[list[PhaseRecord], SizeRecord]:

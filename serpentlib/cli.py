@@ -35,7 +35,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / new_run_id(profile.name)
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
-    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db)
+    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db,
+                      use_cache=not args.rebuild)
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
@@ -113,6 +114,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", help="where notebooks, logs and records go (default: runs/<run_id>)")
     r.add_argument("--work-dir", help="where roots and build trees go (default: work/<profile>)")
     r.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' output")
+    r.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
     r.add_argument("--db", help="metrics database: a path or sqlite:///PATH (default: $SERPENT_METRICS_DB or "
                                 "~/.local/share/serpentlib/metrics.sqlite)")
     r.set_defaults(func=cmd_run)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import metrics
 from .errors import SerpentError, log_tail
+from .lock import hand_down, lock_work_dir
 from .profile import PROJECT, STAGE_NOTEBOOKS, Profile, check_parameters
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
 
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
-               kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None) -> RunInfo:
+               kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None,
+               use_cache: bool = True) -> RunInfo:
     """Execute the stages' notebooks in order; raise StageFailed at the first failing one.
 
     Whatever happens, the run directory ends with `run.json`, the records so far, `index.html`
@@ -96,10 +98,12 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         if not notebook.exists():
             raise SerpentError(f"stage {n} has no notebook yet ({notebook})", "pick another --stage")
         params = {**profile.parameters(n), "work_dir": str(work_dir), "run_dir": str(run_dir),
-                  "run_id": info.run_id}
+                  "run_id": info.run_id, "use_cache": use_cache}
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(kernel)
+    lock_work_dir(work_dir, f"serpent run {info.run_id}")
+    hand_down(work_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     info.stages = {str(n): "pending" for n in stages}
     info.save()

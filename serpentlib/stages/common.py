@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import subprocess
 from functools import lru_cache
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..build import SizeRecord, StageContext, build_package
+from ..build import PackageBuild, SizeRecord, StageContext, build_package
+from ..cache import BuildCache, digest
+from ..lock import lock_work_dir
 from ..errors import SerpentError
 from ..metrics import CheckRecord, Recorder
 from ..plan import build_order
@@ -54,9 +57,21 @@ def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upst
     return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream)
 
 
+COMPLETE = ".complete"  # written into a stage's tree when it finished with every check passed
+
+
+def stage_key(stage_dir: Path) -> str:
+    """The cache key of a finished stage, or a clear error when it did not finish."""
+    marker = stage_dir / COMPLETE
+    if not marker.is_file():
+        raise SerpentError(f"{stage_dir.name} has not completed in {stage_dir.parent}",
+                           f"run it first with the same --work-dir: serpent run --stage {stage_dir.name[-1]}")
+    return json.loads(marker.read_text())["key"]
+
+
 @dataclass
 class StageRun:
-    """One stage's places, sources and record keeping, made from the notebook's parameters."""
+    """One stage's places, sources, cache and record keeping, made from the notebook's parameters."""
 
     name: str
     base: Path          # the work directory: every stage's tree is below it
@@ -67,37 +82,86 @@ class StageRun:
     recorder: Recorder
     jobs: int
     result: StageResult
+    cache: BuildCache
+    use_cache: bool = True
+    upstream: list[str] = field(default_factory=list)  # keys of what the stage builds from
+    keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
+    hits: int = 0
+    checks_from_cache: bool = False
 
     @property
     def logs(self) -> Path:
         return self.run / "logs" / self.name
 
+    @property
+    def key(self) -> str:
+        return digest(self.upstream, list(self.keys.items()))
+
     def context(self, install_root: Path, sandbox: Sandbox, env: dict[str, str], **kw) -> StageContext:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
                             sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
 
-    def build(self, ctx: StageContext, packages: list[str]) -> None:
-        """Build `packages` in dependency order (each list holds what its packages depend on)."""
+    def build(self, ctx: StageContext, packages: list[str], chain: bool = False) -> None:
+        """Build `packages` in dependency order, or take them from the cache.
+
+        A package's key covers the keys of what it builds against: its declared dependencies,
+        or with `chain` (a chroot stage, where every build runs on the tools installed before
+        it) every package before it."""
         recipes = load_recipes(self.recipes, packages)
-        order = build_order({n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}, packages)
+        depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
+        order = build_order(depends, packages)
         ctx.on_record = lambda rec: (self.recorder.add(rec), self.result.phases.append(rec))
         for i, name in enumerate(order, 1):
-            log.info("[%s %d/%d] %s %s", self.name, i, len(order), name, recipes[name].version)
-            _, size = build_package(recipes[name], ctx)
+            recipe = recipes[name]
+            on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
+            before = order[:i - 1] if chain else build_order(depends, [name])[:-1]
+            key = self.cache.key(recipe, self.name, ctx.host_env if on_host else ctx.env,
+                                 self.upstream + [self.keys[d] for d in before])
+            self.keys[name] = key
+            hit = self.cache.get(key) if self.use_cache else None
+            log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
+            if hit:
+                dest, size = hit
+                PackageBuild(recipe, ctx).restore(dest)
+                self.hits += 1
+            else:
+                ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size)
+                _, size = build_package(recipe, ctx)
             self.recorder.add(size)
             self.result.sizes.append(size)
 
+    def cached_checks(self) -> list[CheckRecord] | None:
+        """The checks of an identical earlier run of this stage, when every package came from the cache."""
+        if not self.use_cache or self.hits != len(self.keys):
+            return None
+        rows = self.cache.get_checks(self.key)
+        if rows is None:
+            return None
+        log.info("%s: every package and the checks came from the cache", self.name)
+        self.checks_from_cache = True
+        return [CheckRecord(**{**r, "detail": f"{r['detail']} (cached)"}) for r in rows]
+
     def finish(self, checks: list[CheckRecord]) -> StageResult:
+        """Record the checks; a stage whose checks all passed is marked complete for the next stages."""
         self.recorder.add_all(checks)
         self.result.checks = checks
+        if all(c.passed for c in checks):
+            if not self.checks_from_cache:
+                self.cache.put_checks(self.key, [asdict(c) for c in checks])
+            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "run": str(self.run)}) + "\n")
         return self.result
 
 
 def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: str = "", recipes_dir: str = "",
           store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
-          jobs: int = 0) -> StageRun:
-    """Start stage `name`: a fresh `<work_dir>/<name>`, the store, the recorder."""
+          jobs: int = 0, use_cache: bool = True, after: tuple[str, ...] = ()) -> StageRun:
+    """Start stage `name`: a fresh `<work_dir>/<name>`, the store, the cache, the recorder.
+
+    It takes the work directory's lock first (a second run on it refuses), and needs the
+    stages `after` to have completed there: their keys are part of every key of this stage."""
     base = Path(work_dir).resolve()
+    lock_work_dir(base, f"stage {name}")
+    upstream = [digest(host_clang())] + [stage_key(base / s) for s in after]
     work = base / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -105,7 +169,8 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
     return StageRun(name=name, base=base, work=work, run=run,
                     recipes=Path(recipes_dir) if recipes_dir else PROJECT / "recipes",
                     store=make_store(store_dir, mirrors, fetch_upstream), recorder=Recorder(run, run_id, profile),
-                    jobs=jobs or os.cpu_count() or 1, result=StageResult(name))
+                    jobs=jobs or os.cpu_count() or 1, result=StageResult(name),
+                    cache=BuildCache(base / "cache" / name), use_cache=use_cache, upstream=upstream)
 
 
 # -- fetch ---------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from .. import verify
-from ..errors import SerpentError
 from ..recipes import load_recipes
 from ..sandbox import Bind, Sandbox
 from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang
@@ -27,13 +26,9 @@ def make_root_layout(root: Path) -> None:
     (root / "tmp").chmod(0o1777)
 
 
-def toolchain(work: Path, target: str) -> Path:
-    """The stage1 wrappers' directory, or a clear error when stage 1 has not run."""
-    bindir = work / "stage1" / "bin"
-    if not (bindir / f"{target}-clang").exists():
-        raise SerpentError(f"no stage1 toolchain in {work / 'stage1'}",
-                           "run stage 1 first with the same --work-dir: serpent run --stage 1,2")
-    return bindir
+def toolchain(base: Path) -> Path:
+    """The stage1 wrappers' directory (`begin(..., after=("stage1",))` made sure stage 1 completed)."""
+    return base / "stage1" / "bin"
 
 
 def cross_env(bindir: Path, target: str, cflags: str) -> dict[str, str]:
@@ -63,15 +58,17 @@ def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str
 
 def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Cross-compile the runtime stage3 starts from into `<work>/stage2/root`; verify it alone."""
-    st = begin("stage2", **params)
-    bindir = toolchain(st.base, target)
+    st = begin("stage2", after=("stage1",), **params)
+    bindir = toolchain(st.base)
     root = st.work / "root"
     make_root_layout(root)
     env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
     st.build(st.context(root, Sandbox(path=f"{bindir}:/usr/bin:/bin"), env), packages)
-    checks = verify.check_root_closure("stage2", root)
-    checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(st.base)])
-    # The root alone: nothing from the host is mounted but /proc, a minimal /dev and a tmpfs /tmp.
-    checks += verify.check_in_root("stage2", root_sandbox(root), recipe_checks(st.recipes, packages),
-                                   st.logs / "checks")
+    checks = st.cached_checks()
+    if checks is None:
+        checks = verify.check_root_closure("stage2", root)
+        checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(st.base)])
+        # The root alone: nothing from the host is mounted but /proc, a minimal /dev and a tmpfs /tmp.
+        checks += verify.check_in_root("stage2", root_sandbox(root), recipe_checks(st.recipes, packages),
+                                       st.logs / "checks")
     return st.finish(checks)

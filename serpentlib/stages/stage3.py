@@ -14,12 +14,11 @@ import shutil
 from pathlib import Path
 
 from .. import verify
-from ..errors import SerpentError
 from ..metrics import CheckRecord
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
-from .common import SOURCE_DATE_EPOCH, StageResult, begin
+from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin
 from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
@@ -131,11 +130,9 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
 def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Build the mini set natively in the stage3 chroot, then verify the final compiler.
     `cflags` applies to what is built on the host (the intermediate musl); tcc takes -O2."""
-    st = begin("stage3", **params)
-    bindir = toolchain(st.base, target)
+    st = begin("stage3", after=("stage1", "stage2"), **params)
+    bindir = toolchain(st.base)
     serpent = st.base / "stage2" / "root"
-    if not (serpent / "usr" / "bin" / "bash").exists():
-        raise SerpentError(f"no stage2 root in {serpent}", "run stage 2 first with the same --work-dir")
     root, builds = st.work / "root", st.work / "build"
     make_root_layout(root)
     # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
@@ -146,8 +143,18 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
                      host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env)
-    st.build(ctx, packages)
+    st.build(ctx, packages, chain=True)
+    checks = st.cached_checks()
+    if checks is None:
+        checks = verify_stage3(st, root, builds, serpent, packages)
+    return st.finish(checks)
+
+
+def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, packages: list[str]) -> list[CheckRecord]:
+    """The root's ELF files, what replaced /serpent, the tools on PATH, then without /serpent:
+    the recipes' checks, tcc's fixed point and its own test suite."""
     logs = st.logs / "checks"
+    env = native_env(serpent_tcc=True)
     checks = verify.check_root_closure("stage3", root)
     checks += verify.check_replaced("stage3", serpent, root)
     checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(st.base), "/serpent"])
@@ -159,4 +166,4 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
     alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
     checks += verify.check_in_root("stage3", alone, recipe_checks(st.recipes, packages), logs)
     checks += check_fixed_point("stage3", root, builds, load_recipes(st.recipes, ["tcc"])["tcc"], st.store, logs)
-    return st.finish(checks)
+    return checks

@@ -1,0 +1,72 @@
+"""The build cache: each package's installed tree, kept under a key that hashes everything that
+can change it: the recipe file, its patches, the sources' sha256s, the exact commands and
+environment of the stage, and the keys of what it builds against.
+
+Entries are written to `<key>.partial` and renamed into place, so an interrupted run never
+leaves an entry that looks whole. A run resumes by finding its finished packages here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from .build import SizeRecord
+from .recipes import Recipe
+from .styles import commands
+
+
+def digest(*parts: object) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(json.dumps(part, sort_keys=True, default=str).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def recipe_inputs(recipe: Recipe, stage: str) -> dict:
+    """Everything of the recipe that shapes a build in `stage`, as plain data."""
+    spec = recipe.build_for(stage)
+    return {"recipe": (recipe.path / "recipe.yaml").read_text(),
+            "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches},
+            "sources": [s.sha256 for s in recipe.sources], "commands": commands(spec), "stage": stage}
+
+
+class BuildCache:
+    """`<root>/<key>/dest` (the package's DESTDIR) and `<root>/<key>/size.json`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def key(self, recipe: Recipe, stage: str, env: dict[str, str], upstream: list[str]) -> str:
+        return digest(recipe_inputs(recipe, stage), env, upstream)
+
+    def get(self, key: str) -> tuple[Path, SizeRecord] | None:
+        entry = self.root / key
+        if not (entry / "size.json").is_file():
+            return None
+        return entry / "dest", SizeRecord(**json.loads((entry / "size.json").read_text()))
+
+    def put(self, key: str, destdir: Path, size: SizeRecord) -> None:
+        entry, partial = self.root / key, self.root / f"{key}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        shutil.copytree(destdir, partial / "dest", symlinks=True)
+        (partial / "size.json").write_text(json.dumps(asdict(size)))
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(partial, entry)
+
+    def put_checks(self, key: str, checks: list[dict]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f"checks-{key}.json.partial"
+        tmp.write_text(json.dumps({"time": time.time(), "checks": checks}))
+        os.replace(tmp, self.root / f"checks-{key}.json")
+
+    def get_checks(self, key: str) -> list[dict] | None:
+        path = self.root / f"checks-{key}.json"
+        return json.loads(path.read_text())["checks"] if path.is_file() else None
