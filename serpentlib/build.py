@@ -4,6 +4,7 @@ build, install in the sandbox; then measure and merge. Every phase yields a Phas
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import BuildError, SerpentError
+from .errors import BuildError, DiskFullError, SerpentError
 from .recipes import Recipe
 from .sandbox import PhaseRecord, Sandbox, now_iso
 from .sources import SourceStore, apply_patches
@@ -140,7 +141,15 @@ class PackageBuild:
         start, t0, r0 = now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
         code = 0
         try:
-            yield
+            try:
+                yield
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise DiskFullError(f"{self.ctx.stage}: {self.recipe.name}: no space left on the device while "
+                                    f"{phase} wrote {exc.filename or self.ctx.work}",
+                                    f"free space on the file system of {self.ctx.work} (df -h {self.ctx.work}) "
+                                    "or give the run another --work-dir; nothing finished was lost") from None
         except SerpentError as exc:
             code = 1
             logfile.write_text(str(exc) + "\n")

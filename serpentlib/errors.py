@@ -58,6 +58,10 @@ class BuildError(SerpentError):
         super().__init__(msg, "read the log above; fix the recipe or its patches and run again")
 
 
+class DiskFullError(SerpentError):
+    """A file system filled up while serpentlib itself wrote (extracting, merging, caching)."""
+
+
 class CheckError(SerpentError):
     """One or more verification checks failed."""
 

@@ -8,6 +8,12 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(autouse=True)
+def own_metrics_db(tmp_path_factory, monkeypatch):
+    """Tests (and the runs they start) record into a database of their own, not the user's."""
+    monkeypatch.setenv("SERPENT_METRICS_DB", str(tmp_path_factory.getbasetemp() / "metrics.sqlite"))
+
+
 @pytest.fixture
 def root_required():
     if os.geteuid() != 0:

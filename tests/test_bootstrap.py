@@ -4,6 +4,7 @@ import json
 import os
 import random
 import shutil
+import time
 import subprocess
 import sys
 
@@ -32,6 +33,22 @@ def serpent(*args, db):
     env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
     return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
                           cwd=PROJECT, env=env)
+
+
+def processes_in(work_dir):
+    """Pids whose root, cwd or SERPENT_WORK_LOCK lies in `work_dir`: the kernel and every build under it."""
+    found = []
+    for proc in os.listdir("/proc"):
+        if not proc.isdigit():
+            continue
+        try:
+            places = [os.readlink(f"/proc/{proc}/root"), os.readlink(f"/proc/{proc}/cwd")]
+            environ = open(f"/proc/{proc}/environ", "rb").read()
+        except OSError:
+            continue
+        if any(p.startswith(str(work_dir)) for p in places) or f"SERPENT_WORK_LOCK={work_dir}".encode() in environ:
+            found.append(int(proc))
+    return found
 
 
 def table(run_dir, name, stage=None):
@@ -142,40 +159,109 @@ def test_report_and_metrics_database(run):
         assert len(h.trend("stage3", "tcc")) == 1
 
 
-@pytest.fixture(scope="module")
-def reruns(run, tmp_path_factory):
-    """Stage 3 twice more on the same stage1/2: once as it is, once with zlib slowed by a sleep."""
-    proc, run_dir, work_dir = run
-    assert proc.returncode == 0
-    base = tmp_path_factory.mktemp("reruns")
-    again = serpent("run", "--profile", "mini", "--stage", "3", "--run-dir", str(base / "again"),
-                    "--work-dir", str(work_dir), "-q", db=run_dir.parent / "metrics.sqlite")
+def slowed_profile(base):
+    """The mini profile with zlib's build slowed by a sleep, as a user's changed recipe would be."""
     recipes = base / "recipes"
     shutil.copytree(PROJECT / "recipes", recipes)
     zlib = recipes / "zlib" / "recipe.yaml"
-    zlib.write_text(zlib.read_text().replace('build: make -j"$JOBS"', 'build: sleep 25 && make -j"$JOBS"'))
+    zlib.write_text(zlib.read_text().replace('build: make -j"$JOBS"', 'build: sleep 20 && make -j"$JOBS"'))
     profile = base / "slow.yaml"
     profile.write_text((PROJECT / "params" / "mini.yaml").read_text() + f"recipes_dir: {recipes}\n")
-    slow = serpent("run", "--profile", str(profile), "--stage", "3", "--run-dir", str(base / "slow"),
-                   "--work-dir", str(work_dir), "-q", db=run_dir.parent / "metrics.sqlite")
-    return again, slow, base
+    return profile
+
+
+@pytest.fixture(scope="module")
+def reruns(run, tmp_path_factory):
+    """After the cold run, on the same work directory: the whole profile again (from the cache);
+    stage 3 with zlib changed (cache on); stage 3 rebuilt as it was, and rebuilt with zlib slowed."""
+    proc, run_dir, work_dir = run
+    assert proc.returncode == 0
+    base = tmp_path_factory.mktemp("reruns")
+    db = run_dir.parent / "metrics.sqlite"
+    runs = {}
+    for name, args in (("noop", ["--profile", "mini"]),
+                       ("changed", ["--profile", str(slowed_profile(base)), "--stage", "3"]),
+                       ("again", ["--profile", "mini", "--stage", "3", "--rebuild"]),
+                       ("slow", ["--profile", str(base / "slow.yaml"), "--stage", "3", "--rebuild"])):
+        t0 = time.monotonic()
+        done = serpent("run", *args, "--run-dir", str(base / name), "--work-dir", str(work_dir), "-q", db=db)
+        runs[name] = (done, base / name, time.monotonic() - t0)
+    return runs
+
+
+def test_noop_rerun_does_no_build_work(run, reruns):
+    done, run_dir, seconds = reruns["noop"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    phases = table(run_dir, "phases")
+    assert set(phases["phase"]) == {"cached"}, set(phases["phase"])
+    assert table(run_dir, "checks")["passed"].all()
+    cold = table(run[1], "phases")["wall_s"].sum()
+    assert seconds < cold / 4, f"no-op rerun {seconds:.0f} s against {cold:.0f} s of cold builds"
+
+
+def test_a_changed_recipe_rebuilds_it_and_what_builds_on_it(reruns):
+    done, run_dir, _ = reruns["changed"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    phases = table(run_dir, "phases", "stage3")
+    rebuilt = list(dict.fromkeys(phases[phases["phase"] == "build"]["package"]))
+    cached = list(dict.fromkeys(phases[phases["phase"] == "cached"]["package"]))
+    order = PROFILE.parameters(3)["packages"]
+    after = order[order.index("zlib"):]  # in the chroot, everything after zlib builds on a root with it
+    assert rebuilt == after and cached == order[:order.index("zlib")]
 
 
 def test_rerun_shows_small_deltas_and_the_slowed_package_is_flagged(run, reruns):
     _, run_dir, _ = run
-    again, slow, base = reruns
+    (again, again_dir, _), (slow, slow_dir, _) = reruns["again"], reruns["slow"]
     assert again.returncode == 0, again.stderr[-2000:]
     assert slow.returncode == 0, slow.stderr[-2000:]
+    db = run_dir.parent / "metrics.sqlite"
     noise = ["--threshold", "0.5", "--min-seconds", "8"]
-    same = serpent("compare", str(run_dir), str(base / "again"), *noise, "--html", str(base / "same.html"),
-                   db=run_dir.parent / "metrics.sqlite")
+    same = serpent("compare", str(run_dir), str(again_dir), *noise, "--html", str(again_dir / "c.html"), db=db)
     assert same.returncode == 0, same.stderr
     assert "0 of 9 packages flagged" in same.stdout, same.stdout
-    slowed = serpent("compare", str(base / "again"), str(base / "slow"), *noise, "--html", str(base / "slow.html"),
-                     db=run_dir.parent / "metrics.sqlite")
+    slowed = serpent("compare", str(again_dir), str(slow_dir), *noise, "--html", str(slow_dir / "c.html"), db=db)
     flagged = [line for line in slowed.stdout.splitlines() if line.rstrip().endswith("slower")]
     assert len(flagged) == 1 and " zlib " in flagged[0], slowed.stdout
     assert "1 of 9 packages flagged" in slowed.stdout
+
+
+def test_a_killed_run_leaves_no_mount_and_the_next_resumes(run, reruns, tmp_path):
+    """SIGKILL to `serpent run` mid-stage (as the OOM killer would): nothing mounted stays, the
+    stage is not marked complete, and the next run takes the finished packages from the cache."""
+    _, run_dir, work_dir = run
+    profile = tmp_path / "other-flags.yaml"  # new keys for stage 3, so nothing of it is cached yet
+    profile.write_text((PROJECT / "params" / "mini.yaml").read_text().replace(
+        "cflags: -O2 -pipe", "cflags: -O2 -pipe -DSERPENT_RESUME_TEST"))
+    killed_dir = tmp_path / "killed"
+    env = {**os.environ, "SERPENT_METRICS_DB": str(tmp_path / "m.sqlite")}
+    proc = subprocess.Popen([sys.executable, "-m", "serpentlib.cli", "run", "--profile", str(profile), "--stage", "3",
+                             "--run-dir", str(killed_dir), "--work-dir", str(work_dir), "-q"],
+                            cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while True:
+        phases = (killed_dir / "phases.csv").read_text() if (killed_dir / "phases.csv").exists() else ""
+        if ",busybox,1.35.0,merge," in phases:
+            break
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 60
+    while processes_in(work_dir):
+        assert time.monotonic() < deadline, f"processes of the killed run outlived it: {processes_in(work_dir)}"
+        time.sleep(0.5)
+    mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    assert str(work_dir) not in mounts
+    assert not (work_dir / "stage3" / ".complete").exists(), "a killed stage is never taken as complete"
+    resumed = serpent("run", "--profile", str(profile), "--stage", "3", "--run-dir", str(tmp_path / "resumed"),
+                      "--work-dir", str(work_dir), "-q", db=tmp_path / "m.sqlite")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    phases = table(tmp_path / "resumed", "phases", "stage3")
+    cached = list(dict.fromkeys(phases[phases["phase"] == "cached"]["package"]))
+    order = PROFILE.parameters(3)["packages"]
+    assert cached == order[:order.index("busybox") + 1]
+    assert (work_dir / "stage3" / ".complete").exists()
 
 
 def test_no_mount_is_left(run):

@@ -80,3 +80,28 @@ def test_fetch_profile_fetches_and_verifies_every_source(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "musl-1.2.3.tar.gz" in out and "debian" in out
     assert (store / "7d" / "7d5b0b6062521e4627e099e4c9dc8248d32a30285e959b7eecaa780cf8cfd4a4").is_file()
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("size_mb, where", [
+    (2, "no space left on the device of"),   # full before any package: stage1 copies clang's headers (21 MB)
+    (40, "No space left on device"),         # full in fills-disk's build: dd says so in the log's tail
+])
+def test_a_full_disk_is_a_clear_error(tmp_path, root_required, size_mb, where):
+    work = tmp_path / "work"
+    work.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(work)], check=True)
+    try:
+        profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\n"
+                                          "stages:\n  1:\n    packages: [fills-disk]\n")
+        run_dir = tmp_path / "run"
+        proc = subprocess.run([sys.executable, "-m", "serpentlib.cli", "run", "--profile", str(profile), "--stage", "1",
+                               "--run-dir", str(run_dir), "--work-dir", str(work), "-q"],
+                              capture_output=True, text=True, cwd=PROJECT)
+    finally:
+        subprocess.run(["umount", "-l", str(work)], check=True)
+    assert proc.returncode == 1, proc.stderr
+    assert "stage 1 failed" in proc.stderr and where in proc.stderr, proc.stderr[-1500:]
+    assert size_mb < 40 or "fills-disk in build" in proc.stderr
+    assert (run_dir / "index.html").exists() and (run_dir / "run.json").exists(), "the failed run has its report"
+    assert size_mb < 40 or "fills-disk,1.2.3,extract" in (run_dir / "phases.csv").read_text(), "what finished is kept"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import logging
 import os
@@ -10,13 +12,14 @@ import subprocess
 from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
 
 from ..build import PackageBuild, SizeRecord, StageContext, build_package
 from ..cache import BuildCache, digest
 from ..lock import lock_work_dir
-from ..errors import SerpentError
+from ..errors import DiskFullError, SerpentError
 from ..metrics import CheckRecord, Recorder
 from ..plan import build_order
 from ..profile import PROJECT, Profile
@@ -55,6 +58,28 @@ def host_clang() -> tuple[str, Path, str]:
 
 def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True) -> SourceStore:
     return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, shutil.Error):  # copytree gathers its errors: any ENOSPC among them
+        return any("[Errno 28]" in str(e) for e in exc.args[0]) if exc.args and isinstance(exc.args[0], list) else False
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def stage_function(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
+    """A stage's entry point: a full disk anywhere in it becomes one clear DiskFullError."""
+    @functools.wraps(fn)
+    def run(**params: Any) -> StageResult:
+        try:
+            return fn(**params)
+        except (OSError, shutil.Error) as exc:
+            if not _disk_full(exc):
+                raise
+            work = params.get("work_dir", ".")
+            raise DiskFullError(f"{fn.__name__}: no space left on the device of {work}",
+                                f"free space there (df -h {work}) or give the run another --work-dir; "
+                                "finished packages are kept in the build cache") from None
+    return run
 
 
 COMPLETE = ".complete"  # written into a stage's tree when it finished with every check passed
@@ -162,6 +187,10 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
     base = Path(work_dir).resolve()
     lock_work_dir(base, f"stage {name}")
     upstream = [digest(host_clang())] + [stage_key(base / s) for s in after]
+    # Later stages were built on this one's old output: they are no longer complete.
+    for later in sorted(base.glob("stage[0-9]")):
+        if later.name > name:
+            (later / COMPLETE).unlink(missing_ok=True)
     work = base / name
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

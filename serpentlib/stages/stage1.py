@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import verify
 from ..sandbox import Sandbox
-from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang
+from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, begin, host_clang
 
 
 CLANG_CFG = """# {triple}: C cross compiler into {sysroot}, written by serpentlib stage1
@@ -46,6 +46,7 @@ def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> 
     return out
 
 
+@stage_function
 def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Build the cross toolchain: kernel headers, musl and the LLVM runtimes into a sysroot,
     driven by the host clang; write the wrappers; verify the result.

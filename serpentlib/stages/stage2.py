@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import verify
 from ..recipes import load_recipes
 from ..sandbox import Bind, Sandbox
-from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang
+from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, begin, host_clang
 
 # /bin, /sbin, /lib and /lib64 are links into /usr, as in the seed.
 ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib", "usr/sbin": "bin",
@@ -56,6 +56,7 @@ def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str
     return out
 
 
+@stage_function
 def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Cross-compile the runtime stage3 starts from into `<work>/stage2/root`; verify it alone."""
     st = begin("stage2", after=("stage1",), **params)

@@ -18,7 +18,7 @@ from ..metrics import CheckRecord
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
-from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin
+from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, StageRun, begin
 from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
@@ -127,6 +127,7 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
     return records
 
 
+@stage_function
 def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Build the mini set natively in the stage3 chroot, then verify the final compiler.
     `cflags` applies to what is built on the host (the intermediate musl); tcc takes -O2."""

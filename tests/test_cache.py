@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from serpentlib.build import SizeRecord
+from serpentlib.cache import BuildCache
+from serpentlib.errors import SerpentError
+from serpentlib.lock import lock_work_dir
+from serpentlib.recipes import load_recipe
+from serpentlib.stages.common import COMPLETE, stage_key
+
+from .conftest import ROOT
+
+
+def test_key_covers_recipe_env_and_upstream(tmp_path):
+    cache = BuildCache(tmp_path)
+    musl = load_recipe(ROOT / "recipes" / "musl" / "recipe.yaml")
+    base = cache.key(musl, "stage2", {"CC": "clang"}, ["u1"])
+    assert base == cache.key(musl, "stage2", {"CC": "clang"}, ["u1"])
+    assert base != cache.key(musl, "stage3", {"CC": "clang"}, ["u1"])
+    assert base != cache.key(musl, "stage2", {"CC": "clang", "CFLAGS": "-O3"}, ["u1"])
+    assert base != cache.key(musl, "stage2", {"CC": "clang"}, ["u2"])
+    copy = tmp_path / "musl"
+    copy.mkdir()
+    (copy / "recipe.yaml").write_text((ROOT / "recipes" / "musl" / "recipe.yaml").read_text() + "# changed\n")
+    assert base != cache.key(load_recipe(copy / "recipe.yaml"), "stage2", {"CC": "clang"}, ["u1"])
+
+
+def test_put_then_get_and_partial_entries_are_ignored(tmp_path):
+    cache = BuildCache(tmp_path / "cache")
+    dest = tmp_path / "dest"
+    (dest / "usr" / "bin").mkdir(parents=True)
+    (dest / "usr" / "bin" / "tool").write_text("x")
+    (dest / "usr" / "bin" / "alias").symlink_to("tool")
+    size = SizeRecord("stage2", "tool", "1", 1, 2, 3, 1, 0)
+    assert cache.get("k") is None
+    (tmp_path / "cache" / "k.partial-1").mkdir(parents=True)  # what an interrupted put leaves
+    assert cache.get("k") is None
+    cache.put("k", dest, size)
+    got_dest, got_size = cache.get("k")
+    assert got_size == size and (got_dest / "usr" / "bin" / "alias").readlink().as_posix() == "tool"
+
+
+def test_stage_key_needs_a_completed_stage(tmp_path):
+    (tmp_path / "stage1").mkdir()
+    with pytest.raises(SerpentError, match="stage1 has not completed"):
+        stage_key(tmp_path / "stage1")
+    (tmp_path / "stage1" / COMPLETE).write_text(json.dumps({"key": "abc"}))
+    assert stage_key(tmp_path / "stage1") == "abc"
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from serpentlib.lock import lock_work_dir
+    lock_work_dir(sys.argv[1], "test holder")
+    print("locked", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_second_run_on_the_same_work_dir_refuses_naming_the_holder(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(SerpentError, match=rf"in use by another run \(pid {holder.pid}, test holder"):
+            lock_work_dir(tmp_path / ".." / tmp_path.name)
+    finally:
+        holder.kill()
+        holder.wait()
+    lock_work_dir(tmp_path)  # the holder is gone: its lock went with it
