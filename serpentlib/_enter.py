@@ -43,9 +43,31 @@ def inside(root, path):
     return os.path.join(root, path.lstrip("/")) if root else path
 
 
+class MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def read_only_host(writable):
+    """Everything read-only (mount_setattr with AT_RECURSIVE) but a private tmpfs /tmp and the
+    `writable` trees, bound back in from handles taken first, so a tree under /tmp works too."""
+    handles = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in writable]
+    attr = MountAttr(attr_set=1)  # MOUNT_ATTR_RDONLY
+    if _libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:  # mount_setattr
+        fail(f"cannot make the host read-only: {os.strerror(ctypes.get_errno())}")
+    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g")
+    for path, fd in handles:
+        os.makedirs(path, exist_ok=True)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        mount(None, path, None, MS_REMOUNT | MS_BIND)  # the bind kept the read-only flag: lift it
+        os.close(fd)
+
+
 def setup(spec):
     root = spec.get("root")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if not root and spec.get("writable") is not None:
+        read_only_host(spec["writable"])
     for source, target, readonly in spec.get("binds", []):
         where = inside(root, target)
         if not os.path.exists(source):

@@ -13,7 +13,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import BuildError, DiskFullError, SerpentError
@@ -184,7 +184,7 @@ class PackageBuild:
             with self.host_phase("patch"):
                 apply_patches(r.patches, self.src)
         if r.prepare.strip():  # host-side preparation, like patching: the chroot may lack the tools
-            host = self.ctx.host_sandbox or self.ctx.sandbox
+            host = replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root])
             env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
             record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
                                            stage=self.ctx.stage, package=r.name, version=r.version, phase="prepare",
@@ -198,6 +198,8 @@ class PackageBuild:
         env = self.environment()
         sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
         assert sandbox is not None
+        if sandbox.root is None:  # on the host, a build may write its own tree and nothing else
+            sandbox = replace(sandbox, writable=[self.root])
         for phase, command in commands(self.spec).items():
             if command is None:
                 continue

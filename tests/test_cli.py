@@ -105,3 +105,38 @@ def test_a_full_disk_is_a_clear_error(tmp_path, root_required, size_mb, where):
     assert size_mb < 40 or "fills-disk in build" in proc.stderr
     assert (run_dir / "index.html").exists() and (run_dir / "run.json").exists(), "the failed run has its report"
     assert size_mb < 40 or "fills-disk,1.2.3,extract" in (run_dir / "phases.csv").read_text(), "what finished is kept"
+
+
+def run_fixture(tmp_path, package):
+    profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\n"
+                                      f"stages:\n  1:\n    packages: [{package}]\n")
+    return subprocess.run([sys.executable, "-m", "serpentlib.cli", "run", "--profile", str(profile), "--stage", "1",
+                           "--run-dir", str(tmp_path / "run"), "--work-dir", str(tmp_path / "work"), "-q"],
+                          capture_output=True, text=True, cwd=PROJECT)
+
+
+@pytest.mark.build
+def test_a_build_has_no_network_though_the_host_has(tmp_path, root_required):
+    import socket
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 47611))
+    server.listen(4)
+    try:
+        recipe = (FIXTURES / "recipes" / "good" / "net-probe" / "recipe.yaml").read_text()
+        command = recipe.split("build: ", 1)[1].strip()
+        host = subprocess.run(command, shell=True, capture_output=True, text=True)
+        assert host.stdout.strip() == "connected", host.stderr
+        proc = run_fixture(tmp_path, "net-probe")
+    finally:
+        server.close()
+    assert proc.returncode == 1 and "net-probe in build" in proc.stderr
+    assert "Network is unreachable" in proc.stderr
+
+
+@pytest.mark.build
+def test_a_host_build_cannot_write_outside_its_tree(tmp_path, root_required):
+    proc = run_fixture(tmp_path, "writes-outside")
+    assert proc.returncode == 1 and "writes-outside in build" in proc.stderr
+    assert "Read-only file system" in proc.stderr
+    assert not (tmp_path / "work" / "stage1" / "escaped").exists() and not Path("/var/tmp/serpent-escaped").exists()
