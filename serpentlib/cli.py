@@ -98,6 +98,41 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 3 if args.fail_on_flag and (len(flagged) or len(checks)) else 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .metrics import Recorder
+    from .profile import PROJECT, load_profile
+    from .reproduce import as_checks, compare_work_dirs
+    from .run import new_run_id, run_stages
+
+    profile = load_profile(args.profile)
+    stages = _stages(args.stage, profile.stage_numbers)
+    top = Path(args.dir) if args.dir else PROJECT / "runs" / f"reproduce-{new_run_id(profile.name)}"
+    # Two clean builds at different paths (different lengths too), nothing from the build cache.
+    builds = [(top / "a" / "run", top / "a" / "work"), (top / "b" / "run", top / "b" / "second-build" / "work")]
+    for run_dir, work_dir in builds:
+        log.info("reproduce: building %s in %s", profile.name, work_dir)
+        run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db, use_cache=False)
+    diffs = compare_work_dirs(builds[0][1], builds[1][1])
+    checks = as_checks(diffs)
+    Recorder(top, top.name, profile.name).add_all(checks)
+    table = pd_concat([d.differing for d in diffs])
+    table.to_csv(top / "differing.csv", index=False)
+    with pd_options():
+        for d in diffs:
+            print(f"{d.stage}: {d.identical} of {d.files} files identical ({d.percent}%)")
+        if len(table):
+            print(table.to_string(index=False))
+    print(f"report: {top / 'checks.csv'}, {top / 'differing.csv'}")
+    return 4 if args.fail_on_difference and len(table) else 0
+
+
+def pd_concat(frames):
+    import pandas as pd
+
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "path", "cause"])
+
+
 def pd_options():
     import pandas as pd
 
@@ -138,6 +173,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--stage", help="stages to compare, e.g. 3 or 1,2 (default: those both runs have)")
     c.add_argument("--db")
     c.set_defaults(func=cmd_compare)
+    rep = sub.add_parser("reproduce", help="build a profile twice at different paths and compare every file")
+    rep.add_argument("--profile", default="mini")
+    rep.add_argument("--stage", help="stages to build, e.g. 1,2 (default: all of the profile's)")
+    rep.add_argument("--dir", help="where both builds and the report go (default: runs/reproduce-<id>)")
+    rep.add_argument("--fail-on-difference", action="store_true", help="exit 4 unless every file is identical")
+    rep.add_argument("-q", "--quiet", action="store_true")
+    rep.add_argument("--db")
+    rep.set_defaults(func=cmd_reproduce)
     f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
     f.add_argument("--profile", default="mini")
     f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")

@@ -1,0 +1,85 @@
+"""Reproducibility: build a profile twice from clean work directories at different paths and
+compare every file of every stage's tree by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .metrics import CheckRecord
+
+STAGE_TREES = {"stage1": "stage1/sysroot", "stage2": "stage2/root", "stage3": "stage3/root"}
+
+
+@dataclass
+class TreeDiff:
+    stage: str
+    files: int
+    identical: int
+    differing: pd.DataFrame  # path, cause
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.identical / self.files, 2) if self.files else 100.0
+
+
+def fingerprint(root: Path) -> dict[str, str]:
+    """relative path -> sha256 of a file, or `-> target` of a link."""
+    out = {}
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            if p.is_symlink():
+                out[rel] = "-> " + os.readlink(p)
+            elif p.is_file():
+                h = hashlib.sha256()
+                with open(p, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+                out[rel] = h.hexdigest()
+    return out
+
+
+def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
+    """A first guess at why two builds of a file differ; diffoscope's first lines where installed."""
+    if not (a.exists() and b.exists()):
+        return "only in one build"
+    if a.is_symlink() or b.is_symlink():
+        return f"links differ: {os.readlink(a) if a.is_symlink() else 'file'} vs {os.readlink(b) if b.is_symlink() else 'file'}"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    if str(work_a).encode() in data_a or str(work_b).encode() in data_b:
+        return "embeds its build's work directory path"
+    if shutil.which("diffoscope"):
+        out = subprocess.run(["diffoscope", "--text", "-", "--max-report-size", "4000", str(a), str(b)],
+                             capture_output=True, text=True, timeout=120).stdout
+        return " | ".join(line.strip() for line in out.splitlines()[1:6])
+    kind = "ELF" if data_a[:4] == b"\x7fELF" else "file"
+    return f"{kind} contents differ ({len(data_a)} vs {len(data_b)} bytes); install diffoscope for details"
+
+
+def compare_work_dirs(work_a: Path, work_b: Path) -> list[TreeDiff]:
+    diffs = []
+    for stage, sub in STAGE_TREES.items():
+        ta, tb = Path(work_a) / sub, Path(work_b) / sub
+        if not (ta.is_dir() and tb.is_dir()):
+            continue
+        fa, fb = fingerprint(ta), fingerprint(tb)
+        paths = sorted(set(fa) | set(fb))
+        bad = [p for p in paths if fa.get(p) != fb.get(p)]
+        rows = [{"stage": stage, "path": "/" + p, "cause": cause(ta / p, tb / p, work_a, work_b)} for p in bad]
+        diffs.append(TreeDiff(stage, len(paths), len(paths) - len(bad),
+                              pd.DataFrame(rows, columns=["stage", "path", "cause"])))
+    return diffs
+
+
+def as_checks(diffs: list[TreeDiff]) -> list[CheckRecord]:
+    return [CheckRecord(d.stage, "reproducible", f"{d.percent}% of {d.files} files identical", d.identical == d.files,
+                        "; ".join(f"{r.path}: {r.cause}" for r in d.differing.head(5).itertuples()) or "every file")
+            for d in diffs]
