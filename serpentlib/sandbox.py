@@ -64,6 +64,24 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def userns_hint() -> str:
+    """What to change so that an ordinary user may create the namespaces a build needs."""
+    if os.geteuid() == 0:
+        return "the kernel refused a namespace or mount even to root: check the container's seccomp/AppArmor profile"
+    settings = {"/proc/sys/kernel/unprivileged_userns_clone": ("kernel.unprivileged_userns_clone", "1"),
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns":
+                    ("kernel.apparmor_restrict_unprivileged_userns", "0"),
+                "/proc/sys/user/max_user_namespaces": ("user.max_user_namespaces", "10000")}
+    for path, (name, wanted) in settings.items():
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if (wanted == "0") != (value == "0"):
+            return f"user namespaces are off for ordinary users: run `sysctl -w {name}={wanted}` as root, or run as root"
+    return "run as root, or allow ordinary users to create user namespaces on this kernel"
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -145,9 +163,9 @@ class Sandbox:
                 proc.returncode = code = os.waitstatus_to_exitcode(status)
         finally:
             os.unlink(fh.name)
-        if code == 125 and "serpent sandbox:" in log_tail(log, 3):
-            raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}",
-                               "run as root, or enable user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+        tail = log_tail(log, 3)
+        if (code == 125 and "serpent sandbox:" in tail) or "unshare failed" in tail:
+            raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}", userns_hint())
         return PhaseRecord(stage=stage, package=package, version=version, phase=phase, start=start, end=now_iso(),
                            wall_s=round(time.monotonic() - t0, 3), user_s=round(usage.ru_utime, 3),
                            sys_s=round(usage.ru_stime, 3), max_rss_kb=int(usage.ru_maxrss), exit_code=code,

@@ -10,37 +10,40 @@ from ..sandbox import Sandbox
 from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, begin, host_clang
 
 
-CLANG_CFG = """# {triple}: C cross compiler into {sysroot}, written by serpentlib stage1
+CLANG_CFG = """# {triple}: C cross compiler, written by serpentlib stage1.
+# The wrappers beside this file add --sysroot and -resource-dir, found from where they lie.
 --target={triple}
---sysroot={sysroot}
 --gcc-toolchain=/nonexistent
--resource-dir={resource}
 -fuse-ld=lld
 -rtlib=compiler-rt
 -unwindlib=libunwind
 """
 CLANGXX_CFG = """# {triple}: C++ cross compiler, written by serpentlib stage1
-@{c_cfg}
+@{triple}.cfg
 -stdlib=libc++
 """
 WRAPPER = """#!/bin/sh
 # {triple}-{tool}: the host {tool} with the stage1 configuration; needs no other flags.
-exec {compiler} --config "{cfg}" "$@"
+# Relocatable: the sysroot is found beside this file's folder, wherever the toolchain was moved.
+self=$(readlink -f "$0"); here=${{self%/*}}; top=${{here%/*}}
+exec {compiler} --config "$here/{cfg}" --sysroot="$top/sysroot" -resource-dir="$top/sysroot/{resource}" "$@"
 """
 
 
 def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> dict[str, Path]:
     """`<triple>-clang` and `-clang++` wrappers with explicit config files (Debian's clang 14 ignores
-    config auto-discovery)."""
+    config auto-discovery). `sysroot` must be `bindir`'s sibling and hold `resource`."""
+    assert sysroot.parent == bindir.parent, "the wrappers find the sysroot beside their own folder"
     bindir.mkdir(parents=True, exist_ok=True)
     c_cfg, cxx_cfg = bindir / f"{triple}.cfg", bindir / f"{triple}-cxx.cfg"
-    c_cfg.write_text(CLANG_CFG.format(triple=triple, sysroot=sysroot, resource=resource))
-    cxx_cfg.write_text(CLANGXX_CFG.format(triple=triple, c_cfg=c_cfg))
+    c_cfg.write_text(CLANG_CFG.format(triple=triple))
+    cxx_cfg.write_text(CLANGXX_CFG.format(triple=triple))
     out = {}
     for tool, cfg in (("clang", c_cfg), ("clang++", cxx_cfg)):
         path = bindir / f"{triple}-{tool}"
         compiler = shutil.which(tool) or f"/usr/bin/{tool}"
-        path.write_text(WRAPPER.format(triple=triple, tool=tool, compiler=compiler, cfg=cfg))
+        path.write_text(WRAPPER.format(triple=triple, tool=tool, compiler=compiler, cfg=cfg.name,
+                                       resource=resource.relative_to(sysroot)))
         path.chmod(0o755)
         out[tool] = path
     return out
