@@ -1,5 +1,7 @@
 # One entry point for people and CI. `make bootstrap` and `make test` set up what is missing first.
-PYTHON  ?= python3
+# Debian's own Python when there is one: a venv made from it is usable by every user (the
+# unprivileged-build test runs the project as one), unlike one made from a Python under /root.
+PYTHON  ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || echo python3)
 VENV    := .venv
 PY      := $(VENV)/bin/python
 PROFILE ?= mini

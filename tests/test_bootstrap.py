@@ -4,9 +4,12 @@ import json
 import os
 import random
 import shutil
+import tempfile
 import time
 import subprocess
 import sys
+
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -262,6 +265,54 @@ def test_a_killed_run_leaves_no_mount_and_the_next_resumes(run, reruns, tmp_path
     order = PROFILE.parameters(3)["packages"]
     assert cached == order[:order.index("busybox") + 1]
     assert (work_dir / "stage3" / ".complete").exists()
+
+
+USER = "serpent-ci"
+
+
+def test_stage3_runs_as_an_ordinary_user(run, reruns):
+    """Stage 3 rebuilt by an unprivileged user, on copies of stages 1 and 2: user namespaces
+    stand in for root (mounts, chroot), every file ends up owned by that user."""
+    _, _, work_dir = run
+    if subprocess.run(["id", USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh", USER], check=True)
+    usable = subprocess.run(["runuser", "-u", USER, "--", sys.executable, "-c", "import papermill, serpentlib"],
+                            capture_output=True, text=True, cwd=PROJECT)
+    if usable.returncode != 0:
+        pytest.skip(f"an ordinary user cannot run the project's Python ({sys.executable}: make setup builds the venv "
+                    f"from /usr/bin/python3 so that one can): {usable.stderr.strip()[-200:]}")
+    base = Path(tempfile.mkdtemp(prefix="serpent-user-", dir="/var/tmp"))
+    try:
+        base.chmod(0o755)
+        work = base / "work"
+        work.mkdir()
+        for stage in ("stage1", "stage2"):
+            subprocess.run(["cp", "-a", str(work_dir / stage), str(work / stage)], check=True)
+        store = base / "store"  # the user's own store, seeded with the verified files stage 3 needs
+        from serpentlib.recipes import load_recipes
+        from serpentlib.sources import SourceStore
+        root_store = SourceStore()
+        for recipe in load_recipes(PROJECT / "recipes", PROFILE.parameters(3)["packages"]).values():
+            for source in recipe.sources:
+                target = store / source.sha256[:2] / source.sha256
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root_store.fetch(source).path, target)
+        profile = base / "user.yaml"
+        profile.write_text((PROJECT / "params" / "mini.yaml").read_text() + f"store_dir: {store}\n")
+        (base / "home").mkdir()
+        subprocess.run(["chown", "-R", f"{USER}:", str(base)], check=True)
+        proc = subprocess.run(["runuser", "-u", USER, "--", "env", f"HOME={base / 'home'}",
+                               f"SERPENT_METRICS_DB={base / 'm.sqlite'}", sys.executable, "-m", "serpentlib.cli",
+                               "run", "--profile", str(profile), "--stage", "3", "--rebuild", "--run-dir",
+                               str(base / "run"), "--work-dir", str(work), "-q"],
+                              capture_output=True, text=True, cwd=PROJECT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        checks = table(base / "run", "checks", "stage3")
+        assert checks["passed"].all() and (checks["check"] == "fixed-point").any()
+        uid = int(subprocess.run(["id", "-u", USER], capture_output=True, text=True).stdout)
+        assert (work / "stage3" / "root" / "usr" / "bin" / "tcc").stat().st_uid == uid
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_no_mount_is_left(run):
