@@ -69,17 +69,22 @@ def elf_files(root: Path) -> Iterable[Path]:
                 yield p
 
 
+def _each_elf(stage: str, check: str, root: Path, records: list[CheckRecord], prefix: str = ""):
+    """(path, name in the root, ElfInfo) of every ELF under `root`; an unreadable one becomes a
+    failed record in `records` instead."""
+    for path in sorted(elf_files(root)):
+        rel = prefix + str(path.relative_to(root))
+        try:
+            yield path, rel, elf_info(path)
+        except ELFError as exc:
+            records.append(CheckRecord(stage, check, rel, False, str(exc)))
+
+
 def check_elf_hygiene(stage: str, root: Path, extra_forbidden: Iterable[str] = ()) -> list[CheckRecord]:
     """No glibc NEEDED, no RPATH/RUNPATH, musl or no interpreter, no host paths in any ELF under `root`."""
     forbidden = [*HOST_PATHS, *(s.encode() for s in extra_forbidden)]
     records = []
-    for path in sorted(elf_files(root)):
-        rel = str(path.relative_to(root))
-        try:
-            info = elf_info(path)
-        except ELFError as exc:
-            records.append(CheckRecord(stage, "elf-readable", rel, False, str(exc)))
-            continue
+    for path, rel, info in _each_elf(stage, "elf-readable", root, records):
         problems = []
         bad = [n for n in info.needed if GLIBC_LIBS.match(n)]
         if bad:
@@ -191,13 +196,7 @@ def _in_root(root: Path, path: str) -> Path:
 def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/lib", "/lib")) -> list[CheckRecord]:
     """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has."""
     records = []
-    for path in sorted(elf_files(root)):
-        rel = "/" + str(path.relative_to(root))
-        try:
-            info = elf_info(path)
-        except ELFError as exc:
-            records.append(CheckRecord(stage, "elf-closure", rel, False, str(exc)))
-            continue
+    for _path, rel, info in _each_elf(stage, "elf-closure", root, records, prefix="/"):
         problems = []
         if info.interpreter is not None:
             if info.interpreter != MUSL_INTERP:
