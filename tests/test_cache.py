@@ -71,3 +71,18 @@ def test_a_second_run_on_the_same_work_dir_refuses_naming_the_holder(tmp_path):
         holder.kill()
         holder.wait()
     lock_work_dir(tmp_path)  # the holder is gone: its lock went with it
+
+
+def test_serpent_run_refuses_a_work_dir_in_use(tmp_path, capsys):
+    from serpentlib.cli import main
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "work")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code = main(["run", "--profile", "mini", "--stage", "1", "--work-dir", str(tmp_path / "work"),
+                     "--run-dir", str(tmp_path / "run")])
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert code == 2 and f"is in use by another run (pid {holder.pid}" in err and "another --work-dir" in err
+    assert not (tmp_path / "run").exists(), "nothing ran"
