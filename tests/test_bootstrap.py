@@ -263,7 +263,9 @@ def test_a_killed_run_leaves_no_mount_and_the_next_resumes(run, reruns, tmp_path
     phases = table(tmp_path / "resumed", "phases", "stage3")
     cached = list(dict.fromkeys(phases[phases["phase"] == "cached"]["package"]))
     order = PROFILE.parameters(3)["packages"]
-    assert cached == order[:order.index("busybox") + 1]
+    # Everything finished before the kill (at least up to busybox; the dying kernel may have
+    # finished one more) comes from the cache; the rest is built.
+    assert cached == order[:len(cached)] and order.index("busybox") < len(cached) < len(order)
     assert (work_dir / "stage3" / ".complete").exists()
 
 
