@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .profile import PROJECT, load_profile
     from .reproduce import as_checks, compare_work_dirs
     from .run import new_run_id, run_stages
+    from .stages.common import stage_key
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
@@ -110,9 +112,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     # Two clean builds at different paths (different lengths too), nothing from the build cache.
     builds = [(top / "a" / "run", top / "a" / "work"), (top / "b" / "run", top / "b" / "second-build" / "work")]
     for run_dir, work_dir in builds:
+        for n in sorted(set(profile.stage_numbers) - set(stages)) if args.seed_from else []:
+            if n < min(stages):  # earlier stages, finished elsewhere, copied in: both builds start alike
+                stage_key(Path(args.seed_from) / f"stage{n}")
+                shutil.copytree(Path(args.seed_from) / f"stage{n}", work_dir / f"stage{n}", symlinks=True)
         log.info("reproduce: building %s in %s", profile.name, work_dir)
         run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db, use_cache=False)
-    diffs = compare_work_dirs(builds[0][1], builds[1][1])
+    diffs = compare_work_dirs(builds[0][1], builds[1][1], [f"stage{n}" for n in stages])
     checks = as_checks(diffs)
     Recorder(top, top.name, profile.name).add_all(checks)
     table = pd_concat([d.differing for d in diffs])
@@ -178,6 +184,8 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--stage", help="stages to build, e.g. 1,2 (default: all of the profile's)")
     rep.add_argument("--dir", help="where both builds and the report go (default: runs/reproduce-<id>)")
     rep.add_argument("--fail-on-difference", action="store_true", help="exit 4 unless every file is identical")
+    rep.add_argument("--seed-from", help="a work directory whose completed earlier stages both builds start from "
+                                         "(with --stage 3: stages 1 and 2 are copied, not built)")
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.add_argument("--db")
     rep.set_defaults(func=cmd_reproduce)

@@ -64,9 +64,12 @@ def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
     return f"{kind} contents differ ({len(data_a)} vs {len(data_b)} bytes); install diffoscope for details"
 
 
-def compare_work_dirs(work_a: Path, work_b: Path) -> list[TreeDiff]:
+def compare_work_dirs(work_a: Path, work_b: Path, stages: list[str] | None = None) -> list[TreeDiff]:
+    """Each stage's tree of two builds, file by file."""
     diffs = []
     for stage, sub in STAGE_TREES.items():
+        if stages is not None and stage not in stages:
+            continue
         ta, tb = Path(work_a) / sub, Path(work_b) / sub
         if not (ta.is_dir() and tb.is_dir()):
             continue
