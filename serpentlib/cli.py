@@ -196,9 +196,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _progress_only(record: logging.LogRecord) -> bool:
+    """papermill's own chatter (cell banners, blank lines) out; the notebooks' progress lines in."""
+    text = record.getMessage().rstrip()
+    record.msg, record.args = text, ()
+    return bool(text.strip()) and not text.lstrip().startswith(("Executing Cell", "Ending Cell", "Input Notebook", "Output Notebook",
+                                               "Working directory", "Executing notebook with kernel"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not args.verbose:
+        logging.getLogger("papermill").addFilter(_progress_only)
     try:
         return args.func(args)
     except BuildError as exc:
