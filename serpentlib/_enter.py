@@ -48,18 +48,21 @@ class MountAttr(ctypes.Structure):
                 ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
 
 
-def read_only_host(writable):
+def read_only_host(writable, visible):
     """Everything read-only (mount_setattr with AT_RECURSIVE) but a private tmpfs /tmp and the
-    `writable` trees, bound back in from handles taken first, so a tree under /tmp works too."""
-    handles = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in writable]
+    `writable` trees. `visible` trees stay readable even where the new /tmp would hide them:
+    both are bound back in from handles taken before /tmp was covered."""
+    handles = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY), False) for path in visible]
+    handles += [(path, os.open(path, os.O_PATH | os.O_DIRECTORY), True) for path in writable]
     attr = MountAttr(attr_set=1)  # MOUNT_ATTR_RDONLY
     if _libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)) != 0:  # mount_setattr
         fail(f"cannot make the host read-only: {os.strerror(ctypes.get_errno())}")
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g")
-    for path, fd in handles:
+    for path, fd, rw in handles:  # ancestors before descendants: `visible` holds the build trees
         os.makedirs(path, exist_ok=True)
-        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
-        mount(None, path, None, MS_REMOUNT | MS_BIND)  # the bind kept the read-only flag: lift it
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        if rw:
+            mount(None, path, None, MS_REMOUNT | MS_BIND)  # the bind kept the read-only flag: lift it
         os.close(fd)
 
 
@@ -67,7 +70,7 @@ def setup(spec):
     root = spec.get("root")
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     if not root and spec.get("writable") is not None:
-        read_only_host(spec["writable"])
+        read_only_host(spec["writable"], spec.get("visible") or [])
     for source, target, readonly in spec.get("binds", []):
         where = inside(root, target)
         if not os.path.exists(source):

@@ -184,7 +184,8 @@ class PackageBuild:
             with self.host_phase("patch"):
                 apply_patches(r.patches, self.src)
         if r.prepare.strip():  # host-side preparation, like patching: the chroot may lack the tools
-            host = replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root])
+            host = replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root],
+                           visible=[self.ctx.work.parent])
             env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
             record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
                                            stage=self.ctx.stage, package=r.name, version=r.version, phase="prepare",
@@ -199,7 +200,7 @@ class PackageBuild:
         sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
         assert sandbox is not None
         if sandbox.root is None:  # on the host, a build may write its own tree and nothing else
-            sandbox = replace(sandbox, writable=[self.root])
+            sandbox = replace(sandbox, writable=[self.root], visible=[self.ctx.work.parent])
         for phase, command in commands(self.spec).items():
             if command is None:
                 continue

@@ -100,8 +100,10 @@ class Sandbox:
     dev: bool = True
     tmp: bool = True
     umask: int = 0o022
-    # Without a root: None leaves the host writable; a list makes all of it read-only but these.
+    # Without a root: None leaves the host writable; a list makes all of it read-only but these,
+    # and a private /tmp; `visible` trees stay readable though they lie under /tmp.
     writable: list[Path] | None = None
+    visible: list[Path] = field(default_factory=list)
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment a command sees: nothing from the caller's."""
@@ -134,7 +136,8 @@ class Sandbox:
         spec = {"root": str(self.root) if self.root else None,
                 "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
                 "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
-                "writable": None if self.writable is None else [str(p) for p in self.writable], "cwd": str(cwd), "umask": self.umask,
+                "writable": None if self.writable is None else [str(p) for p in self.writable],
+                "visible": [str(p) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
                 "argv": argv, "env": self.environment(env)}
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)

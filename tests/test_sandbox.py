@@ -105,3 +105,21 @@ def test_no_mount_or_process_is_left_after_the_parent_is_killed(tmp_path, sig, r
 def test_missing_command_is_a_failed_record_not_a_crash(tmp_path, root_required):
     rec = Sandbox().run(["/nonexistent/tool"], cwd=tmp_path, log=tmp_path / "m.log")
     assert rec.exit_code == 127 and "cannot run /nonexistent/tool" in output(tmp_path / "m.log")
+
+
+def test_read_only_host_keeps_the_work_tree_visible_under_tmp(tmp_path, root_required):
+    """Host builds get a private /tmp; a work directory under /tmp must stay readable, its build tree writable."""
+    assert str(tmp_path).startswith("/tmp/")
+    (tmp_path / "stage1" / "sysroot").mkdir(parents=True)
+    (tmp_path / "stage1" / "sysroot" / "header.h").write_text("seen\n")
+    tree = tmp_path / "stage2" / "build" / "pkg"
+    tree.mkdir(parents=True)
+    rec = Sandbox(writable=[tree], visible=[tmp_path]).run(
+        f"cat {tmp_path}/stage1/sysroot/header.h && touch {tree}/built && echo rw;"
+        f" touch {tmp_path}/stage1/sysroot/x 2>&1; touch /var/tmp/serpent-x 2>&1; echo private > /tmp/p && cat /tmp/p",
+        cwd=tree, log=tmp_path / "ro.log")
+    out = output(tmp_path / "ro.log")
+    assert rec.exit_code == 0, out
+    assert "seen\nrw\n" in out and out.count("Read-only file system") == 2 and out.endswith("private")
+    assert (tree / "built").exists() and not (tmp_path / "stage1" / "sysroot" / "x").exists()
+    assert not Path("/tmp/p").exists()
