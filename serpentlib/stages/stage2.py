@@ -34,7 +34,9 @@ def toolchain(base: Path) -> Path:
 def cross_env(bindir: Path, target: str, cflags: str) -> dict[str, str]:
     """What a cross build sees: the stage1 wrappers as CC/CXX, LLVM's binutils, the triples."""
     build_triple = host_clang()[2]
-    return {"CC": str(bindir / f"{target}-clang"), "CXX": str(bindir / f"{target}-clang++"),
+    # Bare names, found on PATH: a path here ends up in files such as bashbug, and two builds at
+    # different work directories would differ.
+    return {"CC": f"{target}-clang", "CXX": f"{target}-clang++",
             "AR": "llvm-ar", "RANLIB": "llvm-ranlib", "NM": "llvm-nm", "STRIP": "llvm-strip",
             "OBJCOPY": "llvm-objcopy", "OBJDUMP": "llvm-objdump", "READELF": "llvm-readelf",
             "CC_FOR_BUILD": "clang", "HOSTCC": "clang", "CFLAGS": cflags, "CXXFLAGS": cflags,
