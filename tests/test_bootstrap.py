@@ -4,11 +4,10 @@ import json
 import os
 import random
 import shutil
-import tempfile
-import time
 import subprocess
 import sys
-
+import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd

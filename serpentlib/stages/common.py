@@ -9,7 +9,6 @@ import logging
 import os
 import shutil
 import subprocess
-from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -18,8 +17,8 @@ import pandas as pd
 
 from ..build import PackageBuild, SizeRecord, StageContext, build_package
 from ..cache import BuildCache, digest
-from ..lock import lock_work_dir
 from ..errors import DiskFullError, SerpentError
+from ..lock import lock_work_dir
 from ..metrics import CheckRecord, Recorder
 from ..plan import build_order
 from ..profile import PROJECT, Profile
@@ -43,7 +42,7 @@ class StageResult:
         return [c for c in self.checks if not c.passed]
 
 
-@lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=1)
 def host_clang() -> tuple[str, Path, str]:
     """The seed compiler's version, resource directory and default triple."""
     clang = shutil.which("clang")

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from .. import verify
 from ..sandbox import Sandbox
-from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, begin, host_clang
-
+from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang, stage_function
 
 CLANG_CFG = """# {triple}: C cross compiler, written by serpentlib stage1.
 # The wrappers beside this file add --sysroot and -resource-dir, found from where they lie.

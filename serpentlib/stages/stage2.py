@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import verify
 from ..recipes import load_recipes
 from ..sandbox import Bind, Sandbox
-from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, begin, host_clang
+from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang, stage_function
 
 # /bin, /sbin, /lib and /lib64 are links into /usr, as in the seed.
 ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib", "usr/sbin": "bin",

@@ -18,7 +18,7 @@ from ..metrics import CheckRecord
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
-from .common import stage_function, SOURCE_DATE_EPOCH, StageResult, StageRun, begin
+from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
 from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
