@@ -10,6 +10,7 @@ import os
 import re
 import resource
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -71,19 +72,21 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), ""), text)
 
 
-def tree_size(path: Path) -> tuple[int, int, int]:
-    """(bytes, regular files, ELF files) under `path`, links not followed."""
+def tree_size(path: Path, count_elf: bool = True) -> tuple[int, int, int]:
+    """(bytes, regular files, ELF files) under `path`, links not followed; ELF files are only
+    counted (each file opened) when asked."""
     total = files = elves = 0
     for dirpath, _dirs, names in os.walk(path):
         for name in names:
             p = os.path.join(dirpath, name)
             st = os.lstat(p)
-            if not os.path.isfile(p) or os.path.islink(p):
+            if not stat.S_ISREG(st.st_mode):
                 continue
             total += st.st_size
             files += 1
-            with open(p, "rb") as fh:
-                elves += fh.read(4) == b"\x7fELF"
+            if count_elf:
+                with open(p, "rb") as fh:
+                    elves += fh.read(4) == b"\x7fELF"
     return total, files, elves
 
 
@@ -208,8 +211,9 @@ class PackageBuild:
                                                        package=r.name, version=r.version, phase=phase, env=env))
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
-        build_bytes = tree_size(self.root)[0]
-        installed, files, elves = tree_size(self.destdir)
+        with self.host_phase("measure"):
+            build_bytes = tree_size(self.root, count_elf=False)[0]
+            installed, files, elves = tree_size(self.destdir)
         size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
                           installed, files, elves)
         with self.host_phase("merge"):

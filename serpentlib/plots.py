@@ -7,7 +7,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "prepare": "#ffe082", "configure": "#90caf9",
-                "build": "#1e88e5", "check": "#8e24aa", "install": "#43a047", "merge": "#a5d6a7",
+                "build": "#1e88e5", "check": "#8e24aa", "install": "#43a047", "measure": "#c5e1a5", "merge": "#a5d6a7",
                 "cached": "#b0bec5"}
 
 

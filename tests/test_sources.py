@@ -169,3 +169,12 @@ def test_unpacked_tree_is_extracted_once_and_reused(tmp_path, tarball):
     assert store.unpacked(got, src) == tree and (tree / "marker").exists()
     other = store.unpacked(got, source_for(tarball, extract=("src",)))
     assert other != tree and [p.name for p in other.iterdir()] == ["src"]
+
+
+def test_tree_size_counts_bytes_files_and_elf(tmp_path):
+    from serpentlib.build import tree_size
+    (tmp_path / "a").write_bytes(b"\x7fELF" + b"\0" * 6)
+    (tmp_path / "b").write_text("text")
+    (tmp_path / "link").symlink_to("a")
+    assert tree_size(tmp_path) == (14, 2, 1)
+    assert tree_size(tmp_path, count_elf=False) == (14, 2, 0)
