@@ -113,6 +113,10 @@ def main(spec_path):
     argv, env = spec["argv"], {**spec["env"], "PWD": spec["cwd"]}  # shells trust PWD when it is right
     child = os.fork()
     if child == 0:
+        # Python ignores SIGPIPE (and SIGXFSZ); an ignored signal survives exec, and a build whose
+        # pipelines see EPIPE instead of dying behaves differently (xz's xzgrep test failed so).
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
         try:
             os.execve(argv[0], argv, env)
         except OSError as exc:

@@ -123,3 +123,11 @@ def test_read_only_host_keeps_the_work_tree_visible_under_tmp(tmp_path, root_req
     assert "seen\nrw\n" in out and out.count("Read-only file system") == 2 and out.endswith("private")
     assert (tree / "built").exists() and not (tmp_path / "stage1" / "sysroot" / "x").exists()
     assert not Path("/tmp/p").exists()
+
+
+def test_commands_get_default_signal_dispositions(tmp_path, root_required):
+    """Python ignores SIGPIPE; a build must not inherit that (a writer to a closed pipe dies, as in a shell)."""
+    rec = Sandbox().run("grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -1", cwd=tmp_path, log=tmp_path / "s.log")
+    lines = dict(line.split(":\t") for line in output(tmp_path / "s.log").splitlines() if ":\t" in line)
+    assert rec.exit_code == 0
+    assert int(lines["SigIgn"], 16) & (1 << (13 - 1)) == 0, "SIGPIPE (13) is not ignored"
