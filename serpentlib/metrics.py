@@ -7,7 +7,7 @@ made before it stopped.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, fields, is_dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +74,6 @@ def load(run_dir: Path, table: str, stage: str | None = None) -> pd.DataFrame:
     if table == "checks":
         df["passed"] = df["passed"].astype(str).str.lower().eq("true")
     return df if stage is None else df[df["stage"] == stage].reset_index(drop=True)
-
-
-def as_frame(records: list[Any]) -> pd.DataFrame:
-    """Records (dataclasses) straight to a dataframe."""
-    return pd.DataFrame([asdict(r) for r in records if is_dataclass(r)])
 
 
 def package_times(phases: pd.DataFrame) -> pd.DataFrame:
