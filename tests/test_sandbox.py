@@ -1,3 +1,4 @@
+import random
 import signal
 import socket
 import subprocess
@@ -75,7 +76,7 @@ KILLED_PARENT = textwrap.dedent("""
     root, data = Path(sys.argv[1]), Path(sys.argv[2])
     sb = Sandbox(root=root, binds=[Bind(Path('/usr'), '/usr'), Bind(Path('/lib'), '/lib'), Bind(Path('/lib64'), '/lib64'),
                                    Bind(Path('/bin'), '/bin'), Bind(data, '/data', readonly=False)])
-    sb.run('echo $$ > /data/started; exec sleep 300', cwd='/', log=data / 'run.log')
+    sb.run(f'echo $$ > /data/started; exec sleep {sys.argv[3]}', cwd='/', log=data / 'run.log')
 """)
 
 
@@ -84,12 +85,13 @@ def test_no_mount_or_process_is_left_after_the_parent_is_killed(tmp_path, sig, r
     root, data = tmp_path / "root", tmp_path / "data"
     root.mkdir()
     data.mkdir()
-    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(root), str(data)])
+    marker = f"300.{random.randrange(10**8):08d}"  # a sleep no other process on the machine has
+    parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(root), str(data), marker])
     deadline = time.monotonic() + 20
     while not (data / "started").exists():
         assert time.monotonic() < deadline, "the sandboxed command never started"
         time.sleep(0.05)
-    sleepers = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+    sleepers = subprocess.run(["pgrep", "-f", f"^sleep {marker}"], capture_output=True, text=True).stdout.split()
     assert sleepers
     assert str(root) not in host_mounts(), "mounts are private to the namespace, even while it runs"
     parent.send_signal(sig)
