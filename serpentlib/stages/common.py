@@ -37,10 +37,6 @@ class StageResult:
     sizes: list[SizeRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
 
-    @property
-    def failed_checks(self) -> list[CheckRecord]:
-        return [c for c in self.checks if not c.passed]
-
 
 @functools.lru_cache(maxsize=1)
 def host_clang() -> tuple[str, Path, str]:
