@@ -180,6 +180,8 @@ class PackageBuild:
             fetched = [self.ctx.store.fetch(s) for s in r.sources]
         with self.host_phase("extract"):
             shutil.rmtree(self.root, ignore_errors=True)
+            if r.source_dir:  # the project's own sources
+                shutil.copytree(r.source_dir, self.src, symlinks=True)
             for i, (source, got) in enumerate(zip(r.sources, fetched)):
                 tree = self.ctx.store.unpacked(got, source)
                 shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)

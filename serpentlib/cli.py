@@ -49,6 +49,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pkg(args: argparse.Namespace) -> int:
+    import signal
+
+    from .installer import Root
+    from .repo import Repository
+
+    if args.action == "list" and args.repo and not args.root:
+        for e in Repository(Path(args.repo)).entries.values():
+            print(f"{e.name:16} {e.version}-{e.release:<6} {e.installed_size:>10} B  {' '.join(e.depends)}")
+        return 0
+    if not args.root:
+        raise SerpentError(f"serpent pkg {args.action}: which root?", "give --root DIR (e.g. <work>/stage4/root)")
+    root = Root(Path(args.root))
+    # SIGTERM interrupts like ^C: the transaction is rolled back before exiting.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.action == "install":
+        if not args.repo:
+            raise SerpentError("serpent pkg install: which repository?", "give --repo DIR (e.g. <work>/stage4/repo)")
+        done = root.install(Repository(Path(args.repo)), args.names)
+        print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
+    elif args.action == "remove":
+        print(f"removed {', '.join(root.remove(args.names))}")
+    elif args.action == "list":
+        with root.locked():
+            print(root.table().to_string(index=False))
+    elif args.action == "verify":
+        with root.locked():
+            problems = root.verify()
+            count = sum(len(m.files) for m in root.installed().values())
+        for p in problems:
+            print(f"{p.package}: {p.path}: {p.problem}")
+        print(f"{len(problems)} problem(s) in {count} files of {len(root.installed())} packages")
+        return 1 if problems else 0
+    return 0
+
+
 def cmd_fetch(args: argparse.Namespace) -> int:
     from .profile import load_profile
     from .stages import fetch_profile
@@ -189,6 +225,12 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.add_argument("--db")
     rep.set_defaults(func=cmd_reproduce)
+    pk = sub.add_parser("pkg", help="install, remove, list or verify packages in a root")
+    pk.add_argument("action", choices=["install", "remove", "list", "verify"])
+    pk.add_argument("names", nargs="*", help="package names (install, remove)")
+    pk.add_argument("--root", help="the root directory")
+    pk.add_argument("--repo", help="the repository (install; list without --root lists it)")
+    pk.set_defaults(func=cmd_pkg)
     f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
     f.add_argument("--profile", default="mini")
     f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")

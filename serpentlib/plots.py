@@ -126,6 +126,56 @@ def check_table(checks: pd.DataFrame):
                  subset=["failed"]))
 
 
+def package_sizes(packages: pd.DataFrame, title: str = "Package sizes") -> Figure:
+    """Installed and package-file size per package (stage 4's packages.csv)."""
+    if packages.empty:
+        return _empty(title)
+    df = packages.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(df) + 1.5))
+    y = range(len(df))
+    ax.barh([i + 0.2 for i in y], df["installed_bytes"] / 2**20, height=0.4, color="#5e35b1", label="installed")
+    ax.barh([i - 0.2 for i in y], df["package_bytes"] / 2**20, height=0.4, color="#ffb300", label="package file (xz)")
+    ax.set_yticks(list(y), df["package"])
+    for i, (a, b) in enumerate(zip(df["installed_bytes"], df["package_bytes"])):
+        ax.text(a / 2**20, i + 0.2, f" {a / 2**20:.2f} MiB", va="center", fontsize=8)
+        ax.text(b / 2**20, i - 0.2, f" {b / 2**20:.2f} MiB", va="center", fontsize=8)
+    ax.set_xlabel("MiB")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.25)
+    fig.tight_layout()
+    return fig
+
+
+def dependency_counts(packages: pd.DataFrame, title: str = "Run-time dependencies") -> Figure:
+    if packages.empty:
+        return _empty(title)
+    df = packages.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(9, 0.4 * len(df) + 1.5))
+    ax.barh(df["package"], df["dependency_count"], color="#00897b")
+    for i, (n, deps) in enumerate(zip(df["dependency_count"], df["depends"])):
+        ax.text(n, i, f" {deps}", va="center", fontsize=8)
+    ax.set_xlabel("run-time dependencies")
+    ax.set_title(title)
+    ax.margins(x=0.4)
+    fig.tight_layout()
+    return fig
+
+
+def policy_table(checks: pd.DataFrame):
+    """Packages by policies: ok, excused (an exception applied) or FAIL, coloured."""
+    pol = checks[checks["check"].str.startswith("policy:")]
+    if pol.empty:
+        return pd.DataFrame({"policies": ["none recorded"]}).style
+    state = pol.assign(state=[("ok" if d == "ok" else "excused") if p else "FAIL"
+                              for p, d in zip(pol["passed"], pol["detail"])])
+    table = state.pivot_table(index="subject", columns="check", values="state", aggfunc="first", fill_value="")
+    table.columns = [c.removeprefix("policy:") for c in table.columns]
+    colors = {"ok": "background-color:#e8f5e9", "excused": "background-color:#fff8e1",
+              "FAIL": "background-color:#ffcdd2;font-weight:bold"}
+    return table.style.map(lambda v: colors.get(v, ""))
+
+
 def png(fig: Figure) -> str:
     """The figure as a base64 PNG for an <img> tag; the figure is closed."""
     import base64

@@ -37,10 +37,12 @@ class Field:
 RECIPE_FIELDS: dict[str, Field] = {
     "name": Field(str, True, help="the package name, same as the recipe's folder"),
     "version": Field((str, int, float), True, help="upstream version, e.g. 1.2.3"),
+    "release": Field(int, False, 1, help="the package release: raise it when the package changes, not upstream"),
     "summary": Field(str, True, help="one line"),
     "license": Field(str, True, help="an SPDX expression"),
     "homepage": Field(str, False, ""),
-    "sources": Field(list, True, help="a list of {url, sha256}"),
+    "sources": Field(list, True, help="a list of {url, sha256}; [] with source_dir"),
+    "source_dir": Field(str, False, "", help="a folder beside the recipe holding this project's own sources"),
     "patches": Field(list, False, [], help="paths under the recipe folder"),
     "prepare": Field(str, False, "", help="shell lines run on the host in the patched source, e.g. autoreconf"),
     "depends": Field(list, False, [], help="names of recipes built before this one"),
@@ -126,6 +128,8 @@ class Recipe:
     build: BuildSpec = BuildSpec()
     checks: tuple[dict[str, str], ...] = ()
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_dir: Path | None = None
+    release: int = 1  # the project's own sources: the source tree, no tarball
 
     def build_for(self, stage: str) -> BuildSpec:
         """The build spec with the stage's overrides merged over the common one."""
@@ -232,8 +236,17 @@ def load_recipe(recipe_file: Path) -> Recipe:
     if not VERSION_RE.match(version):
         raise _fail(recipe_file, "version", f"'{version}' is malformed",
                     "use the upstream version: digits and letters separated by . + ~ _ -, e.g. 1.2.3")
-    if not d["sources"]:
-        raise _fail(recipe_file, "sources", "empty", "list at least one {url, sha256}")
+    source_dir = None
+    if d["source_dir"]:
+        source_dir = recipe_file.parent / d["source_dir"]
+        if not source_dir.is_dir() or Path(d["source_dir"]).is_absolute() or ".." in Path(d["source_dir"]).parts:
+            raise _fail(recipe_file, "source_dir", f"{source_dir} is not a folder inside the recipe's",
+                        "name a folder beside recipe.yaml, e.g. `source_dir: src`")
+        if d["sources"]:
+            raise _fail(recipe_file, "sources", "given along with source_dir",
+                        "use one: upstream sources, or the project's own in source_dir")
+    elif not d["sources"]:
+        raise _fail(recipe_file, "sources", "empty", "list at least one {url, sha256}, or give source_dir")
     sources = tuple(_source(s, recipe_file, i) for i, s in enumerate(d["sources"]))
     patches = tuple(recipe_file.parent / str(p) for p in d["patches"])
     for patch in patches:
@@ -247,7 +260,8 @@ def load_recipe(recipe_file: Path) -> Recipe:
     recipe = Recipe(name=name, version=version, summary=d["summary"], license=d["license"],
                     homepage=d["homepage"], sources=sources, path=recipe_file.parent,
                     patches=patches, prepare=d["prepare"], depends=depends,
-                    build=_build_spec(d["build"], recipe_file, "build"), checks=checks, stages=stages)
+                    build=_build_spec(d["build"], recipe_file, "build"), checks=checks, stages=stages,
+                    source_dir=source_dir, release=d["release"])
     for stage in stages:  # validate each stage's overrides now, not mid-build
         recipe.build_for(stage)
     return recipe

@@ -30,6 +30,10 @@ class ElfInfo:
     needed: tuple[str, ...]
     rpath: tuple[str, ...]
     static: bool
+    soname: str | None = None
+    bind_now: bool = False       # DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW
+    relro: bool = False          # a PT_GNU_RELRO segment
+    symbols: frozenset[str] = frozenset()  # undefined dynamic symbols and a few telling defined ones
 
 
 def is_elf(path: Path) -> bool:
@@ -43,22 +47,34 @@ def is_elf(path: Path) -> bool:
 def elf_info(path: Path) -> ElfInfo:
     with open(path, "rb") as fh:
         elf = ELFFile(fh)
-        interp = None
+        interp = soname = None
         needed: list[str] = []
         rpath: list[str] = []
-        has_dynamic = False
+        has_dynamic = bind_now = relro = False
+        symbols: set[str] = set()
         for seg in elf.iter_segments():
             if seg["p_type"] == "PT_INTERP":
                 interp = seg.get_interp_name()
+            relro = relro or seg["p_type"] == "PT_GNU_RELRO"
         for sec in elf.iter_sections():
             if isinstance(sec, DynamicSection):
                 has_dynamic = True
                 for tag in sec.iter_tags():
-                    if tag.entry.d_tag == "DT_NEEDED":
+                    t = tag.entry.d_tag
+                    if t == "DT_NEEDED":
                         needed.append(tag.needed)
-                    elif tag.entry.d_tag in ("DT_RPATH", "DT_RUNPATH"):
+                    elif t == "DT_SONAME":
+                        soname = tag.soname
+                    elif t in ("DT_RPATH", "DT_RUNPATH"):
                         rpath.append(getattr(tag, "rpath", None) or getattr(tag, "runpath", ""))
-        return ElfInfo(Path(path), interp, tuple(needed), tuple(rpath), not has_dynamic)
+                    elif t == "DT_BIND_NOW" or (t == "DT_FLAGS" and tag.entry.d_val & 0x8) or \
+                            (t == "DT_FLAGS_1" and tag.entry.d_val & 0x1):
+                        bind_now = True
+            elif sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
+                symbols.update(sym.name for sym in sec.iter_symbols() if sym.name.startswith("__") and
+                               sym.name.endswith("_chk") or sym.name == "__stack_chk_fail")
+        return ElfInfo(Path(path), interp, tuple(needed), tuple(rpath), not has_dynamic, soname, bind_now, relro,
+                       frozenset(symbols))
 
 
 def elf_files(root: Path) -> Iterable[Path]:

@@ -82,11 +82,16 @@ COMPLETE = ".complete"  # written into a stage's tree when it finished with ever
 
 def stage_key(stage_dir: Path) -> str:
     """The cache key of a finished stage, or a clear error when it did not finish."""
+    return stage_marker(stage_dir)["key"]
+
+
+def stage_marker(stage_dir: Path) -> dict:
+    """What a finished stage recorded: its key, its run, each package's cache key."""
     marker = stage_dir / COMPLETE
     if not marker.is_file():
         raise SerpentError(f"{stage_dir.name} has not completed in {stage_dir.parent}",
                            f"run it first with the same --work-dir: serpent run --stage {stage_dir.name[-1]}")
-    return json.loads(marker.read_text())["key"]
+    return json.loads(marker.read_text())
 
 
 @dataclass
@@ -168,7 +173,8 @@ class StageRun:
         if all(c.passed for c in checks):
             if not self.checks_from_cache:
                 self.cache.put_checks(self.key, [asdict(c) for c in checks])
-            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "run": str(self.run)}) + "\n")
+            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "run": str(self.run),
+                                                          "packages": self.keys}) + "\n")
         return self.result
 
 

@@ -13,13 +13,15 @@ import re
 import shutil
 from pathlib import Path
 
+from .. import flags as tuning
 from .. import verify
+from ..errors import SerpentError
 from ..metrics import CheckRecord
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
-from .stage2 import cross_env, make_root_layout, recipe_checks, toolchain
+from .stage2 import cross_env, make_root_layout, recipe_checks, root_sandbox, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
 SERPENT_SHELL = "/serpent/usr/bin/bash"
@@ -127,10 +129,31 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
     return records
 
 
+def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag]) -> tuple[str, list[tuning.FlagResult]]:
+    """Try each tuning flag with stage 2's tcc (the compiler stage 3 starts with, and the
+    version it ends with) in stage 2's root; saved to <work>/stage3/flags.json for stage 4."""
+    where = st.work / "flag-probe"
+    where.mkdir()
+    (where / "probe.c").write_text(tuning.PROBE_C)
+    script = tuning.probe_script(flags, "tcc", "/probe") + "tcc -v > version.txt 2>&1\n"
+    sandbox = root_sandbox(serpent, shell="/usr/bin/bash", binds=[Bind(where, "/probe", readonly=False)])
+    rec = sandbox.run(script, cwd="/", log=st.logs / "flag-probe.log", stage="stage3", phase="probe")
+    if rec.exit_code != 0:
+        raise SerpentError(f"stage3: the flag probe failed (exit {rec.exit_code})", f"see {rec.log}")
+    compiler = (where / "version.txt").read_text().strip()
+    results = tuning.judge(flags, where)
+    tuning.save(results, compiler, st.work / "flags.json")
+    shutil.rmtree(where)
+    return compiler, results
+
+
 @stage_function
-def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
+def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags: dict | None = None,
+           **params) -> StageResult:
     """Build the mini set natively in the stage3 chroot, then verify the final compiler.
-    `cflags` applies to what is built on the host (the intermediate musl); tcc takes -O2."""
+    `cflags` applies to what is built on the host (the intermediate musl); `flags` (tuning
+    groups) to what tcc builds in the chroot, each flag probed first."""
+    flag_list = tuning.parse_flags(flags or {})
     st = begin("stage3", after=("stage1", "stage2"), **params)
     bindir = toolchain(st.base)
     serpent = st.base / "stage2" / "root"
@@ -140,6 +163,9 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
     os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
     builds.mkdir(parents=True)
     env = native_env(serpent_tcc=True)
+    _compiler, results = probe_flags(st, serpent, flag_list)
+    if flag_list:
+        env.update(tuning.build_env(results))
     host_env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),

@@ -1,0 +1,206 @@
+"""Binary packages: one xz-compressed tar holding MANIFEST.json and the files under `root/`.
+
+The manifest names the package, lists every file (path, type, mode, size, sha256 or link
+target), the runtime dependencies found in its ELF files and scripts, and how it was built.
+Archives are reproducible: members sorted, owners 0, times fixed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+
+from elftools.common.exceptions import ELFError
+
+from .errors import SerpentError
+from .sources import sha256_of as sha256_file
+from .verify import elf_info, is_elf
+
+FORMAT = 1
+MANIFEST = "MANIFEST.json"
+ARCH = "x86_64"
+
+
+class PackageError(SerpentError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str            # absolute, canonical: "/usr/bin/make"
+    type: str            # "file", "link" or "dir"
+    mode: int            # permission bits (with setuid/setgid/sticky)
+    size: int = 0
+    sha256: str = ""
+    target: str = ""     # a link's target
+
+
+@dataclass
+class Manifest:
+    name: str
+    version: str
+    release: int
+    license: str
+    summary: str
+    files: list[FileEntry]
+    homepage: str = ""
+    arch: str = ARCH
+    depends: list[str] = field(default_factory=list)
+    provides: list[str] = field(default_factory=list)     # sonames of its shared libraries
+    needs: dict[str, list[str]] = field(default_factory=dict)  # "soname:X" / "path:/x" -> files needing it
+    build: dict = field(default_factory=dict)
+    format: int = FORMAT
+
+    @property
+    def installed_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def filename(self) -> str:
+        return f"{self.name}-{self.version}-{self.release}-{self.arch}.tar.xz"
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["installed_size"] = self.installed_size
+        return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        data.pop("installed_size", None)
+        if data.get("format") != FORMAT:
+            raise PackageError(f"manifest of {data.get('name')!r} has format {data.get('format')}, not {FORMAT}",
+                               "rebuild the repository with this serpentlib")
+        data["files"] = [FileEntry(**f) for f in data["files"]]
+        return cls(**data)
+
+
+def canonical(path: str, links: dict[str, str]) -> str:
+    """`path` (relative to a root) with its leading directories followed through the root's layout
+    links, e.g. lib/ld-musl.so -> /usr/lib/ld-musl.so when lib -> usr/lib."""
+    parts = list(PurePosixPath(path).parts)
+    done: list[str] = []
+    for _ in range(64):
+        if not parts:
+            break
+        head = "/".join(done + [parts[0]])
+        if head in links and len(parts) > 1:
+            target = PurePosixPath(links[head])
+            base = PurePosixPath(*done) if done else PurePosixPath("")
+            joined = target if target.is_absolute() else base / target
+            done, parts = [p for p in joined.parts if p != "/"], parts[1:]
+            continue
+        done.append(parts.pop(0))
+    return "/" + "/".join(done)
+
+
+def scan_tree(tree: Path, links: dict[str, str]) -> tuple[list[FileEntry], dict[str, Path]]:
+    """Every file and link under `tree` (a DESTDIR) by canonical path, and where each one is.
+    Directories are implied; two entries landing on one path is an error."""
+    entries: dict[str, FileEntry] = {}
+    where: dict[str, Path] = {}
+    for dirpath, dirs, names in os.walk(tree):
+        for name in sorted(names + [d for d in dirs if (Path(dirpath) / d).is_symlink()]):
+            p = Path(dirpath) / name
+            rel = p.relative_to(tree).as_posix()
+            path = canonical(rel, links)
+            st = os.lstat(p)
+            if stat.S_ISLNK(st.st_mode):
+                entry = FileEntry(path, "link", 0o777, target=os.readlink(p))
+            elif stat.S_ISREG(st.st_mode):
+                entry = FileEntry(path, "file", stat.S_IMODE(st.st_mode), st.st_size, sha256_file(p))
+            else:
+                raise PackageError(f"{p}: neither a file, a link nor a directory", "packages hold no device nodes or fifos")
+            if path in entries:
+                raise PackageError(f"{tree}: {rel} and {where[path].relative_to(tree)} both land on {path}",
+                                   "install only one of them (the root's layout links merge these directories)")
+            entries[path], where[path] = entry, p
+    return [entries[k] for k in sorted(entries)], where
+
+
+def interpreter_of(path: Path) -> str | None:
+    """The program a `#!` script names."""
+    with open(path, "rb") as fh:
+        head = fh.read(256)
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    return words[0].decode(errors="replace") if words else None
+
+
+def needs_of(entries: list[FileEntry], where: dict[str, Path], links: dict[str, str]) -> tuple[dict, list[str]]:
+    """What the package's files need at run time ("soname:libz.so.1", "path:/usr/bin/sh"), and
+    the sonames it provides."""
+    needs: dict[str, list[str]] = {}
+    provides = []
+    for e in entries:
+        if e.type != "file" or not e.mode & 0o111 and ".so" not in e.path:
+            continue
+        p = where[e.path]
+        if is_elf(p):
+            try:
+                info = elf_info(p)
+            except ELFError:
+                continue
+            wants = [f"soname:{n}" for n in info.needed]
+            if info.interpreter:
+                wants.append(f"path:{canonical(info.interpreter.lstrip('/'), links)}")
+            if info.soname:
+                provides.append(info.soname)
+        else:
+            interp = interpreter_of(p)
+            wants = [f"path:{canonical(interp.lstrip('/'), links)}"] if interp and interp.startswith("/") else []
+        for w in wants:
+            needs.setdefault(w, []).append(e.path)
+    return needs, sorted(set(provides))
+
+
+def write_archive(manifest: Manifest, where: dict[str, Path], out_dir: Path, mtime: int) -> Path:
+    """The package file; written to a temporary name and renamed."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final = out_dir / manifest.filename
+    tmp = final.with_name(final.name + ".partial")
+
+    def info(name: str, **kw) -> tarfile.TarInfo:
+        ti = tarfile.TarInfo(name)
+        ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = mtime, 0, 0, "", ""
+        for k, v in kw.items():
+            setattr(ti, k, v)
+        return ti
+
+    with tarfile.open(tmp, "w:xz", format=tarfile.PAX_FORMAT, preset=6) as tar:
+        data = manifest.to_json().encode()
+        tar.addfile(info(MANIFEST, size=len(data), mode=0o644), io.BytesIO(data))
+        for e in manifest.files:
+            name = "root" + e.path
+            if e.type == "link":
+                tar.addfile(info(name, type=tarfile.SYMTYPE, linkname=e.target, mode=0o777))
+            elif e.type == "dir":
+                tar.addfile(info(name, type=tarfile.DIRTYPE, mode=e.mode))
+            else:
+                with open(where[e.path], "rb") as fh:
+                    tar.addfile(info(name, size=e.size, mode=e.mode), fh)
+    os.replace(tmp, final)
+    return final
+
+
+def read_manifest(archive: Path) -> Manifest:
+    """The manifest of a package file (its first member)."""
+    try:
+        with tarfile.open(archive, "r:xz") as tar:
+            member = tar.next()
+            if member is None or member.name != MANIFEST:
+                raise PackageError(f"{archive}: not a serpent package (no {MANIFEST} first)",
+                                   "rebuild the repository: serpent run --stage 4")
+            return Manifest.from_json(tar.extractfile(member).read().decode())
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise PackageError(f"{archive}: unreadable package: {exc}", "rebuild the repository: serpent run --stage 4") from None
+
+
+__all__ = ["FileEntry", "Manifest", "PackageError", "canonical", "needs_of", "read_manifest", "scan_tree",
+           "sha256_file", "write_archive"]

@@ -1,0 +1,213 @@
+"""Stage 4: the OS. Each stage3 package becomes a binary package; they form a repository; a
+fresh root is installed from the repository alone and must stand alone; the policies are
+checked over every package, and the tuning flags over every ELF file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+from .. import flags as tuning
+from .. import policy
+from ..cache import BuildCache, tree_digest
+from ..installer import Root
+from ..metrics import CheckRecord
+from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
+from ..recipes import Recipe, load_recipes
+from ..repo import Repository, write_index
+from ..verify import check_in_root, elf_info, is_elf
+from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, host_clang, stage_function, stage_marker
+from .stage2 import ROOT_DIRS, ROOT_LINKS, recipe_checks
+from .stage3 import chroot_sandbox, native_env
+
+# The base files of the root, as Debian's base-files and base-passwd give them.
+BASE_FILES = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    "etc/group": "root:x:0:\nnogroup:x:65534:\n",
+    "etc/shadow": "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
+    "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+}
+FILESYSTEM = {"name": "filesystem", "version": "1", "license": "CC0-1.0",
+              "summary": "The root's layout: /usr-merged links, base directories and base files"}
+
+STANDALONE = r"""set -e
+mkdir -p /build/standalone && cd /build/standalone
+cat > Makefile <<'EOF'
+roundtrip: roundtrip.c
+	$(CC) -o $@ roundtrip.c -lz
+EOF
+cat > roundtrip.c <<'EOF'
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+int main(void) {
+    const char *text = "serpent stage4 stands alone";
+    unsigned char packed[128], back[128];
+    uLongf n = sizeof packed, m = sizeof back;
+    if (compress(packed, &n, (const unsigned char *)text, strlen(text) + 1) != Z_OK) return 1;
+    if (uncompress(back, &m, packed, n) != Z_OK) return 2;
+    printf("%s (zlib %s, %lu bytes packed)\n", back, zlibVersion(), (unsigned long)n);
+    return strcmp((char *)back, text) != 0;
+}
+EOF
+make CC=tcc
+./roundtrip
+"""
+
+
+def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
+    """The layout package: directories (with their modes), the /usr-merge links, base files."""
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    entries = []
+    for d in sorted(set(ROOT_DIRS) | {"var", "var/lib", "root"}):
+        entries.append(FileEntry("/" + d, "dir", 0o1777 if d == "tmp" else 0o700 if d == "root" else 0o755))
+    for link, target in ROOT_LINKS.items():
+        entries.append(FileEntry("/" + link, "link", 0o777, target=target))
+    where = {}
+    for rel, text in BASE_FILES.items():
+        p = tree / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        mode = 0o640 if rel.endswith("shadow") else 0o644
+        entries.append(FileEntry("/" + rel, "file", mode, len(text.encode()), sha256_file(p)))
+        where["/" + rel] = p
+    entries.sort(key=lambda e: e.path)
+    return Manifest(files=entries, release=1, **FILESYSTEM), where
+
+
+def build_info(recipe: Recipe, key: str, flag_results: list, compiler: str, cflags: str) -> dict:
+    on_host = recipe.build_for("stage3").on_host
+    info = {"stage": "stage3", "cache_key": key, "recipe_sha256": tree_digest(recipe.path),
+            "sources": [{"file": s.filename, "sha256": s.sha256} for s in recipe.sources],
+            "patches": [{"name": p.name, "sha256": sha256_file(p)} for p in recipe.patches],
+            "build_depends": list(recipe.depends)}
+    if on_host:  # built on the host by the stage1 toolchain (the intermediate musl)
+        info.update(compiler=f"clang {host_clang()[0]} (stage1 toolchain)", flags={"CFLAGS": cflags})
+    else:
+        info.update(compiler=compiler, flags={r.flag: r.status for r in flag_results})
+    return info
+
+
+def resolve(manifests: dict[str, Manifest]) -> dict[str, dict[str, list[str]]]:
+    """Fill each manifest's run-time `depends` from what its files need and who provides it;
+    returns what nobody provides, per package."""
+    by_soname = {s: m.name for m in manifests.values() for s in m.provides}
+    by_path = {f.path: m.name for m in manifests.values() for f in m.files if f.type != "dir"}
+    unresolved: dict[str, dict[str, list[str]]] = {}
+    for m in manifests.values():
+        deps = set()
+        for need, files in m.needs.items():
+            kind, value = need.split(":", 1)
+            provider = by_soname.get(value) if kind == "soname" else by_path.get(value)
+            if provider is None:
+                unresolved.setdefault(m.name, {})[need] = files
+            elif provider != m.name:
+                deps.add(provider)
+        m.depends = sorted(deps)
+    return unresolved
+
+
+def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path]],
+                 results: list[tuning.FlagResult]) -> list[CheckRecord]:
+    """For each package built in the chroot and each flag that leaves a mark: how many of its
+    ELF files carry it. A record, not a verdict: a package's build may drop CFLAGS/LDFLAGS."""
+    records = []
+    for m in manifests.values():
+        applied = m.build.get("flags", {})
+        elves = [elf_info(where[m.name][f.path]) for f in m.files if f.type == "file" and is_elf(where[m.name][f.path])]
+        for r in results:
+            if r.flag not in applied:
+                continue
+            marked = [tuning.shows(r.flag, i) for i in elves if not i.static or r.kind == "cflags"]
+            counted = [x for x in marked if x is not None]
+            detail = f"compiler: {r.status}"
+            if counted:
+                detail += f"; {sum(counted)} of {len(counted)} ELF files show it"
+            records.append(CheckRecord("stage4", f"flag:{r.flag}", m.name, True, detail))
+    return records
+
+
+def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["package", "version", "release", "license", "files", "installed_bytes", "package_bytes",
+                    "depends", "dependency_count", "build_depends"])
+        for m in manifests.values():
+            w.writerow([m.name, m.version, m.release, m.license, len(m.files), m.installed_size,
+                        (repo / m.filename).stat().st_size, " ".join(m.depends), len(m.depends),
+                        " ".join(m.build.get("build_depends", []))])
+
+
+@stage_function
+def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list[str] | None = None,
+           policy_exceptions: list[dict] | None = None, **params) -> StageResult:
+    """Package stage 3, write the repository, install `<work>/stage4/root` from it and check it."""
+    exceptions = policy.parse_exceptions(policy_exceptions or [])
+    st = begin("stage4", after=("stage1", "stage2", "stage3"), **params)
+    stage3 = st.base / "stage3"
+    keys = stage_marker(stage3)["packages"]
+    names = packages or list(keys)
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise policy.ProfileError(f"stage4: {', '.join(missing)} not built by stage 3 in {st.base}",
+                                  "list only stage 3's packages, or add them to stage 3")
+    recipes = load_recipes(st.recipes, names)
+    compiler, flag_results = tuning.load(stage3 / "flags.json")
+    cflags = params.get("cflags", "")
+    cache = BuildCache(st.base / "cache" / "stage3")
+    manifests: dict[str, Manifest] = {}
+    where: dict[str, dict[str, Path]] = {}
+    fs, where["filesystem"] = filesystem_package(st.work / "filesystem")
+    manifests["filesystem"] = fs
+    for name in names:
+        hit = cache.get(keys[name])
+        if hit is None:
+            raise policy.ProfileError(f"stage4: the stage 3 build of {name} is gone from {cache.root}",
+                                      "rebuild it: serpent run --stage 3")
+        recipe = recipes[name]
+        files, where[name] = scan_tree(hit[0], ROOT_LINKS)
+        needs, provides = needs_of(files, where[name], ROOT_LINKS)
+        manifests[name] = Manifest(name=name, version=recipe.version, release=recipe.release, license=recipe.license,
+                                   summary=recipe.summary, homepage=recipe.homepage, files=files, needs=needs,
+                                   provides=provides, build=build_info(recipe, keys[name], flag_results, compiler, cflags))
+        st.keys[name] = keys[name]
+    unresolved = resolve(manifests)
+    repo = st.work / "repo"
+    for m in manifests.values():
+        write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
+    write_index(repo, list(manifests.values()))
+    write_package_table(st.run / "packages.csv", manifests, repo)
+
+    checks = policy.check_policies([policy.Package(m, where[m.name]) for m in manifests.values()], exceptions,
+                                   allowed=allowed_tree, forbidden=[str(st.base), "/serpent/"], unresolved=unresolved)
+    checks += flag_records({n: m for n, m in manifests.items() if n != "filesystem"}, where, flag_results)
+    checks += check_root(st, Repository(repo), list(manifests), names)
+    return st.finish(checks)
+
+
+def check_root(st: StageRun, repo: Repository, everything: list[str], names: list[str]) -> list[CheckRecord]:
+    """A fresh root from the repository alone; then `pkg verify`, and in a chroot of it, with no
+    /serpent: every recipe's checks, and sh + make + tcc building and running a zlib program."""
+    root = st.work / "root"
+    root.mkdir()
+    installed = Root(root).install(repo, everything)
+    checks = [CheckRecord("stage4", "installed-from-repository", "root", set(installed) == set(everything),
+                          f"{len(installed)} packages into {root}")]
+    problems = Root(root).verify()
+    for name in everything:
+        mine = [f"{p.path}: {p.problem}" for p in problems if p.package == name]
+        checks.append(CheckRecord("stage4", "pkg-verify", name, not mine, "; ".join(mine[:5]) or "every file matches"))
+    builds = st.work / "build"
+    builds.mkdir()
+    alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    logs = st.logs / "checks"
+    commands = {"stands alone: sh, make and tcc build a zlib program": (STANDALONE, "serpent stage4 stands alone")}
+    commands.update(recipe_checks(st.recipes, names))
+    checks += check_in_root("stage4", alone, commands, logs)
+    shutil.rmtree(builds, ignore_errors=True)
+    os.makedirs(builds)
+    return checks

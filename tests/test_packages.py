@@ -1,0 +1,300 @@
+"""Packages, the repository and the package manager on small real trees (no bootstrap needed)."""
+
+import json
+import multiprocessing
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from serpentlib import flags as tuning
+from serpentlib import policy
+from serpentlib.installer import ConflictError, Root
+from serpentlib.package import Manifest, PackageError, canonical, needs_of, read_manifest, scan_tree, write_archive
+from serpentlib.repo import Repository, write_index
+from serpentlib.stages.stage2 import ROOT_LINKS
+from serpentlib.stages.stage4 import filesystem_package, resolve
+
+from .conftest import have
+
+
+def make_tree(base, files):
+    """files: {relative path: text, or ("link", target)}"""
+    for rel, content in files.items():
+        p = base / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, tuple):
+            os.symlink(content[1], p)
+        else:
+            p.write_text(content)
+            if rel.startswith(("usr/bin/", "bin/")):
+                p.chmod(0o755)
+    return base
+
+
+def package(tmp, name, files, depends=(), license="MIT"):
+    tree = make_tree(tmp / "trees" / name, files)
+    entries, where = scan_tree(tree, ROOT_LINKS)
+    needs, provides = needs_of(entries, where, ROOT_LINKS)
+    m = Manifest(name=name, version="1.0", release=1, license=license, summary=f"{name} for tests", files=entries,
+                 needs=needs, provides=provides, depends=list(depends))
+    return m, where
+
+
+@pytest.fixture
+def repo(tmp_path):
+    """filesystem, base (a shell script and a library), tool (needs base)."""
+    fs, fs_where = filesystem_package(tmp_path / "fs")
+    base, base_where = package(tmp_path, "base", {"usr/bin/hello": "#!/bin/sh\necho hello\n",
+                                                    "usr/lib/libbase.txt": "data\n", "usr/bin/sh": ("link", "hello")})
+    tool, tool_where = package(tmp_path, "tool", {"usr/bin/tool": "#!/usr/bin/hello\n", "usr/share/tool/a": "a\n"},
+                               depends=["base"])
+    out = tmp_path / "repo"
+    for m, w in ((fs, fs_where), (base, base_where), (tool, tool_where)):
+        write_archive(m, w, out, 1577836800)
+    write_index(out, [fs, base, tool])
+    return Repository(out)
+
+
+def snapshot(root):
+    out = {}
+    for dirpath, dirs, names in os.walk(root):
+        for n in dirs + names:
+            p = os.path.join(dirpath, n)
+            st = os.lstat(p)
+            out[os.path.relpath(p, root)] = (stat.S_IFMT(st.st_mode), st.st_mode & 0o7777,
+                                             os.readlink(p) if os.path.islink(p) else
+                                             open(p, "rb").read() if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
+def test_canonical_paths_follow_the_layout_links():
+    assert canonical("lib/ld-musl-x86_64.so.1", ROOT_LINKS) == "/usr/lib/ld-musl-x86_64.so.1"
+    assert canonical("sbin/init", ROOT_LINKS) == "/usr/bin/init"
+    assert canonical("usr/sbin/x", ROOT_LINKS) == "/usr/bin/x"
+    assert canonical("bin", ROOT_LINKS) == "/bin"  # the link itself stays
+
+
+def test_a_package_is_reproducible_and_its_manifest_lists_every_file(tmp_path, repo):
+    m = repo.manifest("base")
+    assert [f.path for f in m.files] == ["/usr/bin/hello", "/usr/bin/sh", "/usr/lib/libbase.txt"]
+    hello = m.files[0]
+    assert hello.mode == 0o755 and hello.size == len("#!/bin/sh\necho hello\n") and len(hello.sha256) == 64
+    assert m.needs == {"path:/usr/bin/sh": ["/usr/bin/hello"]}
+    again = tmp_path / "again"
+    write_archive(m, {f.path: tmp_path / "trees/base" / f.path.lstrip("/") for f in m.files}, again, 1577836800)
+    assert (again / m.filename).read_bytes() == (repo.path / m.filename).read_bytes()
+
+
+def test_dependencies_come_from_interpreters_and_providers(tmp_path):
+    a, _ = package(tmp_path, "a", {"usr/bin/run": "#!/bin/sh\n", "usr/bin/sh": ("link", "run")})
+    b, _ = package(tmp_path, "b", {"usr/bin/b": "#!/usr/bin/sh\n"})
+    c, _ = package(tmp_path, "c", {"usr/bin/c": "#!/usr/bin/perl\n"})
+    unresolved = resolve({"a": a, "b": b, "c": c})
+    assert b.depends == ["a"] and a.depends == []
+    assert unresolved == {"c": {"path:/usr/bin/perl": ["/usr/bin/c"]}}
+
+
+def test_install_list_verify_remove(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    assert root.install(repo, ["tool"]) == ["base", "tool"]
+    assert (tmp_path / "root/usr/bin/tool").read_text() == "#!/usr/bin/hello\n"
+    assert os.readlink(tmp_path / "root/usr/bin/sh") == "hello"
+    assert list(root.table()["package"]) == ["base", "tool"]
+    assert root.verify() == []
+    assert root.install(repo, ["tool"]) == []  # nothing to do
+    with pytest.raises(PackageError, match="tool needs base"):
+        root.remove(["base"])
+    root.remove(["tool"])
+    assert not (tmp_path / "root/usr/share/tool").exists() and (tmp_path / "root/usr/bin/hello").exists()
+    assert list(root.table()["package"]) == ["base"]
+
+
+def test_verify_names_a_tampered_file_and_a_missing_one(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    root.install(repo, ["tool"])
+    (tmp_path / "root/usr/lib/libbase.txt").write_text("tampered\n")
+    (tmp_path / "root/usr/share/tool/a").unlink()
+    (tmp_path / "root/usr/bin/hello").chmod(0o777)
+    got = {(p.package, p.path, p.problem.split(":")[0]) for p in root.verify()}
+    assert got == {("base", "/usr/lib/libbase.txt", "modified"), ("tool", "/usr/share/tool/a", "missing"),
+                   ("base", "/usr/bin/hello", "mode")}
+
+
+def test_two_packages_claiming_one_path_is_an_error_and_nothing_is_installed(tmp_path, repo):
+    other, where = package(tmp_path, "other", {"usr/bin/hello": "#!/bin/sh\necho other\n"})
+    write_archive(other, where, repo.path, 1577836800)
+    write_index(repo.path, [repo.manifest(n) for n in ("filesystem", "base", "tool")] + [other])
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    with pytest.raises(ConflictError, match="other and base both claim /usr/bin/hello|base and other both claim"):
+        root.install(Repository(repo.path), ["base", "other"])
+    assert snapshot(tmp_path / "root") == {"var": (stat.S_IFDIR, 0o755, None), "var/lib": (stat.S_IFDIR, 0o755, None),
+                                           "var/lib/serpent": (stat.S_IFDIR, 0o755, None),
+                                           "var/lib/serpent/lock": (stat.S_IFREG, 0o644, b"")}
+
+
+def test_an_interrupted_install_is_rolled_back(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    root.install(repo, ["filesystem"])
+    before = snapshot(tmp_path / "root")
+    seen = []
+
+    def interrupt(path):
+        seen.append(path)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        root.install(repo, ["tool"], on_file=interrupt)
+    assert snapshot(tmp_path / "root") == before
+    assert list(root.table()["package"]) == ["filesystem"]
+
+
+def _die_midway(root_dir, repo_dir):
+    calls = []
+
+    def die(path):
+        calls.append(path)
+        if len(calls) == 2:
+            os._exit(9)  # like SIGKILL: no handler, no rollback
+
+    Root(root_dir).install(Repository(repo_dir), ["tool"], on_file=die)
+
+
+def test_a_killed_install_is_rolled_back_by_the_next_command(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    Root(tmp_path / "root").install(repo, ["filesystem"])
+    before = snapshot(tmp_path / "root")
+    child = multiprocessing.get_context("fork").Process(target=_die_midway, args=(tmp_path / "root", repo.path))
+    child.start()
+    child.join()
+    assert child.exitcode == 9
+    assert (tmp_path / "root/var/lib/serpent/transaction.json").is_file()
+    assert snapshot(tmp_path / "root") != before  # half-written, until the next command
+    root = Root(tmp_path / "root")
+    assert "rolled back an interrupted install of base, tool" in root.recover()
+    assert snapshot(tmp_path / "root") == before
+
+
+def test_a_damaged_package_file_is_refused(tmp_path, repo):
+    path = repo.path / repo.entry("base").file
+    data = bytearray(path.read_bytes())
+    data[-20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    (tmp_path / "root").mkdir()
+    with pytest.raises(PackageError, match="differs from the index"):
+        Root(tmp_path / "root").install(repo, ["tool"])
+    assert not (tmp_path / "root/usr").exists()
+
+
+def test_an_unknown_package_gets_a_suggestion(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    with pytest.raises(PackageError, match="did you mean 'tool'"):
+        Root(tmp_path / "root").install(repo, ["toll"])
+
+
+def test_serpent_pkg_cli(tmp_path, repo):
+    (tmp_path / "root").mkdir()
+    serpent = [shutil.which("serpent") or os.path.join(os.path.dirname(os.sys.executable), "serpent"), "pkg"]
+    run = lambda *a: subprocess.run(serpent + list(a), capture_output=True, text=True)  # noqa: E731
+    assert run("install", "tool", "--root", str(tmp_path / "root"), "--repo", str(repo.path)).returncode == 0
+    assert run("verify", "--root", str(tmp_path / "root")).returncode == 0
+    (tmp_path / "root/usr/bin/tool").write_text("changed\n")
+    bad = run("verify", "--root", str(tmp_path / "root"))
+    assert bad.returncode == 1 and "tool: /usr/bin/tool: modified" in bad.stdout
+    missing = run("install", "tool")
+    assert missing.returncode == 2 and "--root" in missing.stderr
+
+
+def test_a_package_file_without_manifest_is_refused(tmp_path):
+    import tarfile
+    bogus = tmp_path / "x.tar.xz"
+    with tarfile.open(bogus, "w:xz") as tar:
+        tar.add(__file__, arcname="root/usr/x")
+    with pytest.raises(PackageError, match="not a serpent package"):
+        read_manifest(bogus)
+
+
+# -- policies ------------------------------------------------------------------------------------
+def policy_package(tmp_path, name, files, license="MIT", modes=None):
+    m, where = package(tmp_path, name, files, license=license)
+    for path, mode in (modes or {}).items():
+        where[path].chmod(mode)
+    entries, where = scan_tree(tmp_path / "trees" / name, ROOT_LINKS)
+    m.files = entries
+    return policy.Package(m, where)
+
+
+def failing(records):
+    return {(r.check.removeprefix("policy:"), r.subject) for r in records if not r.passed}
+
+
+def test_each_policy_catches_its_violation(tmp_path):
+    glibc = tmp_path / "trees/bad/usr/bin/glibc-true"
+    glibc.parent.mkdir(parents=True)
+    shutil.copy("/usr/bin/true", glibc)
+    good = policy_package(tmp_path, "good", {"usr/bin/ok": "#!/bin/sh\n"})
+    bad = policy_package(tmp_path, "bad", {"usr/lib/libx.la": "# libtool\n", "opt/x": "x\n",
+                                           "usr/share/ww": "w\n", "usr/bin/suid": "s\n",
+                                           "usr/share/host": "built in /usr/lib/x86_64-linux-gnu\n",
+                                           "usr/bin/ok": "#!/bin/sh\n"},
+                         license="", modes={"/usr/share/ww": 0o666, "/usr/bin/suid": 0o4755})
+    records = policy.check_policies([good, bad], [], unresolved={"bad": {"soname:libq.so": ["/usr/bin/x"]}})
+    assert failing(records) == {(p, "bad") for p in ("musl-or-static", "no-host-paths", "allowed-tree", "no-world-writable",
+                                                     "no-setuid", "no-libtool-archives", "license", "owned-once",
+                                                     "dependencies-resolved")} | {("owned-once", "good")}
+    assert len(records) == len(policy.POLICIES) * 2
+
+
+def test_an_exception_excuses_a_violation_and_an_unused_one_is_reported(tmp_path):
+    p = policy_package(tmp_path, "p", {"usr/lib/libx.la": "# libtool\n"})
+    exceptions = policy.parse_exceptions([
+        {"policy": "no-libtool-archives", "package": "p", "path": "/usr/lib/*.la", "reason": "a test keeps it"},
+        {"policy": "no-setuid", "package": "p", "reason": "stale"}])
+    records = policy.check_policies([p], exceptions)
+    la = next(r for r in records if r.check == "policy:no-libtool-archives")
+    assert la.passed and "a test keeps it" in la.detail
+    stale = [r for r in records if not r.passed]
+    assert len(stale) == 1 and "matches nothing" in stale[0].detail
+
+
+def test_a_bad_exception_is_a_clear_error():
+    with pytest.raises(policy.ProfileError, match="unknown policy 'no-suid'"):
+        policy.parse_exceptions([{"policy": "no-suid", "reason": "x"}])
+    with pytest.raises(policy.ProfileError, match="needs at least"):
+        policy.parse_exceptions([{"policy": "no-setuid"}])
+
+
+# -- tuning flags --------------------------------------------------------------------------------
+@pytest.mark.skipif(not have("clang"), reason="needs the host clang (make setup installs it)")
+def test_flags_are_judged_by_their_effect(tmp_path):
+    flags = tuning.parse_flags({"optimize": {"cflags": "-O2"}, "harden": {"cflags": "-fstack-protector-all",
+                                                                         "ldflags": "-Wl,-z,relro"},
+                                "bindnow": {"ldflags": "-Wl,-z,now"}, "bogus": {"cflags": "-fno-such-flag-at-all"}})
+    (tmp_path / "probe.c").write_text(tuning.PROBE_C)
+    script = tuning.probe_script(flags, "clang -Wl,-z,norelro -fno-stack-protector", str(tmp_path))
+    subprocess.run(["bash", "-c", script], check=True)
+    got = {r.flag: r.status for r in tuning.judge(flags, tmp_path)}
+    assert got == {"-O2": "honored", "-fstack-protector-all": "honored", "-Wl,-z,relro": "honored",
+                   "-Wl,-z,now": "honored", "-fno-such-flag-at-all": "rejected"}
+    env = tuning.build_env(tuning.judge(flags, tmp_path))
+    assert env == {"CFLAGS": "-O2 -fstack-protector-all", "LDFLAGS": "-Wl,-z,relro -Wl,-z,now"}
+
+
+def test_bad_flag_groups_are_clear_errors():
+    with pytest.raises(policy.ProfileError, match="harden"):
+        tuning.parse_flags({"harden": {"cflag": "-O2"}})
+    with pytest.raises(policy.ProfileError, match="a string"):
+        tuning.parse_flags({"harden": {"cflags": ["-O2"]}})
+
+
+def test_a_manifest_round_trips(repo):
+    m = repo.manifest("tool")
+    assert Manifest.from_json(m.to_json()) == m
+    assert json.loads(m.to_json())["installed_size"] == m.installed_size
