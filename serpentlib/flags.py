@@ -68,7 +68,7 @@ def parse_flags(groups: dict) -> list[Flag]:
     for group, spec in groups.items():
         if not isinstance(spec, dict) or set(spec) - {"cflags", "ldflags"}:
             raise ProfileError(f"flags: {group}: expected {{cflags: ..., ldflags: ...}}, got {spec!r}",
-                               "give each group cflags and/or ldflags, as strings")
+                               "give each group cflags and/or ldflags, as strings; in YAML, quote flags with commas: \"-Wl,-z,now\"")
         for kind in ("cflags", "ldflags"):
             value = spec.get(kind, "") or ""
             if not isinstance(value, str):

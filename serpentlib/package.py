@@ -152,6 +152,8 @@ def needs_of(entries: list[FileEntry], where: dict[str, Path], links: dict[str, 
                 wants.append(f"path:{canonical(info.interpreter.lstrip('/'), links)}")
             if info.soname:
                 provides.append(info.soname)
+            elif ".so" in Path(e.path).name and not info.interpreter:  # musl's libc.so has no SONAME
+                provides.append(Path(e.path).name)
         else:
             interp = interpreter_of(p)
             wants = [f"path:{canonical(interp.lstrip('/'), links)}"] if interp and interp.startswith("/") else []

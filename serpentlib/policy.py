@@ -23,6 +23,7 @@ from .package import FileEntry, Manifest
 from .verify import GLIBC_LIBS, HOST_PATHS, MUSL_INTERP, elf_info, is_elf
 
 DEFAULT_ALLOWED = ["/usr", "/etc", "/var"]
+LAYOUT_PACKAGE = "filesystem"
 SPDX_WORD = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
@@ -103,6 +104,9 @@ def host_paths_policy(p: Package, ctx: dict) -> Violations:
 
 
 def tree_policy(p: Package, ctx: dict) -> Violations:
+    """The layout package makes the tree: its top-level links and directories are the exception."""
+    if p.manifest.name == LAYOUT_PACKAGE:
+        return []
     allowed = ctx.get("allowed", DEFAULT_ALLOWED)
     return [(f.path, "outside " + ", ".join(allowed)) for f in p.manifest.files
             if not any(f.path == a or f.path.startswith(a.rstrip("/") + "/") for a in allowed)]

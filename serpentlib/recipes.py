@@ -52,7 +52,7 @@ RECIPE_FIELDS: dict[str, Field] = {
 }
 
 SOURCE_FIELDS: dict[str, Field] = {
-    "url": Field(str, True, help="the upstream download URL"),
+    "url": Field(str, False, "", help="the upstream download URL (may be left out for a file only Debian keeps)"),
     "sha256": Field(str, True, help="64 lowercase hex digits: `sha256sum FILE`"),
     "debian": Field(str, False, None, help="the Debian source package that ships this exact file"),
     "file": Field(str, False, None, help="the file name, when the URL does not end in it"),
@@ -194,6 +194,9 @@ def _source(data: Any, path: Path, index: int) -> Source:
     where = f"sources[{index}]."
     d = _check_mapping(data, SOURCE_FIELDS, path, where)
     sha = d["sha256"]
+    if not d["url"] and not (d["debian"] and d["file"]):
+        raise _fail(path, f"{where}url", "missing",
+                    "give the upstream URL, or `debian:` and `file:` for a file only Debian's archive keeps")
     if not SHA256_RE.match(sha):
         raise _fail(path, f"{where}sha256", f"'{sha}' is not a sha256",
                     "give 64 lowercase hex digits, as `sha256sum FILE` prints them")

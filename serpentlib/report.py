@@ -80,6 +80,9 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         figures.append((f"{stage}: wall time per package", plots.time_per_package(rows, f"{stage}: wall time per package")))
     for stage, rows in (sizes.groupby("stage", sort=False) if not sizes.empty else []):
         figures.append((f"{stage}: installed size", plots.installed_size(rows, f"{stage}: installed size per package")))
+    if (run_dir / "packages.csv").is_file():
+        table = pd.read_csv(run_dir / "packages.csv", keep_default_na=False)
+        figures.append(("stage4: package sizes", plots.package_sizes(table, "stage4: installed and packaged size")))
     images = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{plots.png(f)}"></figure>'
                      for t, f in figures)
     host = info.get("host", {})

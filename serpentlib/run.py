@@ -76,7 +76,9 @@ def require_kernel(name: str = KERNEL) -> None:
 def failed_phase(run_dir: Path, stage: int) -> dict | None:
     phases = metrics.load(run_dir, "phases", f"stage{stage}")
     bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
-    return None if bad.empty else bad.iloc[-1].to_dict()
+    if bad.empty or not isinstance(bad.iloc[-1]["log"], str) or not bad.iloc[-1]["log"]:
+        return None  # no failing command with a log: the notebook's error says what failed
+    return bad.iloc[-1].to_dict()
 
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,

@@ -119,7 +119,7 @@ class SourceStore:
     def _candidates(self, source: Source):
         for mirror in self.mirrors:
             yield f"mirror {mirror}", lambda m=mirror: self._from_mirror(m, source)
-        if self.upstream and not source.repacked:
+        if self.upstream and not source.repacked and source.url:
             yield f"upstream {source.url}", lambda: self._download(source.url)
         if self.debian and source.debian:
             yield f"debian source package {source.debian}", lambda: self._from_debian(source)

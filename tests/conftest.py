@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,3 +24,21 @@ def root_required():
 
 def have(tool: str) -> bool:
     return shutil.which(tool) is not None
+
+
+def serpent(*args, db):
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
+    return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env)
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory):
+    """The whole mini profile, run once per session: (process, run dir, work dir)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root: the sandbox's namespaces and chroots")
+    base = tmp_path_factory.mktemp("mini")
+    run_dir, work_dir = base / "run", base / "work"
+    proc = serpent("run", "--profile", "mini", "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q",
+                   db=base / "metrics.sqlite")
+    return proc, run_dir, work_dir

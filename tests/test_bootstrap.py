@@ -16,25 +16,15 @@ import pytest
 from serpentlib.profile import PROJECT, load_profile
 from serpentlib.sandbox import Bind, Sandbox
 
+from .conftest import serpent
+
 pytestmark = pytest.mark.build
 PROFILE = load_profile("mini")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("needs root: the sandbox's namespaces and chroots")
-    base = tmp_path_factory.mktemp("mini")
-    run_dir, work_dir = base / "run", base / "work"
-    proc = serpent("run", "--profile", "mini", "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q",
-                   db=base / "metrics.sqlite")
-    return proc, run_dir, work_dir
-
-
-def serpent(*args, db):
-    env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
-    return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
-                          cwd=PROJECT, env=env)
+def run(mini_run):
+    return mini_run
 
 
 def processes_in(work_dir):
@@ -61,7 +51,7 @@ def table(run_dir, name, stage=None):
 def test_run_succeeds(run):
     proc, run_dir, _ = run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((run_dir / "run.json").read_text())["stages"] == {"1": "passed", "2": "passed", "3": "passed"}
+    assert json.loads((run_dir / "run.json").read_text())["stages"] == {"1": "passed", "2": "passed", "3": "passed", "4": "passed"}
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
@@ -77,7 +67,7 @@ def test_every_package_built_and_recorded(run, stage):
     assert set(sizes["package"]) == set(wanted) and (sizes["installed_bytes"] > 0).all()
 
 
-@pytest.mark.parametrize("stage", [1, 2, 3])
+@pytest.mark.parametrize("stage", [1, 2, 3, 4])
 def test_all_checks_pass(run, stage):
     _, run_dir, _ = run
     checks = table(run_dir, "checks", f"stage{stage}")
@@ -142,7 +132,7 @@ def test_an_unseen_program_compiles_and_runs_in_stage3_without_serpent(run, tmp_
 
 def test_executed_notebooks_have_no_error_and_show_plots(run):
     _, run_dir, _ = run
-    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot"):
+    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot", "stage4-packages"):
         nb = json.loads((run_dir / f"{name}.ipynb").read_text())
         outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o["output_type"] == "error"], name
@@ -152,13 +142,84 @@ def test_executed_notebooks_have_no_error_and_show_plots(run):
 def test_report_and_metrics_database(run):
     _, run_dir, _ = run
     page = (run_dir / "index.html").read_text()
-    assert "All 3 stage(s) passed" in page and page.count("<figure>") == 9
-    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot"):
+    # timeline and time per package of each stage, installed size of stages 1-3, stage 4's package sizes
+    assert "All 4 stage(s) passed" in page and page.count("<figure>") == 12
+    for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot", "stage4-packages"):
         assert (run_dir / f"{name}.html").exists()
     from serpentlib.history import History
     with History(run_dir.parent / "metrics.sqlite") as h:
         assert list(h.runs()["run_id"]) == [run_dir.name]
         assert len(h.trend("stage3", "tcc")) == 1
+
+
+def test_stage4_repository_and_root(run):
+    _, run_dir, work_dir = run
+    repo = work_dir / "stage4" / "repo"
+    index = json.loads((repo / "index.json").read_text())["packages"]
+    assert set(index) == set(PROFILE.parameters(3)["packages"]) | {"filesystem"}
+    assert "musl" in index["bash"]["depends"] and "libz.so.1" in index["zlib"]["provides"]
+    root = work_dir / "stage4" / "root"
+    assert not (root / "serpent").exists()
+    listed = serpent("pkg", "list", "--root", str(root), db=run_dir.parent / "metrics.sqlite")
+    assert listed.returncode == 0 and "tcc" in listed.stdout
+    checks = table(run_dir, "checks", "stage4").set_index(["check", "subject"])
+    assert checks.loc[("runs-in-root", "stands alone: sh, make and tcc build a zlib program"), "passed"]
+    policies = checks[checks.index.get_level_values(0).str.startswith("policy:")]
+    assert len(policies) >= 10 * len(index)
+
+
+def test_verify_names_a_tampered_file_in_the_stage4_root(run):
+    _, run_dir, work_dir = run
+    root = work_dir / "stage4" / "root"
+    db = run_dir.parent / "metrics.sqlite"
+    assert serpent("pkg", "verify", "--root", str(root), db=db).returncode == 0
+    target = root / "usr" / "bin" / "make"
+    original = target.read_bytes()
+    try:
+        target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+        bad = serpent("pkg", "verify", "--root", str(root), db=db)
+        assert bad.returncode == 1 and "make: /usr/bin/make: modified" in bad.stdout
+    finally:
+        target.write_bytes(original)
+    assert serpent("pkg", "verify", "--root", str(root), db=db).returncode == 0
+
+
+def _kill_after(root, repo, files):
+    from serpentlib.installer import Root
+    from serpentlib.repo import Repository
+    done = []
+
+    def die(path):
+        done.append(path)
+        if len(done) == files:
+            os.kill(os.getpid(), 9)
+
+    Root(root).install(Repository(repo), ["bash"], on_file=die)
+
+
+def test_an_install_killed_midway_leaves_the_root_unchanged(run, tmp_path):
+    """A real install from the stage4 repository, SIGKILLed after 20 files: the next command on
+    the root rolls it back, and the root is exactly as before; then the install goes through."""
+    import multiprocessing
+
+    from serpentlib.installer import Root
+    from serpentlib.repo import Repository
+    _, _, work_dir = run
+    repo, root = work_dir / "stage4" / "repo", tmp_path / "root"
+    root.mkdir()
+    Root(root).install(Repository(repo), ["filesystem"])
+    before = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    child = multiprocessing.get_context("fork").Process(target=_kill_after, args=(root, repo, 20))
+    child.start()
+    child.join()
+    assert child.exitcode == -9
+    assert (root / "var/lib/serpent/transaction.json").is_file()
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) != before  # half-written until the next command
+    listed = serpent("pkg", "list", "--root", str(root), db=tmp_path / "m.sqlite")
+    assert listed.returncode == 0 and "bash" not in listed.stdout
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
+    assert Root(root).install(Repository(repo), ["bash"]) == [n for n in Root(root).installed() if n != "filesystem"]
+    assert Root(root).verify() == []
 
 
 def slowed_profile(base):

@@ -58,7 +58,7 @@ def test_project_recipes_are_valid():
     recipes = load_recipes(ROOT / "recipes")
     assert {"linux-headers", "musl", "compiler-rt", "llvm-runtimes"} <= set(recipes)
     for recipe in recipes.values():
-        assert recipe.sources and all(len(s.sha256) == 64 for s in recipe.sources)
+        assert (recipe.sources or recipe.source_dir) and all(len(s.sha256) == 64 for s in recipe.sources)
         build_order({n: [d for d in r.depends if d in recipes] for n, r in recipes.items()})
 
 
@@ -78,3 +78,31 @@ def test_style_quotes_arguments_but_expands_variables():
     cmds = styles.commands(spec)
     assert cmds["configure"].startswith('"$SRC"/configure --prefix="$PREFIX" "--target=$TARGET"')
     assert styles.word('a "b" `c` $D') == '"a \\"b\\" \\`c\\` $D"'
+
+
+def _own_sources_recipe(tmp_path, source_dir, sources="[]"):
+    folder = tmp_path / "own"
+    (folder / "src").mkdir(parents=True)
+    (folder / "src" / "own.c").write_text("int main(void) { return 0; }\n")
+    (folder / "recipe.yaml").write_text(f"name: own\nversion: 0.1\nsummary: s\nlicense: MIT\n"
+                                        f"source_dir: {source_dir}\nsources: {sources}\n")
+    return folder / "recipe.yaml"
+
+
+def test_a_recipe_with_its_own_sources(tmp_path):
+    from serpentlib.cache import recipe_inputs
+    recipe = load_recipe(_own_sources_recipe(tmp_path, "src"))
+    assert recipe.source_dir == tmp_path / "own" / "src" and recipe.sources == () and recipe.release == 1
+    before = recipe_inputs(recipe, "stage3")["source_dir"]
+    (recipe.source_dir / "own.c").write_text("int main(void) { return 1; }\n")
+    assert recipe_inputs(recipe, "stage3")["source_dir"] != before, "a changed source must change the build key"
+
+
+@pytest.mark.parametrize("source_dir, sources, fragment", [
+    ("../elsewhere", "[]", "is not a folder inside the recipe's"),
+    ("nosuch", "[]", "is not a folder inside the recipe's"),
+    ("src", "[{url: 'https://example.org/x.tar.gz', sha256: '" + "a" * 64 + "'}]", "given along with source_dir"),
+])
+def test_bad_source_dir_is_rejected(tmp_path, source_dir, sources, fragment):
+    with pytest.raises(RecipeError, match=fragment):
+        load_recipe(_own_sources_recipe(tmp_path, source_dir, sources))

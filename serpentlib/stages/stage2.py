@@ -16,6 +16,23 @@ ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "u
 ROOT_DIRS = ("usr/bin", "usr/lib", "usr/include", "usr/share", "etc", "tmp", "proc", "dev", "root")
 
 
+# The base files, as Debian's base-files and base-passwd give them: stage 3's root gets them
+# at the start (tools look up users), stage 4's from its `filesystem` package.
+BASE_FILES = {
+    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+    "etc/group": "root:x:0:\nnogroup:x:65534:\n",
+    "etc/shadow": "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
+    "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+}
+
+
+def write_base_files(root: Path) -> None:
+    for rel, text in BASE_FILES.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+        (root / rel).chmod(0o640 if rel.endswith("shadow") else 0o644)
+
+
 def make_root_layout(root: Path) -> None:
     for d in ROOT_DIRS:
         (root / d).mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
-from .stage2 import cross_env, make_root_layout, recipe_checks, root_sandbox, toolchain
+from .stage2 import cross_env, make_root_layout, write_base_files, recipe_checks, root_sandbox, toolchain
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
 SERPENT_SHELL = "/serpent/usr/bin/bash"
@@ -159,6 +159,7 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     serpent = st.base / "stage2" / "root"
     root, builds = st.work / "root", st.work / "build"
     make_root_layout(root)
+    write_base_files(root)
     # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
     os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
     builds.mkdir(parents=True)

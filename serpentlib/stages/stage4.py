@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import csv
 import os
+import resource
 import shutil
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import flags as tuning
@@ -15,21 +18,15 @@ from .. import policy
 from ..cache import BuildCache, tree_digest
 from ..installer import Root
 from ..metrics import CheckRecord
-from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
+from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sha256_file, write_archive
 from ..recipes import Recipe, load_recipes
 from ..repo import Repository, write_index
+from ..sandbox import PhaseRecord, now_iso
 from ..verify import check_in_root, elf_info, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, host_clang, stage_function, stage_marker
-from .stage2 import ROOT_DIRS, ROOT_LINKS, recipe_checks
+from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks
 from .stage3 import chroot_sandbox, native_env
 
-# The base files of the root, as Debian's base-files and base-passwd give them.
-BASE_FILES = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-    "etc/group": "root:x:0:\nnogroup:x:65534:\n",
-    "etc/shadow": "root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n",
-    "etc/hosts": "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-}
 FILESYSTEM = {"name": "filesystem", "version": "1", "license": "CC0-1.0",
               "summary": "The root's layout: /usr-merged links, base directories and base files"}
 
@@ -56,6 +53,23 @@ EOF
 make CC=tcc
 ./roundtrip
 """
+
+
+@contextmanager
+def timed(st: StageRun, package: str, version: str, phase: str):
+    """Record one phase done in this process (scanning, archiving, installing) like a build phase."""
+    start, t0, r0 = now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+    code = 1
+    try:
+        yield
+        code = 0
+    finally:
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        rec = PhaseRecord("stage4", package, version, phase, start, now_iso(), round(time.monotonic() - t0, 3),
+                          round(r1.ru_utime - r0.ru_utime, 3), round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss),
+                          code, "")
+        st.recorder.add(rec)
+        st.result.phases.append(rec)
 
 
 def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
@@ -144,7 +158,7 @@ def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) 
 
 @stage_function
 def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list[str] | None = None,
-           policy_exceptions: list[dict] | None = None, **params) -> StageResult:
+           policy_exceptions: list[dict] | None = None, cflags: str = "", **params) -> StageResult:
     """Package stage 3, write the repository, install `<work>/stage4/root` from it and check it."""
     exceptions = policy.parse_exceptions(policy_exceptions or [])
     st = begin("stage4", after=("stage1", "stage2", "stage3"), **params)
@@ -157,7 +171,6 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
                                   "list only stage 3's packages, or add them to stage 3")
     recipes = load_recipes(st.recipes, names)
     compiler, flag_results = tuning.load(stage3 / "flags.json")
-    cflags = params.get("cflags", "")
     cache = BuildCache(st.base / "cache" / "stage3")
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
@@ -169,8 +182,9 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             raise policy.ProfileError(f"stage4: the stage 3 build of {name} is gone from {cache.root}",
                                       "rebuild it: serpent run --stage 3")
         recipe = recipes[name]
-        files, where[name] = scan_tree(hit[0], ROOT_LINKS)
-        needs, provides = needs_of(files, where[name], ROOT_LINKS)
+        with timed(st, name, recipe.version, "manifest"):
+            files, where[name] = scan_tree(hit[0], ROOT_LINKS)
+            needs, provides = needs_of(files, where[name], ROOT_LINKS)
         manifests[name] = Manifest(name=name, version=recipe.version, release=recipe.release, license=recipe.license,
                                    summary=recipe.summary, homepage=recipe.homepage, files=files, needs=needs,
                                    provides=provides, build=build_info(recipe, keys[name], flag_results, compiler, cflags))
@@ -178,23 +192,29 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     unresolved = resolve(manifests)
     repo = st.work / "repo"
     for m in manifests.values():
-        write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
+        with timed(st, m.name, m.version, "archive"):
+            write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
     write_index(repo, list(manifests.values()))
     write_package_table(st.run / "packages.csv", manifests, repo)
 
     checks = policy.check_policies([policy.Package(m, where[m.name]) for m in manifests.values()], exceptions,
                                    allowed=allowed_tree, forbidden=[str(st.base), "/serpent/"], unresolved=unresolved)
     checks += flag_records({n: m for n, m in manifests.items() if n != "filesystem"}, where, flag_results)
-    checks += check_root(st, Repository(repo), list(manifests), names)
+    (st.work / "root").mkdir()
+    try:
+        with timed(st, "root", "-", "install"):
+            installed = Root(st.work / "root").install(Repository(repo), list(manifests))
+    except PackageError as exc:  # e.g. two packages claim a path: the policy table says which
+        checks.append(CheckRecord("stage4", "installed-from-repository", "root", False, exc.message))
+        return st.finish(checks)
+    checks += check_root(st, installed, list(manifests), names)
     return st.finish(checks)
 
 
-def check_root(st: StageRun, repo: Repository, everything: list[str], names: list[str]) -> list[CheckRecord]:
-    """A fresh root from the repository alone; then `pkg verify`, and in a chroot of it, with no
-    /serpent: every recipe's checks, and sh + make + tcc building and running a zlib program."""
+def check_root(st: StageRun, installed: list[str], everything: list[str], names: list[str]) -> list[CheckRecord]:
+    """The fresh root from the repository alone: `pkg verify`, and in a chroot of it, with no
+    /serpent, every recipe's checks and sh + make + tcc building and running a zlib program."""
     root = st.work / "root"
-    root.mkdir()
-    installed = Root(root).install(repo, everything)
     checks = [CheckRecord("stage4", "installed-from-repository", "root", set(installed) == set(everything),
                           f"{len(installed)} packages into {root}")]
     problems = Root(root).verify()

@@ -1,0 +1,92 @@
+"""libwildebeest on the host: its test suite with the host's compiler (strict warnings, and under
+ASan/UBSan), its install layout, and the recipes that use it. No bootstrap needed."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from serpentlib.recipes import load_recipe
+
+from .conftest import ROOT, have
+
+SRC = ROOT / "recipes" / "libwildebeest" / "src"
+STRICT = "-O2 -std=c99 -pedantic -Wall -Wextra -Werror"
+
+
+def make(tree, *args, **env):
+    proc = subprocess.run(["make", "-C", str(tree), *args, *(f"{k}={v}" for k, v in env.items())],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture
+def tree(tmp_path):
+    if not (have("make") and have("cc")):
+        pytest.skip("needs make and a C compiler")
+    return shutil.copytree(SRC, tmp_path / "src")
+
+
+@pytest.mark.parametrize("cflags", [STRICT, "-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all"],
+                         ids=["strict", "sanitizers"])
+def test_obstack_suite_passes(tree, cflags):
+    if "sanitize" in cflags:
+        probe = subprocess.run(["cc", "-fsanitize=address,undefined", "-x", "c", "-o", str(tree / "probe"), "-"],
+                               input="int main(void){return 0;}", capture_output=True, text=True)
+        if probe.returncode != 0:
+            pytest.skip("the host compiler cannot link ASan/UBSan")
+    out = make(tree, "check", CFLAGS=cflags)
+    passed = re.search(r"obstack-test: (\d+) passed, 0 failed", out)
+    assert passed and int(passed.group(1)) > 100, out
+
+
+def test_header_suits_c89_programs(tree, tmp_path):
+    """Old programs (anacron is one) are C89: the header must not need more."""
+    make(tree, "libwildebeest.a", CFLAGS=STRICT)
+    prog = tmp_path / "old.c"
+    prog.write_text("#include <stdlib.h>\n#include <obstack.h>\n"
+                    "#define obstack_chunk_alloc malloc\n#define obstack_chunk_free free\n"
+                    "int main(void) { struct obstack o; char *s; obstack_init(&o);\n"
+                    "  obstack_grow0(&o, \"abc\", 3); s = obstack_finish(&o);\n"
+                    "  obstack_free(&o, NULL); return s == NULL; }\n")
+    proc = subprocess.run(["cc", "-std=c89", "-pedantic", "-Wall", "-Werror", f"-I{tree / 'include'}",
+                           "-o", str(tmp_path / "old"), str(prog), f"-L{tree}", "-lwildebeest"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run([str(tmp_path / "old")]).returncode == 0
+
+
+def test_install_layout_and_pkg_config(tree, tmp_path):
+    dest = tmp_path / "dest"
+    make(tree, "install", DESTDIR=dest, PREFIX="/usr")
+    installed = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert installed == ["usr/include/wildebeest/obstack.h", "usr/lib/libwildebeest.a",
+                         "usr/lib/pkgconfig/wildebeest.pc"]
+    pc = (dest / "usr/lib/pkgconfig/wildebeest.pc").read_text()
+    version = load_recipe(ROOT / "recipes" / "libwildebeest" / "recipe.yaml").version
+    assert f"Version: {version}\n" in pc, "the Makefile's VERSION and the recipe's differ"
+    assert "prefix=/usr\n" in pc and "Cflags: -I${includedir}/wildebeest\n" in pc
+    assert "Libs: -L${libdir} -lwildebeest\n" in pc
+    if have("pkg-config"):
+        flags = subprocess.run(["pkg-config", "--define-prefix", "--cflags", "--libs", "wildebeest"],
+                               env={"PKG_CONFIG_PATH": str(dest / "usr/lib/pkgconfig")},
+                               capture_output=True, text=True)
+        assert flags.returncode == 0 and "-lwildebeest" in flags.stdout, flags.stderr
+
+
+def test_the_source_tree_holds_no_build_output():
+    """The folder is hashed into the build key: objects left in it would change the key."""
+    leftovers = [p.name for p in SRC.rglob("*") if p.suffix in (".o", ".a", ".pc") or p.name == "obstack-test"]
+    assert leftovers == []
+
+
+def test_anacron_is_built_against_libwildebeest():
+    anacron = load_recipe(ROOT / "recipes" / "anacron" / "recipe.yaml")
+    wildebeest = load_recipe(ROOT / "recipes" / "libwildebeest" / "recipe.yaml")
+    assert "libwildebeest" in anacron.depends
+    assert wildebeest.source_dir == SRC and wildebeest.sources == ()
+    build = anacron.build_for("stage3")
+    assert build.env["WILDEBEEST_CFLAGS"] == "-I/usr/include/wildebeest"
+    assert "$WILDEBEEST_CFLAGS" in build.build and "$WILDEBEEST_LIBS" in build.build
