@@ -262,8 +262,9 @@ class Root:
                 self._rollback(tx)
                 raise
             self._commit()
-            # Directories left empty go too, unless another package declares them.
-            for d in sorted({str(Path(p).parent) for p in paths}, key=len, reverse=True):
+            # Its own directories and those left empty go too, unless another package declares them.
+            own = {f.path for n in names for f in installed[n].files if f.type == "dir"}
+            for d in sorted({str(Path(p).parent) for p in paths} | own, key=len, reverse=True):
                 while d not in ("/", "") and d not in shared:
                     try:
                         self.host(d).rmdir()

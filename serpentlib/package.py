@@ -101,10 +101,16 @@ def canonical(path: str, links: dict[str, str]) -> str:
 
 def scan_tree(tree: Path, links: dict[str, str]) -> tuple[list[FileEntry], dict[str, Path]]:
     """Every file and link under `tree` (a DESTDIR) by canonical path, and where each one is.
-    Directories are implied; two entries landing on one path is an error."""
+    Directories are implied, but for empty ones and ones of another mode than 755 (a spool
+    directory, a sticky one); two entries landing on one path is an error."""
     entries: dict[str, FileEntry] = {}
     where: dict[str, Path] = {}
     for dirpath, dirs, names in os.walk(tree):
+        here = Path(dirpath)
+        mode = stat.S_IMODE(os.lstat(here).st_mode)
+        if here != tree and (not dirs and not names or mode != 0o755):
+            path = canonical(here.relative_to(tree).as_posix(), links)
+            entries[path], where[path] = FileEntry(path, "dir", mode), here
         for name in sorted(names + [d for d in dirs if (Path(dirpath) / d).is_symlink()]):
             p = Path(dirpath) / name
             rel = p.relative_to(tree).as_posix()

@@ -298,3 +298,25 @@ def test_a_manifest_round_trips(repo):
     m = repo.manifest("tool")
     assert Manifest.from_json(m.to_json()) == m
     assert json.loads(m.to_json())["installed_size"] == m.installed_size
+
+
+def test_empty_and_special_directories_are_packaged_and_installed(tmp_path):
+    tree = tmp_path / "trees" / "spool"
+    (tree / "var/spool/job").mkdir(parents=True)
+    (tree / "var/cache/secret").mkdir(parents=True)
+    (tree / "var/cache/secret").chmod(0o700)
+    (tree / "var/cache/secret/key").write_text("k\n")
+    entries, where = scan_tree(tree, ROOT_LINKS)
+    assert [(e.path, e.type, e.mode) for e in entries if e.type == "dir"] == [
+        ("/var/cache/secret", "dir", 0o700), ("/var/spool/job", "dir", 0o755)]
+    m = Manifest(name="spool", version="1", release=1, license="MIT", summary="s", files=entries)
+    write_archive(m, where, tmp_path / "repo", 0)
+    write_index(tmp_path / "repo", [m])
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    root.install(Repository(tmp_path / "repo"), ["spool"])
+    assert (tmp_path / "root/var/spool/job").is_dir()
+    assert stat.S_IMODE((tmp_path / "root/var/cache/secret").stat().st_mode) == 0o700
+    assert root.verify() == []
+    root.remove(["spool"])
+    assert not (tmp_path / "root/var/spool").exists() and not (tmp_path / "root/var/cache").exists()

@@ -16,7 +16,7 @@ STRICT = "-O2 -std=c99 -pedantic -Wall -Wextra -Werror"
 
 
 def make(tree, *args, **env):
-    proc = subprocess.run(["make", "-C", str(tree), *args, *(f"{k}={v}" for k, v in env.items())],
+    proc = subprocess.run(["make", "-C", str(tree), *args, *(f"{k}={v}" for k, v in {"CC": "clang", **env}.items())],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -24,7 +24,7 @@ def make(tree, *args, **env):
 
 @pytest.fixture
 def tree(tmp_path):
-    if not (have("make") and have("cc")):
+    if not (have("make") and have("clang")):
         pytest.skip("needs make and a C compiler")
     return shutil.copytree(SRC, tmp_path / "src")
 
@@ -33,7 +33,7 @@ def tree(tmp_path):
                          ids=["strict", "sanitizers"])
 def test_obstack_suite_passes(tree, cflags):
     if "sanitize" in cflags:
-        probe = subprocess.run(["cc", "-fsanitize=address,undefined", "-x", "c", "-o", str(tree / "probe"), "-"],
+        probe = subprocess.run(["clang", "-fsanitize=address,undefined", "-x", "c", "-o", str(tree / "probe"), "-"],
                                input="int main(void){return 0;}", capture_output=True, text=True)
         if probe.returncode != 0:
             pytest.skip("the host compiler cannot link ASan/UBSan")
@@ -51,7 +51,7 @@ def test_header_suits_c89_programs(tree, tmp_path):
                     "int main(void) { struct obstack o; char *s; obstack_init(&o);\n"
                     "  obstack_grow0(&o, \"abc\", 3); s = obstack_finish(&o);\n"
                     "  obstack_free(&o, NULL); return s == NULL; }\n")
-    proc = subprocess.run(["cc", "-std=c89", "-pedantic", "-Wall", "-Werror", f"-I{tree / 'include'}",
+    proc = subprocess.run(["clang", "-std=c89", "-pedantic", "-Wall", "-Werror", f"-I{tree / 'include'}",
                            "-o", str(tmp_path / "old"), str(prog), f"-L{tree}", "-lwildebeest"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
