@@ -28,14 +28,15 @@ SPDX_WORD = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
 @dataclass(frozen=True)
-class Exception_:
+class Waiver:
+    """An exception the profile grants: `policy` may be broken by `package` at `path`, for `reason`."""
     policy: str
     package: str
     path: str
     reason: str
 
 
-def parse_exceptions(items: list[dict]) -> list[Exception_]:
+def parse_exceptions(items: list[dict]) -> list[Waiver]:
     out = []
     for i, item in enumerate(items or []):
         if not isinstance(item, dict) or not item.get("policy") or not item.get("reason"):
@@ -47,7 +48,7 @@ def parse_exceptions(items: list[dict]) -> list[Exception_]:
         unknown = set(item) - {"policy", "package", "path", "reason"}
         if unknown:
             raise ProfileError(f"policy_exceptions[{i}]: unknown keys {sorted(unknown)}", "use policy, package, path, reason")
-        out.append(Exception_(item["policy"], item.get("package", "*"), item.get("path", "*"), item["reason"]))
+        out.append(Waiver(item["policy"], item.get("package", "*"), item.get("path", "*"), item["reason"]))
     return out
 
 
@@ -164,7 +165,7 @@ def _elves(p: Package) -> Iterable[FileEntry]:
     return (f for f in p.manifest.files if f.type == "file" and is_elf(p.where[f.path]))
 
 
-def check_policies(packages: list[Package], exceptions: list[Exception_], *, allowed: list[str] | None = None,
+def check_policies(packages: list[Package], exceptions: list[Waiver], *, allowed: list[str] | None = None,
                    forbidden: Iterable[str] = (), unresolved: dict | None = None, stage: str = "stage4") -> list[CheckRecord]:
     owners: dict[str, list[str]] = {}
     for p in packages:
@@ -173,7 +174,7 @@ def check_policies(packages: list[Package], exceptions: list[Exception_], *, all
                 owners.setdefault(f.path, []).append(p.manifest.name)
     ctx = {"allowed": allowed or DEFAULT_ALLOWED, "forbidden": list(forbidden), "owners": owners,
            "unresolved": unresolved or {}}
-    used: set[Exception_] = set()
+    used: set[Waiver] = set()
     records = []
     for policy, (_what, fn) in POLICIES.items():
         for p in packages:

@@ -184,6 +184,26 @@ def test_verify_names_a_tampered_file_in_the_stage4_root(run):
     assert serpent("pkg", "verify", "--root", str(root), db=db).returncode == 0
 
 
+def test_anacron_needs_libwildebeest_on_musl(run, tmp_path):
+    """In a chroot of the stage4 root: anacron's readtab.c does not compile against musl alone
+    (no <obstack.h>); with libwildebeest's flags it compiles, and anacron links."""
+    from serpentlib.recipes import load_recipe
+    from serpentlib.stages.common import make_store
+    from serpentlib.sources import extract
+    _, _, work_dir = run
+    recipe = load_recipe(PROJECT / "recipes" / "anacron" / "recipe.yaml")
+    extract(make_store().fetch(recipe.sources[0]).path, tmp_path / "anacron", strip=recipe.sources[0].strip)
+    sandbox = Sandbox(root=work_dir / "stage4" / "root", binds=[Bind(tmp_path, "/work", readonly=False)],
+                      shell="/usr/bin/bash")
+    alone = sandbox.run("cd /work/anacron && tcc -c readtab.c", cwd="/", log=tmp_path / "alone.log")
+    assert alone.exit_code != 0 and "'obstack.h' not found" in (tmp_path / "alone.log").read_text()
+    build = recipe.build_for("stage3")  # the recipe's own build, as stage 3 ran it
+    env = {"CC": "tcc", "CFLAGS": "-O2", "JOBS": "2", **build.env}
+    wild = sandbox.run(f"set -e\n{build.build}\n./anacron -V", cwd="/work/anacron", log=tmp_path / "wild.log", env=env)
+    assert wild.exit_code == 0, (tmp_path / "wild.log").read_text()
+    assert "Anacron 2.3" in (tmp_path / "wild.log").read_text()
+
+
 def _kill_after(root, repo, files):
     from serpentlib.installer import Root
     from serpentlib.repo import Repository

@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import flags as tuning
 from .. import policy
 from ..cache import BuildCache, tree_digest
+from ..errors import SerpentError
 from ..installer import Root
 from ..metrics import CheckRecord
 from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sha256_file, write_archive
@@ -167,7 +168,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     names = packages or list(keys)
     missing = [n for n in names if n not in keys]
     if missing:
-        raise policy.ProfileError(f"stage4: {', '.join(missing)} not built by stage 3 in {st.base}",
+        raise SerpentError(f"stage4: {', '.join(missing)} not built by stage 3 in {st.base}",
                                   "list only stage 3's packages, or add them to stage 3")
     recipes = load_recipes(st.recipes, names)
     compiler, flag_results = tuning.load(stage3 / "flags.json")
@@ -179,7 +180,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     for name in names:
         hit = cache.get(keys[name])
         if hit is None:
-            raise policy.ProfileError(f"stage4: the stage 3 build of {name} is gone from {cache.root}",
+            raise SerpentError(f"stage4: the stage 3 build of {name} is gone from {cache.root}",
                                       "rebuild it: serpent run --stage 3")
         recipe = recipes[name]
         with timed(st, name, recipe.version, "manifest"):
