@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .package import MANIFEST, FileEntry, Manifest, PackageError, sha256_file
+from .package import MANIFEST, FileEntry, Manifest, PackageError, read_manifest, sha256_file
 from .repo import Repository
 
 log = logging.getLogger(__name__)
@@ -140,18 +140,17 @@ class Root:
             plan = repo.closure(names, skip=set(installed))
             if not plan:
                 return []
-            manifests = {n: repo.manifest(n) for n in plan}
+            archives = {n: repo.archive(n) for n in plan}  # each checked against the index once
+            manifests = {n: read_manifest(archives[n]) for n in plan}
             self._check_conflicts(manifests)
             self.staging.mkdir(parents=True, exist_ok=True)
             for name in plan:
-                self._unpack(repo.archive(name), manifests[name], self.staging / name)
-            paths, dirs = [], []
+                self._unpack(archives[name], manifests[name], self.staging / name)
+            paths, dirs, known = [], [], set()
             for m in manifests.values():
                 for f in m.files:
-                    if f.type == "dir":
-                        dirs += self._missing_dirs(f.path, dirs, include_self=True)
-                    else:
-                        dirs += self._missing_dirs(f.path, dirs)
+                    dirs += self._missing_dirs(f.path, known, include_self=f.type == "dir")
+                    if f.type != "dir":
                         paths.append(f.path)
             tx = {"op": "install", "packages": plan, "paths": paths, "dirs": dirs}
             self._begin(tx)
@@ -177,13 +176,18 @@ class Root:
             self._commit()
             return plan
 
-    def _missing_dirs(self, path: str, planned: list[str], include_self: bool = False) -> list[str]:
+    def _missing_dirs(self, path: str, known: set[str], include_self: bool = False) -> list[str]:
+        """The directories leading to `path` that do not exist yet, parents first; `known`
+        remembers the ones already looked at."""
         out = []
         parts = path.strip("/").split("/")
         for i in range(1, len(parts) + (1 if include_self else 0)):
             d = "/" + "/".join(parts[:i])
+            if d in known:
+                continue
+            known.add(d)
             p = self.host(d)
-            if not (p.exists() or p.is_symlink()) and d not in planned and d not in out:
+            if not (p.exists() or p.is_symlink()):
                 out.append(d)
         return out
 
