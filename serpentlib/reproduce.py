@@ -14,7 +14,7 @@ import pandas as pd
 
 from .metrics import CheckRecord
 
-STAGE_TREES = {"stage1": "stage1/sysroot", "stage2": "stage2/root", "stage3": "stage3/root"}
+STAGE_TREES = {"stage1": "stage1/sysroot", "stage2": "stage2/root", "stage3": "stage3/root", "stage4": "stage4/repo"}
 
 
 @dataclass

@@ -353,17 +353,18 @@ def test_a_killed_run_leaves_no_mount_and_the_next_resumes(run, reruns, tmp_path
     assert (work_dir / "stage3" / ".complete").exists()
 
 
-def test_stage3_builds_identically_at_another_path(run, tmp_path):
-    """`serpent reproduce` for stage 3: two clean builds, at work directories of different paths
-    (and lengths), from the same stages 1 and 2; every file of both roots is compared."""
+def test_stages_3_and_4_build_identically_at_another_path(run, tmp_path):
+    """`serpent reproduce` for stages 3 and 4: two clean builds, at work directories of different
+    paths (and lengths), from the same stages 1 and 2; every file of both roots and every
+    package file of both repositories is compared."""
     _, run_dir, work_dir = run
-    proc = serpent("reproduce", "--profile", "mini", "--stage", "3", "--seed-from", str(work_dir),
+    proc = serpent("reproduce", "--profile", "mini", "--stage", "3,4", "--seed-from", str(work_dir),
                    "--dir", str(tmp_path / "repro"), "-q", "--fail-on-difference", db=run_dir.parent / "metrics.sqlite")
-    assert "stage3:" in proc.stdout, proc.stderr[-2000:]
+    assert "stage3:" in proc.stdout and "stage4:" in proc.stdout, proc.stderr[-2000:]
     checks = pd.read_csv(tmp_path / "repro" / "checks.csv")
-    assert list(checks["check"]) == ["reproducible"] and list(checks["stage"]) == ["stage3"]
+    assert list(checks["check"]) == ["reproducible"] * 2 and list(checks["stage"]) == ["stage3", "stage4"]
     assert proc.returncode == 0, proc.stdout[-2000:]
-    assert checks["subject"].iloc[0].startswith("100.0% of ")
+    assert checks["subject"].str.startswith("100.0% of ").all()
 
 
 USER = "serpent-ci"

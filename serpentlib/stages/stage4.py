@@ -94,9 +94,11 @@ def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
     return Manifest(files=entries, release=1, **FILESYSTEM), where
 
 
-def build_info(recipe: Recipe, key: str, flag_results: list, compiler: str, cflags: str) -> dict:
+def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str) -> dict:
+    """How the package was built. No cache key: that hashes the work directory's path too, and
+    the same package built elsewhere must be the same file."""
     on_host = recipe.build_for("stage3").on_host
-    info = {"stage": "stage3", "cache_key": key, "recipe_sha256": tree_digest(recipe.path),
+    info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
             "sources": [{"file": s.filename, "sha256": s.sha256} for s in recipe.sources],
             "patches": [{"name": p.name, "sha256": sha256_file(p)} for p in recipe.patches],
             "build_depends": list(recipe.depends)}
@@ -188,7 +190,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             needs, provides = needs_of(files, where[name], ROOT_LINKS)
         manifests[name] = Manifest(name=name, version=recipe.version, release=recipe.release, license=recipe.license,
                                    summary=recipe.summary, homepage=recipe.homepage, files=files, needs=needs,
-                                   provides=provides, build=build_info(recipe, keys[name], flag_results, compiler, cflags))
+                                   provides=provides, build=build_info(recipe, flag_results, compiler, cflags))
         st.keys[name] = keys[name]
     unresolved = resolve(manifests)
     repo = st.work / "repo"
