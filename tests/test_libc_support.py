@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import resource
-import shutil
 import subprocess
 from pathlib import Path
 
