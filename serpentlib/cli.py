@@ -64,14 +64,20 @@ def cmd_pkg(args: argparse.Namespace) -> int:
     root = Root(Path(args.root))
     # SIGTERM interrupts like ^C: the transaction is rolled back before exiting.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    if args.action == "install":
-        if not args.repo:
-            raise SerpentError("serpent pkg install: which repository?", "give --repo DIR (e.g. <work>/stage4/repo)")
-        done = root.install(Repository(Path(args.repo)), args.names)
-        print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
-    elif args.action == "remove":
-        print(f"removed {', '.join(root.remove(args.names))}")
-    elif args.action == "list":
+    try:
+        if args.action == "install":
+            if not args.repo:
+                raise SerpentError("serpent pkg install: which repository?", "give --repo DIR (e.g. <work>/stage4/repo)")
+            done = root.install(Repository(Path(args.repo)), args.names)
+            print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
+        elif args.action == "remove":
+            print(f"removed {', '.join(root.remove(args.names))}")
+    except KeyboardInterrupt:
+        print(f"interrupted: the {args.action} was rolled back; {root.path} is as it was", file=sys.stderr)
+        return 130
+    if args.action in ("install", "remove"):
+        return 0
+    if args.action == "list":
         with root.locked():
             print(root.table().to_string(index=False))
     elif args.action == "verify":

@@ -144,8 +144,12 @@ class Root:
             manifests = {n: read_manifest(archives[n]) for n in plan}
             self._check_conflicts(manifests)
             self.staging.mkdir(parents=True, exist_ok=True)
-            for name in plan:
-                self._unpack(archives[name], manifests[name], self.staging / name)
+            try:
+                for name in plan:
+                    self._unpack(archives[name], manifests[name], self.staging / name)
+            except BaseException:  # the root is untouched so far: only the staging area goes
+                shutil.rmtree(self.staging, ignore_errors=True)
+                raise
             paths, dirs, known = [], [], set()
             for m in manifests.values():
                 for f in m.files:
