@@ -320,3 +320,20 @@ def test_empty_and_special_directories_are_packaged_and_installed(tmp_path):
     assert root.verify() == []
     root.remove(["spool"])
     assert not (tmp_path / "root/var/spool").exists() and not (tmp_path / "root/var/cache").exists()
+
+
+def test_an_install_interrupted_while_unpacking_leaves_nothing(tmp_path, repo, monkeypatch):
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    root.install(repo, ["filesystem"])
+    before = snapshot(tmp_path / "root")
+    real = Root._unpack
+
+    def unpack_then_stop(self, archive, manifest, dest):
+        real(self, archive, manifest, dest)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Root, "_unpack", unpack_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        root.install(repo, ["tool"])
+    assert snapshot(tmp_path / "root") == before
