@@ -10,6 +10,7 @@ root rolls it back first. Conflicts are found before anything is touched.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -218,6 +219,7 @@ class Root:
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         entries = {f.path: f for f in manifest.files}
+        made: set[Path] = set()
         with tarfile.open(archive, "r:xz") as tar:
             for member in tar:
                 if member.name == MANIFEST:
@@ -229,14 +231,19 @@ class Root:
                 if f.type == "dir":
                     continue
                 out = dest / path.lstrip("/")
-                out.parent.mkdir(parents=True, exist_ok=True)
+                if out.parent not in made:
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    made.add(out.parent)
                 if f.type == "link":
                     os.symlink(member.linkname, out)
                     continue
+                digest = hashlib.sha256()
                 with tar.extractfile(member) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+                    for block in iter(lambda: src.read(1 << 20), b""):
+                        digest.update(block)
+                        dst.write(block)
                 os.chmod(out, f.mode)
-                if sha256_file(out) != f.sha256:
+                if digest.hexdigest() != f.sha256:
                     raise PackageError(f"{archive.name}: {path} does not match its manifest's sha256",
                                        "the package is damaged: rebuild the repository")
 
