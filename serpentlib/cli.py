@@ -57,7 +57,7 @@ def cmd_pkg(args: argparse.Namespace) -> int:
 
     if args.action == "list" and args.repo and not args.root:
         for e in Repository(Path(args.repo)).entries.values():
-            print(f"{e.name:16} {e.version}-{e.release:<6} {e.installed_size:>10} B  {' '.join(e.depends)}")
+            print(f"{e.name:16} {e.version + '-' + str(e.release):24} {e.installed_size:>10} B  {' '.join(e.depends)}")
         return 0
     if not args.root:
         raise SerpentError(f"serpent pkg {args.action}: which root?", "give --root DIR (e.g. <work>/stage4/root)")

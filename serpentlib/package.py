@@ -139,6 +139,19 @@ def interpreter_of(path: Path) -> str | None:
     return words[0].decode(errors="replace") if words else None
 
 
+def path_needs(path: str, links: dict[str, str]) -> list[str]:
+    """An absolute path a file names (its interpreter): the file itself, and the layout link the
+    path goes through, if any (/lib/ld-musl... needs the /lib link as much as the loader)."""
+    rel = path.lstrip("/")
+    out = [f"path:{canonical(rel, links)}"]
+    parts = PurePosixPath(rel).parts
+    for i in range(1, len(parts)):
+        if "/".join(parts[:i]) in links:
+            out.append(f"path:/{'/'.join(parts[:i])}")
+            break
+    return out
+
+
 def needs_of(entries: list[FileEntry], where: dict[str, Path], links: dict[str, str]) -> tuple[dict, list[str]]:
     """What the package's files need at run time ("soname:libz.so.1", "path:/usr/bin/sh"), and
     the sonames it provides."""
@@ -155,14 +168,14 @@ def needs_of(entries: list[FileEntry], where: dict[str, Path], links: dict[str, 
                 continue
             wants = [f"soname:{n}" for n in info.needed]
             if info.interpreter:
-                wants.append(f"path:{canonical(info.interpreter.lstrip('/'), links)}")
+                wants += path_needs(info.interpreter, links)
             if info.soname:
                 provides.append(info.soname)
             elif ".so" in Path(e.path).name and not info.interpreter:  # musl's libc.so has no SONAME
                 provides.append(Path(e.path).name)
         else:
             interp = interpreter_of(p)
-            wants = [f"path:{canonical(interp.lstrip('/'), links)}"] if interp and interp.startswith("/") else []
+            wants = path_needs(interp, links) if interp and interp.startswith("/") else []
         for w in wants:
             needs.setdefault(w, []).append(e.path)
     return needs, sorted(set(provides))

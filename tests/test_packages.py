@@ -82,18 +82,19 @@ def test_a_package_is_reproducible_and_its_manifest_lists_every_file(tmp_path, r
     assert [f.path for f in m.files] == ["/usr/bin/hello", "/usr/bin/sh", "/usr/lib/libbase.txt"]
     hello = m.files[0]
     assert hello.mode == 0o755 and hello.size == len("#!/bin/sh\necho hello\n") and len(hello.sha256) == 64
-    assert m.needs == {"path:/usr/bin/sh": ["/usr/bin/hello"]}
+    assert m.needs == {"path:/usr/bin/sh": ["/usr/bin/hello"], "path:/bin": ["/usr/bin/hello"]}
     again = tmp_path / "again"
     write_archive(m, {f.path: tmp_path / "trees/base" / f.path.lstrip("/") for f in m.files}, again, 1577836800)
     assert (again / m.filename).read_bytes() == (repo.path / m.filename).read_bytes()
 
 
 def test_dependencies_come_from_interpreters_and_providers(tmp_path):
+    fs, _ = filesystem_package(tmp_path / "fs")
     a, _ = package(tmp_path, "a", {"usr/bin/run": "#!/bin/sh\n", "usr/bin/sh": ("link", "run")})
     b, _ = package(tmp_path, "b", {"usr/bin/b": "#!/usr/bin/sh\n"})
     c, _ = package(tmp_path, "c", {"usr/bin/c": "#!/usr/bin/perl\n"})
-    unresolved = resolve({"a": a, "b": b, "c": c})
-    assert b.depends == ["a"] and a.depends == []
+    unresolved = resolve({"filesystem": fs, "a": a, "b": b, "c": c})
+    assert b.depends == ["a"] and a.depends == ["filesystem"], "/bin/sh goes through the layout's /bin link"
     assert unresolved == {"c": {"path:/usr/bin/perl": ["/usr/bin/c"]}}
 
 
