@@ -204,6 +204,19 @@ def test_anacron_needs_libwildebeest_on_musl(run, tmp_path):
     assert "Anacron 2.3" in (tmp_path / "wild.log").read_text()
 
 
+def test_one_package_installs_into_an_empty_root_and_runs(run, tmp_path):
+    """`serpent pkg install bash` into an empty directory: its dependencies (musl, dash, the
+    layout with its /bin and /lib links) come along, and bash runs in a chroot of just that."""
+    _, run_dir, work_dir = run
+    root = tmp_path / "root"
+    root.mkdir()
+    done = serpent("pkg", "install", "bash", "--root", str(root), "--repo", str(work_dir / "stage4" / "repo"),
+                   db=run_dir.parent / "metrics.sqlite")
+    assert done.returncode == 0 and "filesystem" in done.stdout and "musl" in done.stdout, done.stderr
+    rec = Sandbox(root=root, shell="/bin/sh").run("bash -c 'echo $BASH_VERSION'", cwd="/", log=tmp_path / "log")
+    assert rec.exit_code == 0 and "5.2.15" in (tmp_path / "log").read_text()
+
+
 def _kill_after(root, repo, files):
     from serpentlib.installer import Root
     from serpentlib.repo import Repository
