@@ -113,6 +113,20 @@ def merge_tree(src: Path, dest: Path) -> None:
                 shutil.copy2(s, t)
 
 
+def phase_start() -> tuple:
+    return now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+
+
+def process_phase(stage: str, package: str, version: str, phase: str, since: tuple, code: int,
+                  log: str) -> PhaseRecord:
+    """The record of a phase this process did itself, from `since = phase_start()`."""
+    start, t0, r0 = since
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    return PhaseRecord(stage, package, version, phase, start, now_iso(), round(time.monotonic() - t0, 3),
+                       round(r1.ru_utime - r0.ru_utime, 3), round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss),
+                       code, log)
+
+
 class PackageBuild:
     """One recipe built in one stage."""
 
@@ -141,7 +155,7 @@ class PackageBuild:
         """Time a phase done in this process (fetch, extract, patch, merge)."""
         logfile = self.log_path(phase)
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        start, t0, r0 = now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+        since = phase_start()
         code = 0
         try:
             try:
@@ -158,10 +172,8 @@ class PackageBuild:
             logfile.write_text(str(exc) + "\n")
             raise
         finally:
-            r1 = resource.getrusage(resource.RUSAGE_SELF)
-            self._record(PhaseRecord(self.ctx.stage, self.recipe.name, self.recipe.version, phase, start, now_iso(),
-                                     round(time.monotonic() - t0, 3), round(r1.ru_utime - r0.ru_utime, 3),
-                                     round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss), code, str(logfile)))
+            self._record(process_phase(self.ctx.stage, self.recipe.name, self.recipe.version, phase, since, code,
+                                       str(logfile)))
 
     def where(self, path: Path) -> str:
         return str(path) if self.on_host else self.ctx.inside(path)

@@ -6,15 +6,14 @@ checked over every package, and the tuning flags over every ELF file.
 from __future__ import annotations
 
 import csv
-import os
-import resource
 import shutil
-import time
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import flags as tuning
 from .. import policy
+from ..build import phase_start, process_phase
 from ..cache import BuildCache, tree_digest
 from ..errors import SerpentError
 from ..installer import Root
@@ -22,10 +21,9 @@ from ..metrics import CheckRecord
 from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sha256_file, write_archive
 from ..recipes import Recipe, load_recipes
 from ..repo import Repository, write_index
-from ..sandbox import PhaseRecord, now_iso
 from ..verify import check_in_root, elf_info, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, host_clang, stage_function, stage_marker
-from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks
+from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks, write_base_files
 from .stage3 import chroot_sandbox, native_env
 
 FILESYSTEM = {"name": "filesystem", "version": "1", "license": "CC0-1.0",
@@ -59,16 +57,12 @@ make CC=tcc
 @contextmanager
 def timed(st: StageRun, package: str, version: str, phase: str):
     """Record one phase done in this process (scanning, archiving, installing) like a build phase."""
-    start, t0, r0 = now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
-    code = 1
+    since, code = phase_start(), 1
     try:
         yield
         code = 0
     finally:
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        rec = PhaseRecord("stage4", package, version, phase, start, now_iso(), round(time.monotonic() - t0, 3),
-                          round(r1.ru_utime - r0.ru_utime, 3), round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss),
-                          code, "")
+        rec = process_phase("stage4", package, version, phase, since, code, "")
         st.recorder.add(rec)
         st.result.phases.append(rec)
 
@@ -82,14 +76,10 @@ def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
         entries.append(FileEntry("/" + d, "dir", 0o1777 if d == "tmp" else 0o700 if d == "root" else 0o755))
     for link, target in ROOT_LINKS.items():
         entries.append(FileEntry("/" + link, "link", 0o777, target=target))
-    where = {}
-    for rel, text in BASE_FILES.items():
-        p = tree / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-        mode = 0o640 if rel.endswith("shadow") else 0o644
-        entries.append(FileEntry("/" + rel, "file", mode, len(text.encode()), sha256_file(p)))
-        where["/" + rel] = p
+    write_base_files(tree)
+    where = {"/" + rel: tree / rel for rel in BASE_FILES}
+    for path, p in where.items():
+        entries.append(FileEntry(path, "file", stat.S_IMODE(p.stat().st_mode), p.stat().st_size, sha256_file(p)))
     entries.sort(key=lambda e: e.path)
     return Manifest(files=entries, release=1, **FILESYSTEM), where
 
@@ -232,5 +222,4 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
     commands.update(recipe_checks(st.recipes, names))
     checks += check_in_root("stage4", alone, commands, logs)
     shutil.rmtree(builds, ignore_errors=True)
-    os.makedirs(builds)
     return checks
