@@ -17,16 +17,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .build import SizeRecord
+from .hashes import digest
 from .recipes import Recipe
 from .styles import commands
-
-
-def digest(*parts: object) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(json.dumps(part, sort_keys=True, default=str).encode())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 def recipe_inputs(recipe: Recipe, stage: str) -> dict:
