@@ -66,21 +66,64 @@ def read_only_host(writable, visible):
         os.close(fd)
 
 
-def setup(spec):
-    root = spec.get("root")
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
-    if not root and spec.get("writable") is not None:
-        read_only_host(spec["writable"], spec.get("visible") or [])
+def bind(source, where, readonly):
+    mount(source, where, None, MS_BIND | MS_REC)
+    if readonly:
+        mount(None, where, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+
+
+def binds(root, spec):
     for source, target, readonly in spec.get("binds", []):
         where = inside(root, target)
         if not os.path.exists(source):
             fail(f"bind source {source} does not exist")
+        if os.path.islink(where):
+            os.unlink(where)
         make_mountpoint(where, source)
-        mount(source, where, None, MS_BIND | MS_REC)
-        if readonly:
-            mount(None, where, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        bind(source, where, readonly)
+
+
+def enter_seed(spec):
+    """`/` becomes the seed (stage 0): an overlay whose upper layer is a tmpfs on the scratch
+    folder, so mount points never touch the seed; /proc, /dev and /tmp; the `visible` trees
+    read-only and the `writable` ones writable at their own paths; last the overlay itself is
+    made read-only. Handles to the trees are taken first: the new /tmp must not hide them."""
+    handles = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY), False) for path in spec.get("visible") or []]
+    handles += [(path, os.open(path, os.O_PATH | os.O_DIRECTORY), True) for path in spec.get("writable") or []]
+    scratch = spec["scratch"]
+    mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64m")
+    for name in ("upper", "work", "root"):
+        os.mkdir(os.path.join(scratch, name))
+    root = os.path.join(scratch, "root")
+    mount("overlay", root, "overlay", 0,
+          f"lowerdir={spec['seed']},upperdir={scratch}/upper,workdir={scratch}/work")
+    special(root, spec)
+    for path, fd, rw in handles:  # ancestors before descendants: `visible` holds the build trees
+        where = inside(root, path)
+        os.makedirs(where, exist_ok=True)
+        bind(f"/proc/self/fd/{fd}", where, not rw)
+        os.close(fd)
+    binds(root, spec)
+    mount(None, root, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+    os.chroot(root)
+
+
+def setup(spec):
+    root = spec.get("root")
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if spec.get("seed"):
+        return enter_seed(spec)
+    if not root and spec.get("writable") is not None:
+        read_only_host(spec["writable"], spec.get("visible") or [])
+    binds(root, spec)
     if not root:
         return
+    special(root, spec)
+    os.chroot(root)
+
+
+def special(root, spec):
+    """/proc, a tmpfs /tmp and a minimal /dev inside `root`, as the spec asks."""
     if spec.get("proc"):
         os.makedirs(inside(root, "/proc"), exist_ok=True)
         mount("proc", inside(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -98,7 +141,6 @@ def setup(spec):
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             os.symlink(target, os.path.join(dev, name))
         os.makedirs(os.path.join(dev, "shm"), exist_ok=True)
-    os.chroot(root)
 
 
 def main(spec_path):

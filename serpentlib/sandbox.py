@@ -104,6 +104,10 @@ class Sandbox:
     # and a private /tmp; `visible` trees stay readable though they lie under /tmp.
     writable: list[Path] | None = None
     visible: list[Path] = field(default_factory=list)
+    # A seed root (stage 0) to run in instead of the host: `/` is the seed, read-only (an overlay
+    # takes the mount points, so the seed itself is never written); `visible` and `writable`
+    # trees appear at their own paths, the one read-only, the other writable.
+    seed: Path | None = None
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment a command sees: nothing from the caller's."""
@@ -120,7 +124,7 @@ class Sandbox:
             argv += ["--user", "--map-root-user"]
         if not self.network:
             argv.append("--net")
-        if self.root is None:
+        if self.root is None and self.seed is None:
             argv.append("--mount-proc")
         return argv + [sys.executable, "-I", "-S", str(ENTER), str(spec_file)]
 
@@ -138,9 +142,11 @@ class Sandbox:
                 "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
                 "writable": None if self.writable is None else [str(p) for p in self.writable],
                 "visible": [str(p) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
-                "argv": argv, "env": self.environment(env)}
+                "argv": argv, "env": self.environment(env), "seed": str(self.seed) if self.seed else None}
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
+        if self.seed is not None:  # the overlay's scratch: a tmpfs on it, seen only in the namespace
+            spec["scratch"] = tempfile.mkdtemp(prefix="serpent-seed-")
         with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
             json.dump(spec, fh)
         start, t0 = now_iso(), time.monotonic()
@@ -166,6 +172,8 @@ class Sandbox:
                 proc.returncode = code = os.waitstatus_to_exitcode(status)
         finally:
             os.unlink(fh.name)
+            if spec.get("scratch"):
+                os.rmdir(spec["scratch"])
         tail = log_tail(log, 3)
         if (code == 125 and "serpent sandbox:" in tail) or "unshare failed" in tail:
             raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}", userns_hint())
