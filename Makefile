@@ -8,7 +8,7 @@ PROFILE ?= mini
 STAGE   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup host venv bootstrap test test-fast fetch clean
+.PHONY: setup host venv bootstrap stage0 test test-fast fetch clean
 .DEFAULT_GOAL := bootstrap
 
 setup: host venv
@@ -26,12 +26,17 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 bootstrap: setup
-	$(VENV)/bin/serpent run --profile $(PROFILE) $(if $(STAGE),--stage $(STAGE),)
+	$(VENV)/bin/serpent run --profile $(PROFILE) $(if $(STAGE),--stage $(STAGE),) $(if $(WORK_DIR),--work-dir $(WORK_DIR),) $(if $(RUN_DIR),--run-dir $(RUN_DIR),)
+
+stage0: setup
+	$(VENV)/bin/serpent stage0 --profile $(PROFILE)
 
 fetch: setup
 	$(VENV)/bin/serpent fetch --profile $(PROFILE)
 
-test: TEST_PACKAGES = chromium  # the report tests open index.html in a real browser
+# The report tests open index.html in a real browser; the Debian 13 host test makes its root with
+# debootstrap; the libc-support and libwildebeest tests compare with the host's glibc through its clang.
+test: TEST_PACKAGES = chromium debootstrap clang libclang-rt-dev
 test: setup
 	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
 

@@ -175,6 +175,10 @@ class PackageBuild:
             self._record(process_phase(self.ctx.stage, self.recipe.name, self.recipe.version, phase, since, code,
                                        str(logfile)))
 
+    def host_side(self) -> Sandbox:
+        """Where host-side steps (patch, prepare) run: stage 0 in a real build, writing only this tree."""
+        return replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root], visible=[self.ctx.work.parent])
+
     def where(self, path: Path) -> str:
         return str(path) if self.on_host else self.ctx.inside(path)
 
@@ -199,10 +203,11 @@ class PackageBuild:
                 shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)
         if r.patches:
             with self.host_phase("patch"):
-                apply_patches(r.patches, self.src)
+                log_file = self.log_path("patch")
+                log_file.unlink(missing_ok=True)
+                apply_patches(r.patches, self.src, self.host_side(), log_file)
         if r.prepare.strip():  # host-side preparation, like patching: the chroot may lack the tools
-            host = replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root],
-                           visible=[self.ctx.work.parent])
+            host = self.host_side()
             env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
             record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
                                            stage=self.ctx.stage, package=r.name, version=r.version, phase="prepare",

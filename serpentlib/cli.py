@@ -92,12 +92,49 @@ def cmd_pkg(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
+    from .fetching import check, fetch_profile
     from .profile import load_profile
-    from .stages import fetch_profile
 
     profile = load_profile(args.profile)
-    table = fetch_profile(profile, store_dir=args.store)
+    if not args.check:
+        print(fetch_profile(profile, store_dir=args.store).to_string(index=False))
+        return 0
+    table = check(profile, store_dir=args.store)
+    with pd_options():
+        print(table.drop(columns="fix").to_string(index=False))
+    gone = table[~table["available"]].drop_duplicates("file")
+    for _, row in gone.iterrows():
+        print(f"error: {row['file']} ({row['package']}) can be had from no mirror, upstream or Debian's index"
+              f"{' (only this store still holds it)' if row['store'] == 'yes' else ''}: {row['fix']}", file=sys.stderr)
+    print(f"{len(table.drop_duplicates('file')) - len(gone)} of {len(table.drop_duplicates('file'))} files "
+          f"can be had now")
+    return 1 if len(gone) else 0
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from .fetching import export_mirror
+    from .profile import load_profile
+
+    table = export_mirror(load_profile(args.profile), Path(args.dir), store_dir=args.store)
     print(table.to_string(index=False))
+    print(f"{table['file'].nunique()} files in {args.dir}; list it in the profile's `mirrors:` to fetch from it")
+    return 0
+
+
+def cmd_stage0(args: argparse.Namespace) -> int:
+    import json
+
+    from .profile import load_profile
+    from .seed import ensure
+
+    profile = load_profile(args.profile)
+    seed = ensure(profile.common.get("seed") or {}, progress=print, thorough=True, recreate=args.recreate)
+    m = seed.manifest
+    print(f"stage 0: {seed.root}\n  suite {m['suite']}, {len(m['packages'])} packages, "
+          f"{m['size_bytes'] / 1e6:.0f} MB, made in {m['creation_s']:.0f} s by {m['tool']} on {m['created']}\n"
+          f"  {m['clang']['version_line']}; every packaged file verified")
+    if args.manifest:
+        print(json.dumps(seed.facts(), indent=1))
     return 0
 
 
@@ -121,7 +158,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import Noise, compare, load_run, stage_checks_changed, to_html
+    from .compare import Noise, compare, load_run, seed_difference, stage_checks_changed, to_html
     from .history import History
 
     noise = Noise(args.threshold, args.min_seconds, args.size_threshold, args.min_bytes)
@@ -129,6 +166,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         a, b = load_run(args.run_a, history), load_run(args.run_b, history)
     stages = [f"stage{n}" for n in args.stage.split(",")] if args.stage else None
     table, checks = compare(a, b, noise, stages), stage_checks_changed(a, b, stages)
+    if seed_difference(a, b):
+        print(f"note: {seed_difference(a, b)}\n")
     with pd_options():
         print(table.to_string(index=False))
         print(f"\nchecks that changed: {len(checks)}")
@@ -240,7 +279,21 @@ def parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
     f.add_argument("--profile", default="mini")
     f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")
+    f.add_argument("--check", action="store_true",
+                   help="fetch nothing: say where each pinned file can be had now (the store aside); exit 1 "
+                        "naming each file that nothing but the store has")
     f.set_defaults(func=cmd_fetch)
+    m = sub.add_parser("mirror", help="keep a team's own copy of a profile's sources")
+    m.add_argument("action", choices=["export"])
+    m.add_argument("dir", help="the directory to write (a profile's `mirrors:` can list it)")
+    m.add_argument("--profile", default="mini")
+    m.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")
+    m.set_defaults(func=cmd_mirror)
+    s0 = sub.add_parser("stage0", help="make (if missing) and verify the profile's seed root")
+    s0.add_argument("--profile", default="mini")
+    s0.add_argument("--recreate", action="store_true", help="make it anew even if present")
+    s0.add_argument("--manifest", action="store_true", help="print what records keep of it")
+    s0.set_defaults(func=cmd_stage0)
     return p
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -30,6 +31,7 @@ class RunRecords:
     phases: pd.DataFrame
     sizes: pd.DataFrame
     checks: pd.DataFrame
+    info: dict = field(default_factory=dict)  # run.json, when the run is a directory
 
 
 def load_run(ref: str | Path, history: History | None = None) -> RunRecords:
@@ -37,13 +39,31 @@ def load_run(ref: str | Path, history: History | None = None) -> RunRecords:
     for candidate in (Path(ref), PROJECT / "runs" / str(ref)):
         if (candidate / "phases.csv").exists() or (candidate / "run.json").exists():
             tables = {t: metrics.load(candidate, t) for t in metrics.TABLES}
-            return RunRecords(candidate.name, **tables)
+            info = json.loads((candidate / "run.json").read_text()) if (candidate / "run.json").exists() else {}
+            return RunRecords(candidate.name, **tables, info=info)
     if history is not None:
         known = set(history.runs()["run_id"])
         if str(ref) in known:
             return RunRecords(str(ref), **{t: history.table(t, [str(ref)]) for t in metrics.TABLES})
     raise SerpentError(f"no run {ref!r}: not a run directory, not under runs/, not in the metrics database",
                        "give a run directory or a run id that `serpent run` printed")
+
+
+def seed_difference(a: RunRecords, b: RunRecords) -> str:
+    """'' when both runs were seeded alike (stage 0), else what differs, in one line."""
+    sa, sb = a.info.get("seed") or {}, b.info.get("seed") or {}
+    if not sa or not sb:
+        return "" if sa == sb else "only one run records its seed (stage 0)"
+    if sa.get("key") == sb.get("key") and sa.get("packages_digest") == sb.get("packages_digest"):
+        return ""
+    versions = sorted(k for k in set(sa.get("versions", {})) | set(sb.get("versions", {}))
+                      if sa.get("versions", {}).get(k) != sb.get("versions", {}).get(k))
+    parts = [f"suite {sa.get('suite')} -> {sb.get('suite')}" if sa.get("suite") != sb.get("suite") else "",
+             f"seed {sa.get('key')} -> {sb.get('key')}" if sa.get("key") != sb.get("key") else "",
+             ", ".join(f"{k} {sa.get('versions', {}).get(k, '-')} -> {sb.get('versions', {}).get(k, '-')}"
+                       for k in versions),
+             "other package versions differ" if not versions and sa.get("key") == sb.get("key") else ""]
+    return "seeded differently: " + "; ".join(p for p in parts if p)
 
 
 def _rel(a: float, b: float) -> float:

@@ -36,6 +36,17 @@ def _table(df: pd.DataFrame) -> str:
     return df.to_html(index=False, border=0, classes="data", na_rep="", float_format=lambda v: f"{v:,.1f}")
 
 
+def _seed_html(seed: dict) -> str:
+    """Stage 0 in one line: what every host-side step of the run ran in."""
+    if not seed:
+        return "<p>stage 0: not recorded (a run from before the seed root)</p>"
+    versions = ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in seed.get("versions", {}).items())
+    return (f"<p>stage 0 (seed root): Debian <b>{html.escape(seed.get('suite', '?'))}</b>, seed "
+            f"<code>{html.escape(seed.get('key', '?'))}</code>, {seed.get('packages', '?')} packages "
+            f"(digest <code>{html.escape(seed.get('packages_digest', '?'))}</code>), "
+            f"{html.escape(seed.get('clang', '?'))}<br><small>{versions}</small></p>")
+
+
 def write_index(run_dir: Path, code: bool = False) -> Path:
     """Render every executed notebook of the run and write `index.html`; works for failed runs too."""
     run_dir = Path(run_dir)
@@ -92,6 +103,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
 <p>profile <b>{html.escape(info.get('profile', '?'))}</b> · started {html.escape(info.get('started', '?'))} ·
 {info.get('duration_s', 0):.0f} s · host {html.escape(host.get('hostname', '?'))} ({html.escape(str(host.get('cpus', '?')))} cpus,
 kernel {html.escape(host.get('kernel', '?'))})</p>
+{_seed_html(info.get('seed') or {})}
 {banner}
 <h2>Stages</h2>{outcome_html}
 {tail}

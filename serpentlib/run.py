@@ -18,6 +18,7 @@ from . import metrics
 from .errors import SerpentError, log_tail
 from .lock import hand_down, lock_work_dir
 from .profile import PROJECT, STAGE_NOTEBOOKS, Profile, check_parameters
+from .seed import ensure as ensure_seed
 
 log = logging.getLogger(__name__)
 KERNEL = "serpentlib"
@@ -48,6 +49,7 @@ class RunInfo:
     host: dict
     started: str
     stages: dict[str, str] = field(default_factory=dict)  # "1" -> passed | failed | skipped
+    seed: dict = field(default_factory=dict)  # stage 0: suite, key, clang, notable package versions
     finished: str = ""
     duration_s: float = 0.0
     failure: str = ""
@@ -106,6 +108,8 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
     require_kernel(kernel)
     lock_work_dir(work_dir, f"serpent run {info.run_id}")
     hand_down(work_dir)
+    # Stage 0 before any notebook: made if missing (minutes, with progress), every file checked if present.
+    info.seed = ensure_seed(profile.common.get("seed") or {}, thorough=os.geteuid() == 0).facts()
     run_dir.mkdir(parents=True, exist_ok=True)
     info.stages = {str(n): "pending" for n in stages}
     info.save()

@@ -11,18 +11,20 @@ import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
-import subprocess
 import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from .errors import ChecksumError, PatchError, SourceError, UnsafeArchiveError
 from .recipes import Source
+from .sandbox import Sandbox
+from .seed import APT_AS_ROOT, Seed, capture
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,9 @@ class SourceStore:
     """Content-addressed files: `<root>/<sha256[:2]>/<sha256>`."""
 
     def __init__(self, root: Path | None = None, mirrors: Sequence[str] = (),
-                 upstream: bool = True, debian: bool = True, timeout: float = 20.0) -> None:
+                 upstream: bool = True, debian: bool = True, timeout: float = 20.0, seed: Seed | None = None) -> None:
         self.root = Path(root or os.environ.get("SERPENT_STORE") or DEFAULT_STORE)
+        self.seed = seed  # Debian's source archive is read through stage 0's apt, never the host's
         self.mirrors = list(mirrors)
         self.upstream = upstream
         self.debian = debian
@@ -159,43 +162,68 @@ class SourceStore:
         return Path(name)
 
     def _from_debian(self, source: Source) -> Path | None:
-        """`apt-get source --download-only` the version of the package that ships this sha256."""
+        """`apt-get source --download-only`, in stage 0, of the version of the package that ships this sha256."""
         assert source.debian
+        if self.seed is None:
+            raise SourceError("Debian's source archive is read through stage 0, and this store has no seed",
+                              "fetch through `serpent fetch --profile NAME`, which makes the seed first")
         package = source.debian.split("=", 1)[0]
-        version = debian_version_with(package, source.sha256)
+        version = self.debian_version_with(package, source.sha256)
         if version is None:
             return None
-        workdir = Path(tempfile.mkdtemp(prefix="serpent-apt-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        workdir = Path(tempfile.mkdtemp(prefix="serpent-apt-", dir=self.root))
         try:
-            proc = subprocess.run(["apt-get", "source", "--download-only", f"{package}={version}"],
-                                  cwd=workdir, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise SourceError(f"apt-get source failed: {proc.stderr.strip()[-300:]}")
+            code, said = capture(self.seed, ["apt-get", *APT_AS_ROOT, "source", "--download-only", f"{package}={version}"],
+                                 workdir / "apt.log", apt=True, cwd=workdir)
+            if code != 0:
+                raise SourceError(f"apt-get source {package}={version} failed in stage 0: {said.strip()[-300:]}")
             for f in workdir.iterdir():
-                if f.is_file() and f.stat().st_size > 0 and sha256_of(f) == source.sha256:
+                if f.is_file() and f.name != "apt.log" and f.stat().st_size > 0 and sha256_of(f) == source.sha256:
                     kept = self.root / f"serpent-dl-{source.sha256}"
-                    self.root.mkdir(parents=True, exist_ok=True)
                     shutil.move(f, kept)
                     return kept
             return None
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def debian_version_with(self, package: str, sha256: str) -> str | None:
+        """The version of Debian source package `package` whose files include `sha256`, from stage 0's
+        index; the index is read anew once when it does not name the file."""
+        assert self.seed is not None
+        for attempt in range(2):
+            if attempt or self._index_stale:
+                self.refresh_index()
+            logfile = self.root / f"serpent-showsrc-{os.getpid()}.log"
+            try:
+                code, said = capture(self.seed, ["apt-cache", "showsrc", package], logfile, apt=True, cwd=self.root)
+            finally:
+                logfile.unlink(missing_ok=True)
+            for stanza in said.split("\n\n") if code == 0 else []:
+                version = re.search(r"^Version: (\S+)", stanza, re.MULTILINE)
+                if version and re.search(rf"^ {sha256} ", stanza, re.MULTILINE):
+                    return version.group(1)
+            if self._index_fresh:
+                break
+        return None
 
-def debian_version_with(package: str, sha256: str) -> str | None:
-    """The version of Debian source package `package` whose files include `sha256`."""
-    try:
-        proc = subprocess.run(["apt-cache", "showsrc", package], capture_output=True, text=True)
-    except FileNotFoundError:
-        raise SourceError("apt-cache is not installed") from None
-    if proc.returncode != 0 or not proc.stdout.strip():
-        raise SourceError(f"apt-cache knows no source package '{package}'; is deb-src enabled? "
-                          f"(`make setup` enables it)")
-    for stanza in proc.stdout.split("\n\n"):
-        version = re.search(r"^Version: (\S+)", stanza, re.MULTILINE)
-        if version and re.search(rf"^ {sha256} ", stanza, re.MULTILINE):
-            return version.group(1)
-    return None
+    _index_stale = False   # set to read Debian's index anew before the first lookup (fetch --check)
+    _index_fresh = False
+
+    def refresh_index(self) -> None:
+        """Read Debian's package and source indexes anew into the seed's apt lists (not the seed itself)."""
+        assert self.seed is not None
+        if self._index_fresh:
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        logfile = self.root / f"serpent-update-{os.getpid()}.log"
+        try:
+            code, said = capture(self.seed, ["apt-get", *APT_AS_ROOT, "update", "-q"], logfile, apt=True, cwd=self.root)
+        finally:
+            logfile.unlink(missing_ok=True)
+        if code != 0:
+            raise SourceError(f"apt-get update failed in stage 0: {said.strip()[-300:]}")
+        self._index_fresh = True
 
 
 # -- extraction -----------------------------------------------------------------------------
@@ -285,14 +313,20 @@ def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1)
     return dest
 
 
-def apply_patches(patches: Iterable[Path], tree: Path) -> list[str]:
-    """Apply each patch with `patch -p1`; return their names. A failing patch raises PatchError."""
+def apply_patches(patches: Iterable[Path], tree: Path, sandbox: Sandbox, log: Path) -> list[str]:
+    """Apply each patch with `patch -p1` in `sandbox` (stage 0 in a build), writing only `tree`;
+    return their names. A failing patch raises PatchError with patch's own words."""
+    patches = list(patches)
+    box = replace(sandbox, writable=[tree], visible=sorted({p.parent for p in patches}))
     applied = []
     for patch in patches:
-        proc = subprocess.run(["patch", "-p1", "--batch", "--forward", "-i", str(patch)], cwd=tree,
-                              capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise PatchError(f"{patch.name} does not apply to {tree.name}:\n{(proc.stdout + proc.stderr).strip()[-1500:]}",
+        start = log.stat().st_size if log.exists() else 0
+        rec = box.run(f"patch -p1 --batch --forward -i {shlex.quote(str(patch))}", cwd=tree, log=log, phase="patch")
+        if rec.exit_code != 0:
+            with open(log, "rb") as fh:
+                fh.seek(start)
+                said = fh.read().decode(errors="replace").split("\n", 1)[-1]
+            raise PatchError(f"{patch.name} does not apply to {tree.name}:\n{said.strip()[-1500:]}",
                              "refresh the patch against this version of the source, or drop it")
         applied.append(patch.name)
     return applied

@@ -6,7 +6,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
@@ -146,14 +146,15 @@ PROGRAMS = {  # name: (source file, source text, compiler suffix, link flags, ex
 
 
 def check_cross_compiler(stage: str, bindir: Path, triple: str, sysroot: Path, workdir: Path,
-                         logs: Path) -> list[CheckRecord]:
-    """Compile the test programs with the cross wrappers, inspect them, run them in a musl-only root."""
+                         logs: Path, seed: Sandbox) -> list[CheckRecord]:
+    """Compile the test programs with the cross wrappers (in `seed`, stage 0's sandbox), inspect
+    them, run them in a musl-only root."""
     workdir = Path(workdir)
     shutil.rmtree(workdir, ignore_errors=True)
     progs, root = workdir / "check", workdir / "root"
     progs.mkdir(parents=True)
     root.mkdir()
-    host = Sandbox(path=f"{bindir}:/usr/bin:/bin")
+    host = replace(seed, writable=[progs], visible=[bindir.parent, sysroot])
     # The programs run in a root holding only the sysroot's /usr and /lib: nothing from the host.
     target = Sandbox(root=root, binds=[Bind(sysroot / "usr", "/usr"), Bind(sysroot / "lib", "/lib"),
                                        Bind(progs, "/check", readonly=False)], path="/usr/bin")

@@ -1,3 +1,4 @@
+import hashlib
 import os
 import shutil
 import subprocess
@@ -32,13 +33,35 @@ def serpent(*args, db):
                           cwd=ROOT, env=env)
 
 
+def tree_digest(top: Path) -> str:
+    """sha256 over every path, mode, link target and file content under `top`."""
+    h = hashlib.sha256()
+    for dirpath, dirs, names in sorted(os.walk(top)):
+        dirs.sort()
+        for name in sorted(dirs + names):
+            p = Path(dirpath) / name
+            st = p.lstat()
+            h.update(f"{p.relative_to(top)}\0{st.st_mode}\0".encode())
+            if p.is_symlink():
+                h.update(os.readlink(p).encode())
+            elif p.is_file():
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+APT_BEFORE_AND_AFTER: dict[str, str] = {}
+
+
 @pytest.fixture(scope="session")
 def mini_run(tmp_path_factory):
-    """The whole mini profile, run once per session: (process, run dir, work dir)."""
+    """The whole mini profile, run once per session by the README's first command (`make
+    bootstrap`), /etc/apt hashed before and after: (process, run dir, work dir)."""
     if os.geteuid() != 0:
         pytest.skip("needs root: the sandbox's namespaces and chroots")
     base = tmp_path_factory.mktemp("mini")
     run_dir, work_dir = base / "run", base / "work"
-    proc = serpent("run", "--profile", "mini", "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q",
-                   db=base / "metrics.sqlite")
+    APT_BEFORE_AND_AFTER["before"] = tree_digest(Path("/etc/apt"))
+    proc = subprocess.run(["make", "-C", str(ROOT), "bootstrap", f"WORK_DIR={work_dir}", f"RUN_DIR={run_dir}"],
+                          capture_output=True, text=True, env={**os.environ, "SERPENT_METRICS_DB": str(base / "metrics.sqlite")})
+    APT_BEFORE_AND_AFTER["after"] = tree_digest(Path("/etc/apt"))
     return proc, run_dir, work_dir

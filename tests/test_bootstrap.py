@@ -15,8 +15,9 @@ import pytest
 
 from serpentlib.profile import PROJECT, load_profile
 from serpentlib.sandbox import Bind, Sandbox
+from serpentlib.seed import SeedSpec
 
-from .conftest import serpent
+from .conftest import APT_BEFORE_AND_AFTER, serpent
 
 pytestmark = pytest.mark.build
 PROFILE = load_profile("mini")
@@ -51,7 +52,15 @@ def table(run_dir, name, stage=None):
 def test_run_succeeds(run):
     proc, run_dir, _ = run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert json.loads((run_dir / "run.json").read_text())["stages"] == {"1": "passed", "2": "passed", "3": "passed", "4": "passed"}
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["stages"] == {"1": "passed", "2": "passed", "3": "passed", "4": "passed"}
+    seed = info["seed"]  # stage 0 is recorded: suite, key, the seed compiler and its versions
+    assert seed["suite"] == "bookworm" and seed["clang"].startswith("Debian clang version 14.")
+    assert seed["versions"]["clang-14"] and seed["versions"]["libc6"]
+
+
+def test_make_bootstrap_leaves_the_hosts_apt_configuration_alone(run):
+    assert APT_BEFORE_AND_AFTER["before"] == APT_BEFORE_AND_AFTER["after"]
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3])
@@ -411,11 +420,18 @@ def test_stage3_runs_as_an_ordinary_user(run, reruns):
                 target = store / source.sha256[:2] / source.sha256
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root_store.fetch(source).path, target)
+        # Stage 0 for the user: a copy of the seed (root's cache is not theirs to read).
+        from serpentlib.seed import seeds_dir
+        seed = SeedSpec.from_params(PROFILE.common["seed"])
+        (base / "seeds").mkdir()
+        subprocess.run(["cp", "-a", str(seeds_dir() / seed.key), str(base / "seeds" / seed.key)], check=True)
         profile = base / "user.yaml"
         profile.write_text((PROJECT / "params" / "mini.yaml").read_text() + f"store_dir: {store}\n")
         (base / "home").mkdir()
-        subprocess.run(["chown", "-R", f"{USER}:", str(base)], check=True)
-        proc = subprocess.run(["runuser", "-u", USER, "--", "env", f"HOME={base / 'home'}",
+        # Everything the user's, but the seed itself: it is read-only to every run anyway.
+        subprocess.run(["chown", f"{USER}:", str(base), str(base / "seeds")], check=True)
+        subprocess.run(["chown", "-R", f"{USER}:", *[str(p) for p in base.iterdir() if p.name != "seeds"]], check=True)
+        proc = subprocess.run(["runuser", "-u", USER, "--", "env", f"HOME={base / 'home'}", f"SERPENT_SEEDS={base / 'seeds'}",
                                f"SERPENT_METRICS_DB={base / 'm.sqlite'}", sys.executable, "-m", "serpentlib.cli",
                                "run", "--profile", str(profile), "--stage", "3", "--rebuild", "--run-dir",
                                str(base / "run"), "--work-dir", str(work), "-q"],

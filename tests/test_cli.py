@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from serpentlib.cli import main
 from serpentlib.errors import ProfileError
@@ -15,8 +16,9 @@ STAGE1 = PROJECT / "notebooks" / "stage1-toolchain.ipynb"
 
 
 def write_profile(tmp_path: Path, text: str) -> Path:
+    """A profile of `text`, seeded like mini (every run needs stage 0)."""
     path = tmp_path / "custom.yaml"
-    path.write_text(text)
+    path.write_text(text + "\n" + yaml.safe_dump({"seed": load_profile("mini").common["seed"]}))
     return path
 
 
@@ -70,9 +72,9 @@ def test_failing_build_names_package_phase_and_log(tmp_path, root_required):
     assert (run_dir / "stage1-toolchain.ipynb").exists()
 
 
-def test_fetch_profile_fetches_and_verifies_every_source(tmp_path, capsys):
-    if subprocess.run("apt-cache showsrc musl 2>/dev/null | grep -q 7d5b0b60", shell=True).returncode != 0:
-        pytest.skip("deb-src entries are not enabled on this machine (make setup enables them)")
+@pytest.mark.build
+def test_fetch_profile_fetches_and_verifies_every_source(tmp_path, capsys, root_required):
+    """Debian-only sources come through stage 0's apt (the host's has no deb-src)."""
     profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\n"
                                       "stages:\n  1:\n    packages: [broken-build]\n")
     store = tmp_path / "store"
@@ -140,3 +142,39 @@ def test_a_host_build_cannot_write_outside_its_tree(tmp_path, root_required):
     assert proc.returncode == 1 and "writes-outside in build" in proc.stderr
     assert "Read-only file system" in proc.stderr
     assert not (tmp_path / "work" / "stage1" / "escaped").exists() and not Path("/var/tmp/serpent-escaped").exists()
+
+
+@pytest.mark.build
+def test_fetch_check_names_a_pinned_file_no_place_has(tmp_path, capsys, root_required):
+    """Upstream gone, Debian's index without it, no mirror: exit 1, the file named with its fix;
+    a store copy does not count."""
+    store = tmp_path / "store"
+    sha = "9b969322012d796dc23dda27a35866034fa67d8fb67e0e2c45c913c3d43219dd"
+    (store / sha[:2]).mkdir(parents=True)
+    (store / sha[:2] / sha).write_bytes(b"only the store still has this")
+    profile = write_profile(tmp_path, f"recipes_dir: {FIXTURES / 'recipes' / 'gone'}\n"
+                                      "stages:\n  1:\n    packages: [gone-source]\n")
+    assert main(["fetch", "--check", "--profile", str(profile), "--store", str(store)]) == 1
+    out, err = capsys.readouterr()
+    assert "musl-1.2.2.tar.gz (gone-source) can be had from no mirror, upstream or Debian's index" in err
+    assert "only this store still holds it" in err and "bump the recipe" in err and "serpent mirror export" in err
+    assert "not in the index" in out and "0 of 1 files can be had now" in out
+
+
+@pytest.mark.build
+def test_fetch_check_passes_for_mini_and_an_exported_mirror_serves_it(tmp_path, capsys, root_required):
+    """Every file mini pins can be had now; `mirror export` writes them all, verified, and a
+    profile that lists that directory (upstream and Debian off) fetches everything from it."""
+    assert main(["fetch", "--check", "--profile", "mini"]) == 0, capsys.readouterr().err
+    mirror = tmp_path / "mirror"
+    assert main(["mirror", "export", str(mirror), "--profile", "mini"]) == 0
+    sums = dict(reversed(line.split("  ")) for line in (mirror / "SHA256SUMS").read_text().splitlines())
+    assert len(sums) >= 10 and all((mirror / f).is_file() for f in sums)
+    mini = (PROJECT / "params" / "mini.yaml").read_text()
+    profile = tmp_path / "own.yaml"
+    profile.write_text(mini.replace("mirrors: []", f"mirrors: [{mirror}]").replace("fetch_upstream: true",
+                                                                                   "fetch_upstream: false"))
+    capsys.readouterr()
+    assert main(["fetch", "--profile", str(profile), "--store", str(tmp_path / "store")]) == 0
+    out = capsys.readouterr().out
+    assert out.count(f"mirror {mirror}") == len([ln for ln in out.splitlines()[1:] if ln.strip()])

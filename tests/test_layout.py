@@ -4,7 +4,7 @@ import tomllib
 
 import yaml
 
-from serpentlib.hostsetup import deb822_with_sources, one_line_with_sources
+from serpentlib.seed import SeedSpec, mirror_from_apt
 
 from .conftest import ROOT
 
@@ -38,11 +38,26 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def test_deb_src_is_derived_from_the_machines_own_entries():
-    deb822 = "Types: deb\nURIs: http://archive.invalid/debian\nSuites: bookworm\nComponents: main\n\n" \
-             "Types: deb-src\nURIs: http://x.invalid\nSuites: y\nComponents: main\n"
-    out = deb822_with_sources(deb822)
-    assert out.startswith("Types: deb-src\nURIs: http://archive.invalid/debian\nSuites: bookworm")
-    assert out.count("Types:") == 1
-    assert one_line_with_sources("deb [arch=amd64] http://a.invalid/debian bookworm main\n# deb x\n") == \
-        "deb-src [arch=amd64] http://a.invalid/debian bookworm main\n"
+def test_the_seed_mirror_is_the_hosts_own_debian_archive(tmp_path):
+    """deb822 and one-line entries; security, updates-only, disabled and non-Debian entries are passed over."""
+    etc = tmp_path / "apt"
+    (etc / "sources.list.d").mkdir(parents=True)
+    (etc / "sources.list.d" / "a.sources").write_text(
+        "Types: deb\nURIs: http://other.invalid/repo\nSuites: nodistro\nComponents: main\n\n"
+        "Types: deb\nURIs: http://sec.invalid/debian-security\nSuites: trixie-security\nComponents: main\n\n"
+        "Enabled: no\nTypes: deb\nURIs: http://off.invalid/debian\nSuites: trixie\nComponents: main\n")
+    assert mirror_from_apt(etc) is None
+    (etc / "sources.list").write_text("# deb http://x.invalid/debian bookworm main\n"
+                                       "deb [arch=amd64] http://a.invalid/debian/ bookworm main contrib\n")
+    assert mirror_from_apt(etc) == "http://a.invalid/debian"
+    (etc / "sources.list").unlink()
+    (etc / "sources.list.d" / "b.sources").write_text(
+        "Types: deb deb-src\nURIs: http://b.invalid/debian\nSuites: trixie trixie-updates\nComponents: main\n")
+    assert mirror_from_apt(etc) == "http://b.invalid/debian"
+
+
+def test_the_seed_key_is_its_recipe_not_its_mirror_nor_package_order():
+    a = SeedSpec.from_params({"suite": "bookworm", "packages": ["clang", "make"], "mirror": "http://a.invalid"})
+    assert a.key == SeedSpec.from_params({"suite": "bookworm", "packages": ["make", "clang", "make"]}).key
+    assert a.key != SeedSpec.from_params({"suite": "trixie", "packages": ["clang", "make"]}).key
+    assert a.key != SeedSpec.from_params({"suite": "bookworm", "packages": ["clang"]}).key

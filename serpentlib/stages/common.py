@@ -8,12 +8,9 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-
-import pandas as pd
 
 from ..build import PackageBuild, SizeRecord, StageContext, build_package
 from ..cache import BuildCache, digest
@@ -21,9 +18,11 @@ from ..errors import DiskFullError, SerpentError
 from ..lock import lock_work_dir
 from ..metrics import CheckRecord, Recorder
 from ..plan import build_order
-from ..profile import PROJECT, Profile
+from ..profile import PROJECT
 from ..recipes import load_recipes
 from ..sandbox import PhaseRecord, Sandbox
+from ..seed import Seed
+from ..seed import ensure as ensure_seed
 from ..sources import SourceStore
 
 log = logging.getLogger(__name__)
@@ -38,21 +37,9 @@ class StageResult:
     checks: list[CheckRecord] = field(default_factory=list)
 
 
-@functools.lru_cache(maxsize=1)
-def host_clang() -> tuple[str, Path, str]:
-    """The seed compiler's version, resource directory and default triple."""
-    clang = shutil.which("clang")
-    if not clang:
-        raise SerpentError("the host has no clang (the seed compiler)", "run `make setup`")
-
-    def ask(flag: str) -> str:
-        return subprocess.run([clang, flag], capture_output=True, text=True, check=True).stdout.strip()
-
-    return ask("-dumpversion"), Path(ask("-print-resource-dir")), ask("-dumpmachine")
-
-
-def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True) -> SourceStore:
-    return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream)
+def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
+               seed: Seed | None = None) -> SourceStore:
+    return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream, seed=seed)
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -104,6 +91,7 @@ class StageRun:
     run: Path           # the run directory: records and logs
     recipes: Path
     store: SourceStore
+    seed: Seed
     recorder: Recorder
     jobs: int
     result: StageResult
@@ -121,6 +109,10 @@ class StageRun:
     @property
     def key(self) -> str:
         return digest(self.upstream, list(self.keys.items()))
+
+    def seed_sandbox(self, path: str = "/usr/bin:/bin") -> Sandbox:
+        """Stage 0, read-only, with this stage's trees: where every host-side step runs."""
+        return self.seed.sandbox(path=path)
 
     def context(self, install_root: Path, sandbox: Sandbox, env: dict[str, str], **kw) -> StageContext:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
@@ -180,14 +172,19 @@ class StageRun:
 
 def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: str = "", recipes_dir: str = "",
           store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
-          jobs: int = 0, use_cache: bool = True, after: tuple[str, ...] = ()) -> StageRun:
-    """Start stage `name`: a fresh `<work_dir>/<name>`, the store, the cache, the recorder.
+          jobs: int = 0, use_cache: bool = True, after: tuple[str, ...] = (), seed: dict | None = None) -> StageRun:
+    """Start stage `name`: the seed (stage 0, made if missing), a fresh `<work_dir>/<name>`, the
+    store, the cache, the recorder.
 
     It takes the work directory's lock first (a second run on it refuses), and needs the
-    stages `after` to have completed there: their keys are part of every key of this stage."""
+    stages `after` to have completed there: their keys are part of every key of this stage, as
+    is the seed's exact package set."""
     base = Path(work_dir).resolve()
     lock_work_dir(base, f"stage {name}")
-    upstream = [digest(host_clang())] + [stage_key(base / s) for s in after]
+    if not seed:
+        raise SerpentError(f"{name}: no seed given", "pass the profile's `seed:` block (params/mini.yaml has one)")
+    seed_root = ensure_seed(seed)
+    upstream = [seed_root.build_key] + [stage_key(base / s) for s in after]
     # Later stages were built on this one's old output: they are no longer complete.
     for later in sorted(base.glob("stage[0-9]")):
         if later.name > name:
@@ -198,25 +195,7 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
     run = Path(run_dir).resolve()
     return StageRun(name=name, base=base, work=work, run=run,
                     recipes=Path(recipes_dir) if recipes_dir else PROJECT / "recipes",
-                    store=make_store(store_dir, mirrors, fetch_upstream), recorder=Recorder(run, run_id, profile),
+                    store=make_store(store_dir, mirrors, fetch_upstream, seed_root), seed=seed_root,
+                    recorder=Recorder(run, run_id, profile),
                     jobs=jobs or os.cpu_count() or 1, result=StageResult(name),
                     cache=BuildCache(base / "cache" / name), use_cache=use_cache, upstream=upstream)
-
-
-# -- fetch ---------------------------------------------------------------------------------------
-def fetch_profile(profile: Profile, store_dir: str | None = None) -> pd.DataFrame:
-    """Fetch and verify every source of every package in the profile; one row per source."""
-    names: list[str] = []
-    for n in profile.stage_numbers:
-        names += [p for p in profile.parameters(n).get("packages", []) if p not in names]
-    params = profile.common
-    store = make_store(store_dir or params.get("store_dir", ""), params.get("mirrors"), params.get("fetch_upstream", True))
-    rows = []
-    recipes_dir = Path(params.get("recipes_dir") or PROJECT / "recipes")
-    for name, recipe in load_recipes(recipes_dir, names).items():
-        for source in recipe.sources:
-            got = store.fetch(source)
-            rows.append({"package": name, "file": source.filename, "sha256": source.sha256[:16] + "...",
-                         "bytes": got.size, "from": got.origin})
-            log.info("%-16s %s ok (%s)", name, source.filename, got.origin)
-    return pd.DataFrame(rows)

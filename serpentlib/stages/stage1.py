@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 from .. import verify
-from ..sandbox import Sandbox
-from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang, stage_function
+from .common import SOURCE_DATE_EPOCH, StageResult, begin, stage_function
 
 CLANG_CFG = """# {triple}: C cross compiler, written by serpentlib stage1.
 # The wrappers beside this file add --sysroot and -resource-dir, found from where they lie.
@@ -22,7 +21,7 @@ CLANGXX_CFG = """# {triple}: C++ cross compiler, written by serpentlib stage1
 -stdlib=libc++
 """
 WRAPPER = """#!/bin/sh
-# {triple}-{tool}: the host {tool} with the stage1 configuration; needs no other flags.
+# {triple}-{tool}: the seed's {tool} with the stage1 configuration; needs no other flags.
 # Relocatable: the sysroot is found beside this file's folder, wherever the toolchain was moved.
 self=$(readlink -f "$0"); here=${{self%/*}}; top=${{here%/*}}
 exec {compiler} --config "$here/{cfg}" --sysroot="$top/sysroot" -resource-dir="$top/sysroot/{resource}" "$@"
@@ -40,8 +39,7 @@ def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> 
     out = {}
     for tool, cfg in (("clang", c_cfg), ("clang++", cxx_cfg)):
         path = bindir / f"{triple}-{tool}"
-        compiler = shutil.which(tool) or f"/usr/bin/{tool}"
-        path.write_text(WRAPPER.format(triple=triple, tool=tool, compiler=compiler, cfg=cfg.name,
+        path.write_text(WRAPPER.format(triple=triple, tool=tool, compiler=f"/usr/bin/{tool}", cfg=cfg.name,
                                        resource=resource.relative_to(sysroot)))
         path.chmod(0o755)
         out[tool] = path
@@ -51,23 +49,24 @@ def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> 
 @stage_function
 def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
     """Build the cross toolchain: kernel headers, musl and the LLVM runtimes into a sysroot,
-    driven by the host clang; write the wrappers; verify the result.
+    driven by the seed's clang (stage 0); write the wrappers; verify the result.
 
     `params` are the notebook's common parameters (work_dir, run_dir, ...; see `common.begin`)."""
     st = begin("stage1", **params)
     sysroot, bindir = st.work / "sysroot", st.work / "bin"
-    clang_version, host_resource, _ = host_clang()
+    clang_version, host_resource = st.seed.clang["version"], st.seed.clang["resource_dir"]
     resource = sysroot / "usr" / "lib" / "clang" / clang_version
     (resource / "lib").mkdir(parents=True)
     # The compiler's own freestanding headers (stddef.h, stdarg.h, ...) come with the compiler.
-    shutil.copytree(host_resource / "include", resource / "include", symlinks=True)
+    shutil.copytree(st.seed.root / host_resource.lstrip("/") / "include", resource / "include", symlinks=True)
     env = {"TARGET": target, "SYSROOT": str(sysroot), "RESOURCE_DIR": str(resource),
            "HOST_RESOURCE_DIR": str(host_resource), "CLANG_VERSION": clang_version,
            "TARGET_CFLAGS": cflags, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
-    st.build(st.context(sysroot, Sandbox(path="/usr/bin:/bin"), env), packages)
+    st.build(st.context(sysroot, st.seed_sandbox(), env), packages)
     write_wrappers(bindir, target, sysroot, resource)
     checks = st.cached_checks()
     if checks is None:
-        checks = verify.check_cross_compiler("stage1", bindir, target, sysroot, st.work / "checks", st.logs / "checks")
+        checks = verify.check_cross_compiler("stage1", bindir, target, sysroot, st.work / "checks", st.logs / "checks",
+                                             st.seed_sandbox(f"{bindir}:/usr/bin:/bin"))
         checks += verify.check_elf_hygiene("stage1", sysroot, extra_forbidden=[str(st.work)])
     return st.finish(checks)

@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import verify
 from ..recipes import load_recipes
 from ..sandbox import Bind, Sandbox
-from .common import SOURCE_DATE_EPOCH, StageResult, begin, host_clang, stage_function
+from .common import SOURCE_DATE_EPOCH, StageResult, begin, stage_function
 
 # /bin, /sbin, /lib and /lib64 are links into /usr, as in the seed.
 ROOT_LINKS = {"bin": "usr/bin", "sbin": "usr/bin", "lib": "usr/lib", "lib64": "usr/lib", "usr/sbin": "bin",
@@ -48,9 +48,9 @@ def toolchain(base: Path) -> Path:
     return base / "stage1" / "bin"
 
 
-def cross_env(bindir: Path, target: str, cflags: str) -> dict[str, str]:
-    """What a cross build sees: the stage1 wrappers as CC/CXX, LLVM's binutils, the triples."""
-    build_triple = host_clang()[2]
+def cross_env(bindir: Path, target: str, cflags: str, build_triple: str) -> dict[str, str]:
+    """What a cross build sees: the stage1 wrappers as CC/CXX, LLVM's binutils, the triples
+    (`build_triple`: the seed compiler's, where the build runs)."""
     # Bare names, found on PATH: a path here ends up in files such as bashbug, and two builds at
     # different work directories would differ.
     return {"CC": f"{target}-clang", "CXX": f"{target}-clang++",
@@ -82,8 +82,8 @@ def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
     bindir = toolchain(st.base)
     root = st.work / "root"
     make_root_layout(root)
-    env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
-    st.build(st.context(root, Sandbox(path=f"{bindir}:/usr/bin:/bin"), env), packages)
+    env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]), "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    st.build(st.context(root, st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), env), packages)
     checks = st.cached_checks()
     if checks is None:
         checks = verify.check_root_closure("stage2", root)

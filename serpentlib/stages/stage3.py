@@ -167,10 +167,11 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     _compiler, results = probe_flags(st, serpent, flag_list)
     if flag_list:
         env.update(tuning.build_env(results))
-    host_env = {**cross_env(bindir, target, cflags), "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    host_env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]),
+                "SYSROOT": str(st.base / "stage1" / "sysroot")}
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
-                     host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env)
+                     host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env)
     st.build(ctx, packages, chain=True)
     checks = st.cached_checks()
     if checks is None:

@@ -22,7 +22,7 @@ from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sh
 from ..recipes import Recipe, load_recipes
 from ..repo import Repository, write_index
 from ..verify import check_in_root, elf_info, is_elf
-from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, host_clang, stage_function, stage_marker
+from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function, stage_marker
 from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks, write_base_files
 from .stage3 import chroot_sandbox, native_env
 
@@ -84,16 +84,18 @@ def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
     return Manifest(files=entries, release=1, **FILESYSTEM), where
 
 
-def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str) -> dict:
-    """How the package was built. No cache key: that hashes the work directory's path too, and
-    the same package built elsewhere must be the same file."""
+def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str, seed: dict) -> dict:
+    """How the package was built, and from which seed (stage 0: suite, key, clang). No cache key:
+    that hashes the work directory's path too, and the same package built elsewhere must be the
+    same file."""
     on_host = recipe.build_for("stage3").on_host
     info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
             "sources": [{"file": s.filename, "sha256": s.sha256} for s in recipe.sources],
             "patches": [{"name": p.name, "sha256": sha256_file(p)} for p in recipe.patches],
-            "build_depends": list(recipe.depends)}
-    if on_host:  # built on the host by the stage1 toolchain (the intermediate musl)
-        info.update(compiler=f"clang {host_clang()[0]} (stage1 toolchain)", flags={"CFLAGS": cflags})
+            "build_depends": list(recipe.depends),
+            "seed": {k: seed[k] for k in ("suite", "key", "clang", "packages_digest")}}
+    if on_host:  # built in stage 0 by the stage1 toolchain (the intermediate musl)
+        info.update(compiler=f"{seed['clang']} (stage1 toolchain)", flags={"CFLAGS": cflags})
     else:
         info.update(compiler=compiler, flags={r.flag: r.status for r in flag_results})
     return info
@@ -180,7 +182,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             needs, provides = needs_of(files, where[name], ROOT_LINKS)
         manifests[name] = Manifest(name=name, version=recipe.version, release=recipe.release, license=recipe.license,
                                    summary=recipe.summary, homepage=recipe.homepage, files=files, needs=needs,
-                                   provides=provides, build=build_info(recipe, flag_results, compiler, cflags))
+                                   provides=provides, build=build_info(recipe, flag_results, compiler, cflags, st.seed.facts()))
         st.keys[name] = keys[name]
     unresolved = resolve(manifests)
     repo = st.work / "repo"

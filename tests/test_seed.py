@@ -1,0 +1,70 @@
+"""Stage 0: the seed's recipe, its mirror, its verification, and how records tell seeds apart."""
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+
+from serpentlib.compare import RunRecords, seed_difference
+from serpentlib.profile import load_profile
+from serpentlib.seed import Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
+
+
+def test_a_seed_block_without_suite_or_packages_is_a_clear_error():
+    with pytest.raises(SeedError, match="seed block is not valid(.|\n)*suite: bookworm"):
+        SeedSpec.from_params({"suite": "bookworm"})
+    with pytest.raises(SeedError, match="not valid"):
+        SeedSpec.from_params({"suite": "bookworm", "packages": ["clang"], "mirrorz": "x"})
+
+
+def test_no_mirror_anywhere_says_how_to_name_one(tmp_path, monkeypatch):
+    monkeypatch.delenv("SERPENT_DEBIAN_MIRROR", raising=False)
+    spec = SeedSpec.from_params({"suite": "bookworm", "packages": ["clang"]})
+    with pytest.raises(SeedError, match="no Debian mirror(.|\n)*SERPENT_DEBIAN_MIRROR"):
+        debian_mirror(spec, tmp_path)  # an /etc/apt with nothing in it
+    monkeypatch.setenv("SERPENT_DEBIAN_MIRROR", "http://env.invalid/debian")
+    assert debian_mirror(spec, tmp_path) == "http://env.invalid/debian"
+    assert debian_mirror(SeedSpec("bookworm", ("clang",), mirror="http://p.invalid/debian"), tmp_path) == \
+        "http://p.invalid/debian"
+
+
+def runs(seed_a: dict, seed_b: dict) -> tuple[RunRecords, RunRecords]:
+    empty = pd.DataFrame()
+    return (RunRecords("a", empty, empty, empty, info={"seed": seed_a}),
+            RunRecords("b", empty, empty, empty, info={"seed": seed_b}))
+
+
+def test_compare_says_when_two_runs_were_seeded_differently():
+    a = {"suite": "bookworm", "key": "k1", "packages_digest": "d1", "versions": {"clang-14": "1:14.0.6-12"}}
+    assert seed_difference(*runs(a, dict(a))) == ""
+    b = {**a, "packages_digest": "d2", "versions": {"clang-14": "1:14.0.6-13"}}
+    assert seed_difference(*runs(a, b)) == "seeded differently: clang-14 1:14.0.6-12 -> 1:14.0.6-13"
+    c = {**a, "suite": "trixie", "key": "k2", "packages_digest": "d3"}
+    assert "suite bookworm -> trixie" in seed_difference(*runs(a, c)) and "seed k1 -> k2" in seed_difference(*runs(a, c))
+    assert seed_difference(*runs(a, {})) == "only one run records its seed (stage 0)"
+
+
+@pytest.mark.build
+def test_a_changed_file_in_the_seed_is_found_and_named(tmp_path, root_required):
+    """The real seed, seen through an overlay so the test can change it without harm: a changed
+    program fails `dpkg --verify`, a removed package fails the package-list check."""
+    seed = ensure(load_profile("mini").common["seed"])
+    for d in ("upper", "work", "view/root"):
+        (tmp_path / d).mkdir(parents=True)
+    view = tmp_path / "view"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={seed.root},upperdir={tmp_path / 'upper'},"
+                    f"workdir={tmp_path / 'work'}", str(view / "root")], check=True)
+    try:
+        copy = Seed(seed.spec, view, json.loads((seed.dir / "manifest.json").read_text()))
+        verify(copy, thorough=True)  # as made: passes
+        with open(view / "root/usr/bin/make", "ab") as fh:
+            fh.write(b"\0")
+        with pytest.raises(SeedError, match="files of the seed root were changed(.|\n)*/usr/bin/make(.|\n)*--recreate"):
+            verify(copy, thorough=True)
+        copy.manifest["packages"] = {**copy.manifest["packages"], "clang-14": "0.0-1"}
+        with pytest.raises(SeedError, match="packages differ from its manifest: clang-14 0.0-1 -> 1:14"):
+            verify(copy)
+    finally:
+        subprocess.run(["umount", str(view / "root")], check=True)
+    verify(seed, thorough=True)  # the seed itself was never touched
