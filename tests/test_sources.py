@@ -1,15 +1,23 @@
 import hashlib
 import io
+import json
 import os
 import shutil
+import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from serpentlib import archive as archive_mod
+from serpentlib.archive import HAS_FILTERS
 from serpentlib.errors import PatchError, SourceError, UnsafeArchiveError
 from serpentlib.recipes import Source
 from serpentlib.sources import SourceStore, apply_patches, extract, sha256_of
+
+from .conftest import ROOT
 
 
 def make_tar(path: Path, members: list[tuple[str, str, str]]) -> Path:
@@ -129,8 +137,106 @@ def test_unsafe_tarballs_are_refused_and_leave_nothing(tmp_path, members, what):
     bad = make_tar(tmp_path / "bad.tar.gz", [("file", "top/ok.txt", "fine")] + members)
     with pytest.raises(UnsafeArchiveError, match=what):
         extract(bad, tmp_path / "src")
-    assert not (tmp_path / "src").exists() and not (tmp_path / "src.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.tar.gz"], "nothing is left behind"
     assert not Path("/etc/evil").exists()
+
+
+def make_special_tar(path: Path, members: list[tuple[str, str, str, int]]) -> Path:
+    """members: (kind, name, data-or-linktarget, mode), kind as make_tar's or chr|fifo."""
+    types = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
+             "fifo": tarfile.FIFOTYPE}
+    with tarfile.open(path, "w:gz") as tar:
+        for kind, name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "file":
+                info.size = len(data.encode())
+                tar.addfile(info, io.BytesIO(data.encode()))
+                continue
+            info.type, info.linkname = types[kind], data
+            tar.addfile(info)
+    return path
+
+
+def filter_python() -> str | None:
+    """A Python whose tarfile has extraction filters: this one, $SERPENT_FILTER_PYTHON, or another
+    on PATH or in ~/.pyenv."""
+    if HAS_FILTERS:
+        return sys.executable
+    candidates = [os.environ.get("SERPENT_FILTER_PYTHON"), shutil.which("python3.13"), shutil.which("python3.12"),
+                  *sorted(map(str, Path.home().glob(".pyenv/versions/3.1[2-9]*/bin/python3")))]
+    for found in candidates:
+        if found and subprocess.run([found, "-c", "import tarfile; tarfile.data_filter"],
+                                    capture_output=True).returncode == 0:
+            return found
+    return None
+
+
+def extract_by(how: str, archive: Path, dest: Path) -> None:
+    """Extract with the `data` filter (in a Python that has it) or with our own containment."""
+    if how == "fallback":
+        archive_mod.extract(archive, dest, filtered=False)
+        return
+    python = filter_python()
+    if python is None:
+        pytest.skip("no Python with tarfile extraction filters here")
+    code = ("import json, sys\nfrom serpentlib.archive import extract\n"
+            "try:\n    extract(sys.argv[1], sys.argv[2], filtered=True)\n    print(json.dumps(None))\n"
+            "except Exception as exc:\n    print(json.dumps([type(exc).__name__, str(exc)]))\n")
+    proc = subprocess.run([python, "-c", code, str(archive), str(dest)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    error = json.loads(proc.stdout)
+    if error:
+        assert error[0] == "UnsafeArchiveError", error
+        raise UnsafeArchiveError(error[1])
+
+
+ESCAPES = {
+    "chain of links": [("dir", "top", ""), ("sym", "top/s", "."), ("sym", "top/s/x", ".."),
+                       ("file", "top/x/ESCAPED", "out")],
+    "link made to escape by a later link": [("sym", "top/a", "b/c/../../ESCAPED"), ("sym", "top/b", ".")],
+    "absolute link": [("sym", "top/abs", "/etc/passwd")],
+    "dot-dot link": [("sym", "top/up", "../../ESCAPED")],
+    "hard link out": [("hard", "top/hard", "../etc/passwd")],
+    "absolute hard link": [("hard", "top/hard", "/etc/passwd")],
+    "character device": [("chr", "top/null", "")],
+    "fifo": [("fifo", "top/fifo", "")],
+}
+
+
+@pytest.mark.parametrize("how", ["default", "filter", "fallback"])
+@pytest.mark.parametrize("case", ESCAPES)
+def test_nothing_escapes_and_a_refusal_leaves_nothing(tmp_path, case, how):
+    work = tmp_path / "work"
+    work.mkdir()
+    bad = make_special_tar(tmp_path / "bad.tar.gz", [("file", "top/ok.txt", "fine", 0o644)] +
+                           [(k, n, d, 0o644) for k, n, d in ESCAPES[case]])
+    with pytest.raises(UnsafeArchiveError, match="out of the tree|outside|device|fifo|special"):
+        if how == "default":
+            extract(bad, work / "src")
+        else:
+            extract_by(how, bad, work / "src")
+    assert list(work.iterdir()) == [], "a refused archive leaves nothing, beside the tree or in it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz", "work"]
+
+
+@pytest.mark.parametrize("how", ["default", "filter", "fallback"])
+def test_setuid_and_writable_bits_are_dropped(tmp_path, how):
+    ok = make_special_tar(tmp_path / "modes.tar.gz", [
+        ("dir", "top", "", 0o755), ("dir", "top/shared", "", 0o3777), ("file", "top/suid", "x", 0o4755),
+        ("file", "top/sgid", "x", 0o2711), ("file", "top/open", "x", 0o666), ("sym", "top/s", ".", 0o777),
+        ("file", "top/s/via-link", "inside", 0o644)])
+    if how == "default":
+        extract(ok, tmp_path / "src")
+    else:
+        extract_by(how, ok, tmp_path / "src")
+    tree = tmp_path / "src"
+    for name in ("shared", "suid", "sgid", "open"):
+        mode = (tree / name).stat().st_mode
+        assert not mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH), (name, oct(mode))
+    assert (tree / "suid").stat().st_mode & 0o777 == 0o755 and (tree / "open").stat().st_mode & 0o777 == 0o644
+    assert (tree / "via-link").read_text() == "inside" and os.readlink(tree / "s") == "."
 
 
 def test_extract_subset_that_does_not_exist_is_an_error(tmp_path, tarball):
