@@ -20,8 +20,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import extract
+from .archive import extract, tree_digest
 from .errors import ChecksumError, PatchError, SourceError
+from .lock import exclusive
 from .recipes import Source
 
 log = logging.getLogger(__name__)
@@ -64,13 +65,26 @@ class SourceStore:
     def unpacked(self, fetched: Fetched, source: Source) -> Path:
         """The source's tree, extracted once per (file, subset) and kept in the store.
 
-        Callers copy it (builds write into their trees); `extract` only renames a tree into
-        place once it is complete, so an interrupted extraction is redone, never reused.
+        Callers copy it (builds write into their trees). One process at a time extracts a tree
+        (a lock per tree), into a folder of its own renamed into place when complete; the tree's
+        hash is recorded then and checked on every use, and a tree changed since is extracted
+        again, with a warning.
         """
         key = hashlib.sha256(f"{source.sha256}:{source.strip}:{','.join(source.extract)}".encode()).hexdigest()[:32]
-        tree = self.root / "trees" / key
-        if not tree.is_dir():
+        trees = self.root / "trees"
+        tree, record = trees / key, trees / f"{key}.sha256"
+        with exclusive(trees / f"{key}.lock"):
+            if tree.is_dir():
+                recorded = record.read_text().strip() if record.is_file() else None
+                if recorded == tree_digest(tree):
+                    return tree
+                log.warning("%s: the store's extracted tree %s %s; extracting it again", source.filename, tree,
+                            "changed since it was extracted" if recorded else "has no recorded hash")
+            record.unlink(missing_ok=True)
             extract(fetched.path, tree, source.extract, source.strip)
+            tmp = record.with_name(f"{record.name}.partial-{os.getpid()}")
+            tmp.write_text(tree_digest(tree) + "\n")
+            os.replace(tmp, record)
         return tree
 
     # -- verification -------------------------------------------------------------------

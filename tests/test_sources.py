@@ -1,6 +1,7 @@
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import stat
@@ -271,10 +272,60 @@ def test_unpacked_tree_is_extracted_once_and_reused(tmp_path, tarball):
     got = store.fetch(src)
     tree = store.unpacked(got, src)
     assert (tree / "README").read_text() == "hi\n"
-    (tree / "marker").write_text("kept")
-    assert store.unpacked(got, src) == tree and (tree / "marker").exists()
+    inode = (tree / "README").stat().st_ino
+    assert store.unpacked(got, src) == tree and (tree / "README").stat().st_ino == inode, "not extracted again"
     other = store.unpacked(got, source_for(tarball, extract=("src",)))
     assert other != tree and [p.name for p in other.iterdir()] == ["src"]
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "no record"])
+def test_an_unpacked_tree_changed_afterwards_is_extracted_again(tmp_path, tarball, caplog, change):
+    store = SourceStore(tmp_path / "store", upstream=True, debian=False)
+    src = source_for(tarball)
+    got = store.fetch(src)
+    tree = store.unpacked(got, src)
+    if change == "edit":
+        (tree / "README").write_text("hx\n")  # same size
+    elif change == "add":
+        (tree / "src" / "extra.c").write_text("")
+    elif change == "remove":
+        (tree / "LINK").unlink()
+    else:  # a tree left by an older serpentlib, without its recorded hash
+        for record in (store.root / "trees").glob("*.sha256"):
+            record.unlink()
+    with caplog.at_level("WARNING"):
+        assert store.unpacked(got, src) == tree
+    assert "extracting it again" in caplog.text
+    assert (tree / "README").read_text() == "hi\n" and os.readlink(tree / "LINK") == "README"
+    assert not (tree / "src" / "extra.c").exists()
+
+
+def _unpack_and_count(store_root: str, tarball: str, barrier) -> tuple[int, str]:
+    store = SourceStore(Path(store_root), upstream=True, debian=False)
+    src = source_for(Path(tarball))
+    got = store.fetch(src)
+    barrier.wait()
+    tree = store.unpacked(got, src)
+    files = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+    return len(files), hashlib.sha256("\n".join(files).encode()).hexdigest()
+
+
+def test_concurrent_runs_unpacking_one_source_each_get_the_whole_tree(tmp_path):
+    """Four processes unpack one real tarball at the same moment: each sees the complete tree,
+    and no temporary folder is left."""
+    members = [("dir", "big-1.0", "")] + [("file", f"big-1.0/d{i % 20}/f{i}.c", f"int f{i};\n" * 50)
+                                          for i in range(3000)]
+    tarball = make_tar(tmp_path / "big-1.0.tar.gz", members)
+    store = tmp_path / "store"
+    SourceStore(store, upstream=True, debian=False).fetch(source_for(tarball))
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Manager().Barrier(4)
+    with ctx.Pool(4) as pool:
+        results = pool.starmap(_unpack_and_count, [(str(store), str(tarball), barrier)] * 4)
+    assert {count for count, _ in results} == {3000}
+    assert len({digest for _, digest in results}) == 1
+    left = [p.name for p in (store / "trees").iterdir() if not p.name.endswith((".sha256", ".lock"))]
+    assert len(left) == 1, f"only the tree itself is left: {left}"
 
 
 def test_tree_size_counts_bytes_files_and_elf(tmp_path):
