@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import tarfile
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -163,26 +162,15 @@ def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1,
     return dest
 
 
-def tree_digest(tree: Path) -> str:
-    """One sha256 over every entry of `tree`: its path, type, permission bits, and a file's
-    contents or a link's target."""
-    total = hashlib.sha256()
-    base = str(tree)
-    for dirpath, dirs, names in os.walk(base):
-        dirs.sort()
-        for name in sorted(dirs + names):
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            rel = os.path.relpath(path, base)
-            if stat.S_ISLNK(st.st_mode):
-                what = "link " + os.readlink(path)
-            elif stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as fh:
-                    what = "file " + hashlib.file_digest(fh, "sha256").hexdigest()
-            else:
-                what = "dir" if stat.S_ISDIR(st.st_mode) else f"other {stat.S_IFMT(st.st_mode):o}"
-            total.update(f"{rel}\0{stat.S_IMODE(st.st_mode):o}\0{what}\n".encode())
-    return total.hexdigest()
+def tree_digest(path: Path) -> str:
+    """The sha256 of a folder's files: relative paths, modes and contents, in a fixed order."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
+        rel = file.relative_to(path).as_posix()
+        data = os.readlink(file).encode() if file.is_symlink() else file.read_bytes()
+        h.update(f"{rel}\0{file.lstat().st_mode:o}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
 
 
 __all__ = ["HAS_FILTERS", "extract", "publish", "tree_digest", "within"]
