@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from serpentlib import policy
 from serpentlib.profile import PROJECT, load_profile
 from serpentlib.sandbox import Bind, Sandbox
 
@@ -165,7 +166,8 @@ def test_stage4_repository_and_root(run):
     checks = table(run_dir, "checks", "stage4").set_index(["check", "subject"])
     assert checks.loc[("runs-in-root", "stands alone: sh, make and tcc build a zlib program"), "passed"]
     policies = checks[checks.index.get_level_values(0).str.startswith("policy:")]
-    assert len(policies) >= 10 * len(index)
+    assert sorted(policies.index) == sorted((f"policy:{p}", name) for p in policy.POLICIES for name in index), \
+        "one record per policy and package, no more, no less"
 
 
 def test_verify_names_a_tampered_file_in_the_stage4_root(run):
