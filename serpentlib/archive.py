@@ -52,6 +52,17 @@ def _selected(rel: PurePosixPath, only: Sequence[str]) -> bool:
     return any(s == p.rstrip("/") or s.startswith(p.rstrip("/") + "/") for p in only)
 
 
+def _data_mode(member: tarfile.TarInfo) -> int:
+    """The mode the `data` filter gives, so both paths make the same tree: no setuid, setgid or
+    sticky bit, nothing group- or world-writable, files readable and writable by their owner."""
+    if member.isdir():
+        return 0o755
+    mode = member.mode & 0o755
+    if member.isfile() or member.islnk():
+        mode = (mode if mode & 0o100 else mode & ~0o111) | 0o600
+    return mode
+
+
 def _members(tar: tarfile.TarFile, archive: Path, only: Sequence[str], strip: int) -> Iterator[tuple[str, tarfile.TarInfo]]:
     """Each member to extract (its name as in the archive, the member renamed and tamed)."""
     for member in tar:
@@ -70,7 +81,7 @@ def _members(tar: tarfile.TarFile, archive: Path, only: Sequence[str], strip: in
                 raise _unsafe(archive, f"link '{original}' -> '{member.linkname}' leads out of the tree")
             member.linkname = PurePosixPath(*parts).as_posix()
         member.name = rel.as_posix()
-        member.mode &= 0o755  # no setuid/setgid/sticky, nothing group- or world-writable
+        member.mode = _data_mode(member)
         member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
         yield original, member
 
