@@ -8,7 +8,6 @@ leaves an entry that looks whole. A run resumes by finding its finished packages
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from .archive import tree_digest
 from .build import SizeRecord
 from .hashes import digest
 from .recipes import Recipe
@@ -29,17 +29,6 @@ def recipe_inputs(recipe: Recipe, stage: str) -> dict:
             "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches},
             "sources": [s.sha256 for s in recipe.sources], "commands": commands(spec), "stage": stage,
             "source_dir": tree_digest(recipe.source_dir) if recipe.source_dir else None}
-
-
-def tree_digest(path: Path) -> str:
-    """The sha256 of a folder's files: relative paths, modes and contents, in a fixed order."""
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink()):
-        rel = file.relative_to(path).as_posix()
-        data = os.readlink(file).encode() if file.is_symlink() else file.read_bytes()
-        h.update(f"{rel}\0{file.lstat().st_mode:o}\0{len(data)}\0".encode())
-        h.update(data)
-    return h.hexdigest()
 
 
 class BuildCache:

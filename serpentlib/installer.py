@@ -10,12 +10,10 @@ root rolls it back first. Conflicts are found before anything is touched.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
 import shutil
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .package import MANIFEST, FileEntry, Manifest, PackageError, read_manifest, sha256_file
+from .contents import check_paths, unpack
+from .package import FileEntry, Manifest, PackageError, read_manifest, sha256_file
 from .repo import Repository
 
 log = logging.getLogger(__name__)
@@ -143,6 +142,7 @@ class Root:
                 return []
             archives = {n: repo.archive(n) for n in plan}  # each checked against the index once
             manifests = {n: read_manifest(archives[n]) for n in plan}
+            check_paths(self.path, manifests.values(), installed.values())
             self._check_conflicts(manifests)
             self.staging.mkdir(parents=True, exist_ok=True)
             try:
@@ -215,37 +215,10 @@ class Root:
                 owners[f.path] = m.name
 
     def _unpack(self, archive: Path, manifest: Manifest, dest: Path) -> None:
-        """Extract the package's files into the staging area and check each against the manifest."""
+        """Extract the package's files into the staging area, each checked against the manifest."""
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
-        entries = {f.path: f for f in manifest.files}
-        made: set[Path] = set()
-        with tarfile.open(archive, "r:xz") as tar:
-            for member in tar:
-                if member.name == MANIFEST:
-                    continue
-                path = "/" + member.name.removeprefix("root/")
-                f = entries.get(path)
-                if f is None or not member.name.startswith("root/"):
-                    raise PackageError(f"{archive.name}: {member.name} is not in its manifest", "rebuild the repository")
-                if f.type == "dir":
-                    continue
-                out = dest / path.lstrip("/")
-                if out.parent not in made:
-                    out.parent.mkdir(parents=True, exist_ok=True)
-                    made.add(out.parent)
-                if f.type == "link":
-                    os.symlink(member.linkname, out)
-                    continue
-                digest = hashlib.sha256()
-                with tar.extractfile(member) as src, open(out, "wb") as dst:
-                    for block in iter(lambda: src.read(1 << 20), b""):
-                        digest.update(block)
-                        dst.write(block)
-                os.chmod(out, f.mode)
-                if digest.hexdigest() != f.sha256:
-                    raise PackageError(f"{archive.name}: {path} does not match its manifest's sha256",
-                                       "the package is damaged: rebuild the repository")
+        unpack(archive, manifest, dest)
 
     # -- remove --------------------------------------------------------------------------------
     def remove(self, names: list[str]) -> list[str]:

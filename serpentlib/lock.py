@@ -11,6 +11,8 @@ import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import SerpentError
@@ -48,3 +50,16 @@ def lock_work_dir(base: Path, purpose: str = "") -> None:
 def hand_down(base: Path) -> None:
     """Let child processes (the notebook kernels) know this process holds the lock on `base`."""
     os.environ[ENV] = str(Path(base).resolve())
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (made if missing), waiting while another
+    process holds it; the kernel drops it when the holder exits, however it exits."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -9,7 +9,6 @@ the list never outlives its reasons.
 from __future__ import annotations
 
 import fnmatch
-import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,12 +18,12 @@ from elftools.common.exceptions import ELFError
 
 from .errors import ProfileError
 from .metrics import CheckRecord
+from .licenses import license_problem
 from .package import FileEntry, Manifest
 from .verify import GLIBC_LIBS, HOST_PATHS, MUSL_INTERP, elf_info, is_elf
 
 DEFAULT_ALLOWED = ["/usr", "/etc", "/var"]
 LAYOUT_PACKAGE = "filesystem"
-SPDX_WORD = re.compile(r"^[A-Za-z0-9.+-]+$")
 
 
 @dataclass(frozen=True)
@@ -128,11 +127,8 @@ def libtool_policy(p: Package, _ctx: dict) -> Violations:
 
 
 def license_policy(p: Package, _ctx: dict) -> Violations:
-    lic = p.manifest.license.strip()
-    words = [w for w in re.split(r"\s+(?:AND|OR|WITH)\s+|[()]", lic) if w.strip()]
-    if not lic or not all(SPDX_WORD.match(w.strip()) for w in words):
-        return [("", f"license {lic!r} is not an SPDX expression")]
-    return []
+    problem = license_problem(p.manifest.license)
+    return [("", problem)] if problem else []
 
 
 def owned_once_policy(p: Package, ctx: dict) -> Violations:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from .errors import RecipeError
+from .licenses import license_problem
 
 STAGES = ("stage1", "stage2", "stage3", "stage4")
 STYLES = ("autotools", "cmake", "make", "script")
@@ -239,6 +240,11 @@ def load_recipe(recipe_file: Path) -> Recipe:
     if not VERSION_RE.match(version):
         raise _fail(recipe_file, "version", f"'{version}' is malformed",
                     "use the upstream version: digits and letters separated by . + ~ _ -, e.g. 1.2.3")
+    problem = license_problem(str(d["license"]))
+    if problem:
+        raise _fail(recipe_file, "license", problem,
+                    "give an SPDX license expression with identifiers from the SPDX list, e.g. "
+                    "`GPL-2.0-or-later`, `MIT AND BSD-3-Clause`, `Apache-2.0 WITH LLVM-exception`")
     source_dir = None
     if d["source_dir"]:
         source_dir = recipe_file.parent / d["source_dir"]

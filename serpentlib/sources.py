@@ -1,8 +1,8 @@
 """The source store: files kept by sha256, fetched from mirrors, upstream or Debian's archive.
 
 Every use re-verifies the file; a mismatch is refused and the bad copy removed. Extraction
-refuses absolute paths, `..` and links that lead out of the tree, and only ever extracts a
-verified file into a fresh directory that is renamed into place when complete.
+(serpentlib.archive) keeps every member inside its tree, and only ever extracts a verified
+file into a fresh directory of its own that is renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import os
 import re
 import shlex
 import shutil
-import tarfile
 import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from .errors import ChecksumError, PatchError, SourceError, UnsafeArchiveError
+from .archive import extract, tree_digest
+from .errors import ChecksumError, PatchError, SourceError
+from .lock import exclusive
 from .recipes import Source
 from .sandbox import Sandbox
 from .seed import APT_AS_ROOT, Seed, capture
@@ -67,13 +68,26 @@ class SourceStore:
     def unpacked(self, fetched: Fetched, source: Source) -> Path:
         """The source's tree, extracted once per (file, subset) and kept in the store.
 
-        Callers copy it (builds write into their trees); `extract` only renames a tree into
-        place once it is complete, so an interrupted extraction is redone, never reused.
+        Callers copy it (builds write into their trees). One process at a time extracts a tree
+        (a lock per tree), into a folder of its own renamed into place when complete; the tree's
+        hash is recorded then and checked on every use, and a tree changed since is extracted
+        again, with a warning.
         """
         key = hashlib.sha256(f"{source.sha256}:{source.strip}:{','.join(source.extract)}".encode()).hexdigest()[:32]
-        tree = self.root / "trees" / key
-        if not tree.is_dir():
+        trees = self.root / "trees"
+        tree, record = trees / key, trees / f"{key}.sha256"
+        with exclusive(trees / f"{key}.lock"):
+            if tree.is_dir():
+                recorded = record.read_text().strip() if record.is_file() else None
+                if recorded == tree_digest(tree):
+                    return tree
+                log.warning("%s: the store's extracted tree %s %s; extracting it again", source.filename, tree,
+                            "changed since it was extracted" if recorded else "has no recorded hash")
+            record.unlink(missing_ok=True)
             extract(fetched.path, tree, source.extract, source.strip)
+            tmp = record.with_name(f"{record.name}.partial-{os.getpid()}")
+            tmp.write_text(tree_digest(tree) + "\n")
+            os.replace(tmp, record)
         return tree
 
     # -- verification -------------------------------------------------------------------
@@ -224,93 +238,6 @@ class SourceStore:
         if code != 0:
             raise SourceError(f"apt-get update failed in stage 0: {said.strip()[-300:]}")
         self._index_fresh = True
-
-
-# -- extraction -----------------------------------------------------------------------------
-# We check every member ourselves (Debian 12's Python 3.11.2 predates tarfile's filters).
-_NO_FILTER = {"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}
-
-
-def _member_path(member: tarfile.TarInfo, strip: int, archive: Path) -> PurePosixPath | None:
-    name = PurePosixPath(member.name)
-    if name.is_absolute():
-        raise UnsafeArchiveError(f"{archive.name}: member '{member.name}' has an absolute path",
-                                 "this archive is not safe to extract; check its origin")
-    if ".." in name.parts:
-        raise UnsafeArchiveError(f"{archive.name}: member '{member.name}' contains '..'",
-                                 "this archive is not safe to extract; check its origin")
-    parts = [p for p in name.parts if p != "."][strip:]
-    return PurePosixPath(*parts) if parts else None
-
-
-def _check_link(member: tarfile.TarInfo, rel: PurePosixPath, archive: Path, strip: int) -> None:
-    target = PurePosixPath(member.linkname)
-    if member.issym():
-        resolved = (PurePosixPath("/root") / rel.parent / target)
-    else:  # hard link: names another member, relative to the archive's top
-        resolved = PurePosixPath("/root", *target.parts[strip:])
-    if target.is_absolute() or not _inside(resolved) or (member.islnk() and ".." in target.parts):
-        raise UnsafeArchiveError(
-            f"{archive.name}: link '{member.name}' -> '{member.linkname}' leads out of the tree",
-            "this archive is not safe to extract; check its origin")
-
-
-def _inside(path: PurePosixPath) -> bool:
-    depth = 0
-    for part in path.parts[2:]:
-        depth += -1 if part == ".." else (0 if part == "." else 1)
-        if depth < 0:
-            return False
-    return True
-
-
-def _selected(rel: PurePosixPath, only: Sequence[str]) -> bool:
-    if not only:
-        return True
-    s = rel.as_posix()
-    return any(s == p.rstrip("/") or s.startswith(p.rstrip("/") + "/") for p in only)
-
-
-def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1) -> Path:
-    """Extract `archive` into `dest` (which must not exist), safely.
-
-    Unpacks into `dest.partial` first and renames on success, so a refused or broken
-    archive leaves nothing behind.
-    """
-    dest = Path(dest)
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:
-                rel = _member_path(member, strip, archive)
-                if rel is None or not _selected(rel, only):
-                    continue
-                if member.issym() or member.islnk():
-                    _check_link(member, rel, archive, strip)
-                elif not (member.isfile() or member.isdir()):
-                    continue  # devices and fifos have no place in a source tree
-                member.name = rel.as_posix()
-                if member.islnk():
-                    member.linkname = PurePosixPath(*PurePosixPath(member.linkname).parts[strip:]).as_posix()
-                member.mode &= 0o755 if member.isdir() else 0o775  # no setuid, no world-writable
-                member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
-                try:
-                    tar.extract(member, partial, set_attrs=not member.issym(), numeric_owner=True, **_NO_FILTER)
-                except KeyError as exc:  # a hard link to a member that is not there
-                    raise UnsafeArchiveError(f"{archive.name}: {exc.args[0]}", "the archive is broken") from None
-        if only:
-            missing = [p for p in only if not (partial / p).exists()]
-            if missing:
-                raise SourceError(f"{archive.name}: no {', '.join(missing)} inside",
-                                  "fix the source's `extract` list in the recipe")
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(partial, dest)
-    return dest
 
 
 def apply_patches(patches: Iterable[Path], tree: Path, sandbox: Sandbox, log: Path) -> list[str]:

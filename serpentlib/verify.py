@@ -194,20 +194,27 @@ def require_passed(checks: list[CheckRecord]) -> None:
 
 
 def _in_root(root: Path, path: str) -> Path:
-    """Resolve `path` as the root's own programs would see it (absolute links stay inside)."""
-    current = root
+    """Resolve `path` as the root's own programs would see it: absolute links and `..` stay
+    inside the root. A link loop ends on a link."""
+    done: list[str] = []
     parts = [p for p in path.split("/") if p]
-    for _ in range(40):
+    for _ in range(64):
         if not parts:
-            return current
-        candidate = current / parts.pop(0)
+            break
+        part = parts.pop(0)
+        if part in (".", ".."):
+            if part == ".." and done:
+                done.pop()
+            continue
+        candidate = root.joinpath(*done, part)
         if candidate.is_symlink():
             target = os.readlink(candidate)
             parts = [p for p in target.split("/") if p] + parts
-            current = root if target.startswith("/") else current
+            if target.startswith("/"):
+                done = []
             continue
-        current = candidate
-    return current
+        done.append(part)
+    return root.joinpath(*done, *parts)
 
 
 def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/lib", "/lib")) -> list[CheckRecord]:
@@ -251,7 +258,9 @@ def check_replaced(stage: str, old_root: Path, new_root: Path, dirs: Iterable[st
                 continue
             rel = f"/{d}/{path.name}"
             twin = _in_root(new_root, rel)
-            ok = twin.exists() or twin.is_symlink()
+            ok = twin.exists() and not twin.is_symlink()  # a link that leads nowhere replaces nothing
+            link = (new_root / rel.lstrip("/")).is_symlink()
             records.append(CheckRecord(stage, "replaces-serpent", rel, ok,
-                                       "built in this stage" if ok else "still only under /serpent"))
+                                       "built in this stage" if ok else
+                                       "a link that leads nowhere in this root" if link else "still only under /serpent"))
     return records

@@ -11,6 +11,15 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A test that needs the bootstrap (the mini_run fixture, however indirectly) is a build test,
+    so `-m "not build"` (make test-fast) never starts one."""
+    for item in items:
+        if "mini_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.build)
+
+
 @pytest.fixture(autouse=True)
 def own_metrics_db(tmp_path_factory, monkeypatch):
     """Tests (and the runs they start) record into a database of their own, not the user's."""

@@ -1,5 +1,7 @@
 import json
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -61,3 +63,18 @@ def test_the_seed_key_is_its_recipe_not_its_mirror_nor_package_order():
     assert a.key == SeedSpec.from_params({"suite": "bookworm", "packages": ["make", "clang", "make"]}).key
     assert a.key != SeedSpec.from_params({"suite": "trixie", "packages": ["clang", "make"]}).key
     assert a.key != SeedSpec.from_params({"suite": "bookworm", "packages": ["clang"]}).key
+
+
+def test_fast_tests_never_start_the_bootstrap():
+    """`make test-fast` (-m "not build") collects no test that needs the mini run (libc-support's
+    comparisons need the stage4 root), and still collects libc-support's own fast tests."""
+    import inspect
+
+    from . import test_libc_support
+    needs_build = {name for name, fn in vars(test_libc_support).items()
+                   if name.startswith("test_") and "libc_tool" in inspect.signature(fn).parameters}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "-m", "not build", "tests/test_libc_support.py"], capture_output=True, text=True, cwd=ROOT)
+    collected = {line.split("::")[1].split("[")[0] for line in proc.stdout.splitlines() if "::" in line}
+    assert needs_build and "test_recipe_builds_its_own_sources" in collected, proc.stdout[-2000:]
+    assert not collected & needs_build, f"collected without the build mark: {sorted(collected & needs_build)}"

@@ -253,6 +253,18 @@ def test_each_policy_catches_its_violation(tmp_path):
     assert len(records) == len(policy.POLICIES) * 2
 
 
+@pytest.mark.parametrize("license, passed", [
+    ("MIT", True), ("GPL-2.0-only WITH Linux-syscall-note", True), ("0BSD AND (MIT OR Apache-2.0)", True),
+    ("Apache-2.0 WITH LLVM-exception", True),
+    ("Foo-Bar", False), ("MIT AND Foo-Bar", False), ("MIT AND", False), ("(MIT", False), ("", False),
+    ("GPL-2.0 WITH MIT", False), ("mit", False), ("GPL-2.0+", False), ("MIT WITH Linux-syscall-note OR", False),
+])
+def test_the_license_policy_parses_spdx_expressions(tmp_path, license, passed):
+    p = policy_package(tmp_path, "p", {"usr/bin/ok": "#!/bin/sh\n"}, license=license)
+    record = next(r for r in policy.check_policies([p], []) if r.check == "policy:license")
+    assert record.passed is passed, record.detail
+
+
 def test_an_exception_excuses_a_violation_and_an_unused_one_is_reported(tmp_path):
     p = policy_package(tmp_path, "p", {"usr/lib/libx.la": "# libtool\n"})
     exceptions = policy.parse_exceptions([

@@ -22,6 +22,8 @@ BAD = FIXTURES / "recipes"
     ("bad-stage-key", ["stage1.confgure", "did you mean 'configure'"]),
     ("bad-name-folder", ["'hullo' differs from its folder 'hello'"]),
     ("bad-yaml", ["not valid YAML"]),
+    ("bad-license", ["license", "'MIT AND Foo-Bar'", "Foo-Bar is not on the SPDX license list"]),
+    ("bad-license-case", ["license", "'GPL-2.0+'", "write it as 'GPL-2.0-or-later'"]),
 ])
 def test_bad_recipe_is_rejected_with_file_key_and_fix(fixture, fragments):
     path = next((BAD / fixture).glob("*/recipe.yaml"))

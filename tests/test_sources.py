@@ -1,16 +1,25 @@
 import hashlib
 import io
+import json
+import multiprocessing
 import os
 import shutil
+import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
+from serpentlib import archive as archive_mod
+from serpentlib.archive import HAS_FILTERS
 from serpentlib.errors import PatchError, SourceError, UnsafeArchiveError
 from serpentlib.recipes import Source
 from serpentlib.sandbox import Sandbox
 from serpentlib.sources import SourceStore, apply_patches, extract, sha256_of
+
+from .conftest import ROOT
 
 
 def make_tar(path: Path, members: list[tuple[str, str, str]]) -> Path:
@@ -130,8 +139,108 @@ def test_unsafe_tarballs_are_refused_and_leave_nothing(tmp_path, members, what):
     bad = make_tar(tmp_path / "bad.tar.gz", [("file", "top/ok.txt", "fine")] + members)
     with pytest.raises(UnsafeArchiveError, match=what):
         extract(bad, tmp_path / "src")
-    assert not (tmp_path / "src").exists() and not (tmp_path / "src.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.tar.gz"], "nothing is left behind"
     assert not Path("/etc/evil").exists()
+
+
+def make_special_tar(path: Path, members: list[tuple[str, str, str, int]]) -> Path:
+    """members: (kind, name, data-or-linktarget, mode), kind as make_tar's or chr|fifo."""
+    types = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
+             "fifo": tarfile.FIFOTYPE}
+    with tarfile.open(path, "w:gz") as tar:
+        for kind, name, data, mode in members:
+            info = tarfile.TarInfo(name)
+            info.mode = mode
+            if kind == "file":
+                info.size = len(data.encode())
+                tar.addfile(info, io.BytesIO(data.encode()))
+                continue
+            info.type, info.linkname = types[kind], data
+            tar.addfile(info)
+    return path
+
+
+def filter_python() -> str | None:
+    """A Python whose tarfile has extraction filters: this one, $SERPENT_FILTER_PYTHON, or another
+    on PATH or in ~/.pyenv."""
+    if HAS_FILTERS:
+        return sys.executable
+    candidates = [os.environ.get("SERPENT_FILTER_PYTHON"), shutil.which("python3.13"), shutil.which("python3.12"),
+                  *sorted(map(str, Path.home().glob(".pyenv/versions/3.1[2-9]*/bin/python3")))]
+    for found in candidates:
+        if found and subprocess.run([found, "-c", "import tarfile; tarfile.data_filter"],
+                                    capture_output=True).returncode == 0:
+            return found
+    return None
+
+
+def extract_by(how: str, archive: Path, dest: Path) -> None:
+    """Extract with the `data` filter (in a Python that has it) or with our own containment."""
+    if how == "fallback":
+        archive_mod.extract(archive, dest, filtered=False)
+        return
+    python = filter_python()
+    if python is None:
+        pytest.skip("no Python with tarfile extraction filters here")
+    code = ("import json, sys\nfrom serpentlib.archive import extract\n"
+            "try:\n    extract(sys.argv[1], sys.argv[2], filtered=True)\n    print(json.dumps(None))\n"
+            "except Exception as exc:\n    print(json.dumps([type(exc).__name__, str(exc)]))\n")
+    proc = subprocess.run([python, "-c", code, str(archive), str(dest)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    error = json.loads(proc.stdout)
+    if error:
+        assert error[0] == "UnsafeArchiveError", error
+        raise UnsafeArchiveError(error[1])
+
+
+ESCAPES = {
+    "chain of links": [("dir", "top", ""), ("sym", "top/s", "."), ("sym", "top/s/x", ".."),
+                       ("file", "top/x/ESCAPED", "out")],
+    "link made to escape by a later link": [("sym", "top/a", "b/c/../../ESCAPED"), ("sym", "top/b", ".")],
+    "absolute link": [("sym", "top/abs", "/etc/passwd")],
+    "dot-dot link": [("sym", "top/up", "../../ESCAPED")],
+    "hard link out": [("hard", "top/hard", "../etc/passwd")],
+    "absolute hard link": [("hard", "top/hard", "/etc/passwd")],
+    "character device": [("chr", "top/null", "")],
+    "fifo": [("fifo", "top/fifo", "")],
+}
+
+
+@pytest.mark.parametrize("how", ["default", "filter", "fallback"])
+@pytest.mark.parametrize("case", ESCAPES)
+def test_nothing_escapes_and_a_refusal_leaves_nothing(tmp_path, case, how):
+    work = tmp_path / "work"
+    work.mkdir()
+    bad = make_special_tar(tmp_path / "bad.tar.gz", [("file", "top/ok.txt", "fine", 0o644)] +
+                           [(k, n, d, 0o644) for k, n, d in ESCAPES[case]])
+    with pytest.raises(UnsafeArchiveError, match="out of the tree|outside|device|fifo|special"):
+        if how == "default":
+            extract(bad, work / "src")
+        else:
+            extract_by(how, bad, work / "src")
+    assert list(work.iterdir()) == [], "a refused archive leaves nothing, beside the tree or in it"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tar.gz", "work"]
+
+
+@pytest.mark.parametrize("how", ["default", "filter", "fallback"])
+def test_setuid_and_writable_bits_are_dropped(tmp_path, how):
+    ok = make_special_tar(tmp_path / "modes.tar.gz", [
+        ("dir", "top", "", 0o755), ("dir", "top/shared", "", 0o3777), ("file", "top/suid", "x", 0o4755),
+        ("file", "top/sgid", "x", 0o2711), ("file", "top/open", "x", 0o666), ("file", "top/read-only", "x", 0o444),
+        ("sym", "top/s", ".", 0o777),
+        ("file", "top/s/via-link", "inside", 0o644)])
+    if how == "default":
+        extract(ok, tmp_path / "src")
+    else:
+        extract_by(how, ok, tmp_path / "src")
+    tree = tmp_path / "src"
+    for name in ("shared", "suid", "sgid", "open"):
+        mode = (tree / name).stat().st_mode
+        assert not mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH), (name, oct(mode))
+    assert {name: (tree / name).stat().st_mode & 0o7777 for name in ("suid", "sgid", "open", "read-only", "shared")} \
+        == {"suid": 0o755, "sgid": 0o711, "open": 0o644, "read-only": 0o644, "shared": 0o755}, "as the data filter makes them"
+    assert (tree / "via-link").read_text() == "inside" and os.readlink(tree / "s") == "."
 
 
 def test_extract_subset_that_does_not_exist_is_an_error(tmp_path, tarball):
@@ -171,10 +280,60 @@ def test_unpacked_tree_is_extracted_once_and_reused(tmp_path, tarball):
     got = store.fetch(src)
     tree = store.unpacked(got, src)
     assert (tree / "README").read_text() == "hi\n"
-    (tree / "marker").write_text("kept")
-    assert store.unpacked(got, src) == tree and (tree / "marker").exists()
+    inode = (tree / "README").stat().st_ino
+    assert store.unpacked(got, src) == tree and (tree / "README").stat().st_ino == inode, "not extracted again"
     other = store.unpacked(got, source_for(tarball, extract=("src",)))
     assert other != tree and [p.name for p in other.iterdir()] == ["src"]
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove", "no record"])
+def test_an_unpacked_tree_changed_afterwards_is_extracted_again(tmp_path, tarball, caplog, change):
+    store = SourceStore(tmp_path / "store", upstream=True, debian=False)
+    src = source_for(tarball)
+    got = store.fetch(src)
+    tree = store.unpacked(got, src)
+    if change == "edit":
+        (tree / "README").write_text("hx\n")  # same size
+    elif change == "add":
+        (tree / "src" / "extra.c").write_text("")
+    elif change == "remove":
+        (tree / "LINK").unlink()
+    else:  # a tree left by an older serpentlib, without its recorded hash
+        for record in (store.root / "trees").glob("*.sha256"):
+            record.unlink()
+    with caplog.at_level("WARNING"):
+        assert store.unpacked(got, src) == tree
+    assert "extracting it again" in caplog.text
+    assert (tree / "README").read_text() == "hi\n" and os.readlink(tree / "LINK") == "README"
+    assert not (tree / "src" / "extra.c").exists()
+
+
+def _unpack_and_count(store_root: str, tarball: str, barrier) -> tuple[int, str]:
+    store = SourceStore(Path(store_root), upstream=True, debian=False)
+    src = source_for(Path(tarball))
+    got = store.fetch(src)
+    barrier.wait()
+    tree = store.unpacked(got, src)
+    files = sorted(p.relative_to(tree).as_posix() for p in tree.rglob("*") if p.is_file())
+    return len(files), hashlib.sha256("\n".join(files).encode()).hexdigest()
+
+
+def test_concurrent_runs_unpacking_one_source_each_get_the_whole_tree(tmp_path):
+    """Four processes unpack one real tarball at the same moment: each sees the complete tree,
+    and no temporary folder is left."""
+    members = [("dir", "big-1.0", "")] + [("file", f"big-1.0/d{i % 20}/f{i}.c", f"int f{i};\n" * 50)
+                                          for i in range(3000)]
+    tarball = make_tar(tmp_path / "big-1.0.tar.gz", members)
+    store = tmp_path / "store"
+    SourceStore(store, upstream=True, debian=False).fetch(source_for(tarball))
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Manager().Barrier(4)
+    with ctx.Pool(4) as pool:
+        results = pool.starmap(_unpack_and_count, [(str(store), str(tarball), barrier)] * 4)
+    assert {count for count, _ in results} == {3000}
+    assert len({digest for _, digest in results}) == 1
+    left = [p.name for p in (store / "trees").iterdir() if not p.name.endswith((".sha256", ".lock"))]
+    assert len(left) == 1, f"only the tree itself is left: {left}"
 
 
 def test_tree_size_counts_bytes_files_and_elf(tmp_path):
