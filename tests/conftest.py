@@ -12,8 +12,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 @pytest.fixture(autouse=True)
 def own_metrics_db(tmp_path_factory, monkeypatch):
-    """Tests (and the runs they start) record into a database of their own, not the user's."""
+    """Tests (and the runs they start) record into a database of their own, not the user's, and
+    sign with keys of their own."""
     monkeypatch.setenv("SERPENT_METRICS_DB", str(tmp_path_factory.getbasetemp() / "metrics.sqlite"))
+    monkeypatch.setenv("SERPENT_KEYS", str(tmp_path_factory.getbasetemp() / "keys"))
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def have(tool: str) -> bool:
 
 
 def serpent(*args, db):
-    env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db), "SERPENT_KEYS": str(Path(db).parent / "keys")}
     return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env)
 

@@ -17,8 +17,9 @@ from ..build import phase_start, process_phase
 from ..cache import BuildCache, tree_digest
 from ..errors import SerpentError
 from ..installer import Root
+from ..keys import ROOT_KEYS, KeyStore, PublicKey
 from ..metrics import CheckRecord
-from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sha256_file, write_archive
+from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
 from ..recipes import Recipe, load_recipes
 from ..repo import Repository, write_index
 from ..verify import check_in_root, elf_info, is_elf
@@ -67,8 +68,9 @@ def timed(st: StageRun, package: str, version: str, phase: str):
         st.result.phases.append(rec)
 
 
-def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
-    """The layout package: directories (with their modes), the /usr-merge links, base files."""
+def filesystem_package(tree: Path, trusted: tuple[PublicKey, ...] = ()) -> tuple[Manifest, dict[str, Path]]:
+    """The layout package: directories (with their modes), the /usr-merge links, base files, and
+    the public keys the root trusts (/etc/serpent/keys/<id>.pub)."""
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     entries = []
@@ -78,6 +80,12 @@ def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
         entries.append(FileEntry("/" + link, "link", 0o777, target=target))
     write_base_files(tree)
     where = {"/" + rel: tree / rel for rel in BASE_FILES}
+    for key in trusted:
+        path = tree / ROOT_KEYS / f"{key.id}.pub"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(key.pem())
+        path.chmod(0o644)
+        where[f"/{ROOT_KEYS}/{key.id}.pub"] = path
     for path, p in where.items():
         entries.append(FileEntry(path, "file", stat.S_IMODE(p.stat().st_mode), p.stat().st_size, sha256_file(p)))
     entries.sort(key=lambda e: e.path)
@@ -167,7 +175,9 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     cache = BuildCache(st.base / "cache" / "stage3")
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
-    fs, where["filesystem"] = filesystem_package(st.work / "filesystem")
+    store = KeyStore()
+    signer = store.public()[store.signing_key_or_new()[0]]
+    fs, where["filesystem"] = filesystem_package(st.work / "filesystem", (signer,))
     manifests["filesystem"] = fs
     for name in names:
         hit = cache.get(keys[name])
@@ -187,7 +197,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     for m in manifests.values():
         with timed(st, m.name, m.version, "archive"):
             write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
-    write_index(repo, list(manifests.values()))
+    write_index(repo, list(manifests.values()), store)
     write_package_table(st.run / "packages.csv", manifests, repo)
 
     checks = policy.check_policies([policy.Package(m, where[m.name]) for m in manifests.values()], exceptions,
@@ -196,10 +206,12 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     (st.work / "root").mkdir()
     try:
         with timed(st, "root", "-", "install"):
-            installed = Root(st.work / "root").install(Repository(repo), list(manifests))
-    except PackageError as exc:  # e.g. two packages claim a path: the policy table says which
+            installed = Root(st.work / "root").install(Repository(repo), list(manifests), trusted={signer.id: signer})
+    except SerpentError as exc:  # e.g. two packages claim a path: the policy table says which
         checks.append(CheckRecord("stage4", "installed-from-repository", "root", False, exc.message))
         return st.finish(checks)
+    checks.append(CheckRecord("stage4", "index-signed", "repository", True,
+                              f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names)
     return st.finish(checks)
 
