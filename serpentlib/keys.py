@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from .errors import SerpentError
+from .files import write_atomic
 
 ALGORITHM = "ed25519"
 ROOT_KEYS = Path("etc/serpent/keys")   # where a root keeps the public keys it trusts
@@ -94,13 +95,8 @@ class KeyStore:
             fh.write(pem)
         public = PublicKey(kid, private.public_key(), self.path / f"{kid}.pub")
         public.origin.write_bytes(public.pem())
-        self._write(self.path / "signing", kid + "\n")
+        write_atomic(self.path / "signing", kid + "\n")
         return public
-
-    def _write(self, path: Path, text: str) -> None:
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(text)
-        os.replace(tmp, path)
 
     def signing_id(self) -> str | None:
         f = self.path / "signing"

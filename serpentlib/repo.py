@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys
+from .files import write_atomic
 from .package import Manifest, PackageError, read_manifest, sha256_file
 
 INDEX = "index.json"
@@ -44,15 +44,8 @@ def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | No
                             "summary": m.summary, "license": m.license}
     text = json.dumps({"format": 1, "packages": packages}, indent=1, sort_keys=True) + "\n"
     kid, key = (store or keys.KeyStore()).signing_key_or_new()
-    _replace(repo / SIGNATURE, keys.sign(text.encode(), kid, key))
-    _replace(repo / INDEX, text)
-    return repo / INDEX
-
-
-def _replace(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(repo / SIGNATURE, keys.sign(text.encode(), kid, key))
+    return write_atomic(repo / INDEX, text)
 
 
 def trusted_keys(root: Path, extra: tuple[Path, ...] = ()) -> dict[str, keys.PublicKey]:

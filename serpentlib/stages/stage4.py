@@ -6,13 +6,14 @@ checked over every package, and the tuning flags over every ELF file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import flags as tuning
-from .. import policy
+from .. import policy, sbom
 from ..build import phase_start, process_phase
 from ..cache import BuildCache, tree_digest
 from ..errors import SerpentError
@@ -20,7 +21,7 @@ from ..installer import Root
 from ..keys import ROOT_KEYS, KeyStore, PublicKey
 from ..metrics import CheckRecord
 from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
-from ..recipes import Recipe, load_recipes
+from ..recipes import Recipe, load_recipes, patch_headers
 from ..repo import Repository, write_index
 from ..verify import check_in_root, elf_info, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, host_clang, stage_function, stage_marker
@@ -92,14 +93,25 @@ def filesystem_package(tree: Path, trusted: tuple[PublicKey, ...] = ()) -> tuple
     return Manifest(files=entries, release=1, **FILESYSTEM), where
 
 
+def patch_info(patch: Path) -> dict:
+    """A patch as the manifest records it: where it came from and its hashes (SPDX wants SHA1 too)."""
+    headers = patch_headers(patch)
+    return {"name": patch.name, "sha256": sha256_file(patch), "sha1": hashlib.sha1(patch.read_bytes()).hexdigest(),
+            "origin": headers.get("Origin", ""), "upstream_status": headers.get("Upstream-Status", ""),
+            "subject": headers.get("Subject", "")}
+
+
 def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str) -> dict:
     """How the package was built. No cache key: that hashes the work directory's path too, and
     the same package built elsewhere must be the same file."""
     on_host = recipe.build_for("stage3").on_host
     info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
-            "sources": [{"file": s.filename, "sha256": s.sha256} for s in recipe.sources],
-            "patches": [{"name": p.name, "sha256": sha256_file(p)} for p in recipe.patches],
+            "sources": [{"file": s.filename, "sha256": s.sha256, "url": s.url, "debian": s.debian or "",
+                         "repacked": s.repacked} for s in recipe.sources],
+            "patches": [patch_info(p) for p in recipe.patches],
             "build_depends": list(recipe.depends)}
+    if recipe.source_dir:
+        info["source_dir"] = f"recipes/{recipe.name}/{recipe.source_dir.relative_to(recipe.path).as_posix()}"
     if on_host:  # built on the host by the stage1 toolchain (the intermediate musl)
         info.update(compiler=f"clang {host_clang()[0]} (stage1 toolchain)", flags={"CFLAGS": cflags})
     else:
@@ -213,6 +225,9 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     checks.append(CheckRecord("stage4", "index-signed", "repository", True,
                               f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names)
+    with timed(st, "root", "-", "sbom"):
+        sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
+                             root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
     return st.finish(checks)
 
 
