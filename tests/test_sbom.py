@@ -84,6 +84,10 @@ def test_every_document_passes_spdx_validation_and_ntia_minimum_elements(built):
         assert spdx_problems(path) == [], path.name
         ntia = NTIAChecker(str(path))
         assert ntia.compliant, (path.name, ntia.output_json())
+        # The checker judges only what DESCRIBES/CONTAINS/DEPENDS_ON reach; sources (GENERATED_FROM)
+        # and build dependencies (BUILD_DEPENDENCY_OF) must carry the minimum elements as well.
+        for p in json.loads(path.read_text())["packages"]:
+            assert p["name"] and p["versionInfo"] and p["supplier"].startswith("Organization: "), p
 
 
 def test_the_package_document_holds_files_sources_patches_and_relationships(built):

@@ -188,7 +188,8 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
     store = KeyStore()
-    signer = store.public()[store.signing_key_or_new()[0]]
+    kid = store.signing_key_or_new()[0]
+    signer = store.public()[kid]
     fs, where["filesystem"] = filesystem_package(st.work / "filesystem", (signer,))
     manifests["filesystem"] = fs
     for name in names:
