@@ -28,8 +28,9 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
-def serpent(*args, db):
-    env = {**os.environ, "SERPENT_METRICS_DB": str(db), "SERPENT_KEYS": str(Path(db).parent / "keys")}
+def serpent(*args, db, keys=None):
+    keys = keys or os.environ.get("SERPENT_KEYS") or Path(db).parent / "keys"
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db), "SERPENT_KEYS": str(keys)}
     return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env)
 
@@ -42,5 +43,5 @@ def mini_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("mini")
     run_dir, work_dir = base / "run", base / "work"
     proc = serpent("run", "--profile", "mini", "--run-dir", str(run_dir), "--work-dir", str(work_dir), "-q",
-                   db=base / "metrics.sqlite")
+                   db=base / "metrics.sqlite", keys=tmp_path_factory.getbasetemp() / "keys")  # the tests' own store
     return proc, run_dir, work_dir
