@@ -191,8 +191,9 @@ def write_documents(repo: Path, out: Path, created: int, root: Path | None = Non
     from it, `<out>/root.spdx.json` for the packages installed there."""
     repository = Repository(repo)
     out.mkdir(parents=True, exist_ok=True)
-    manifests = {n: repository.manifest(n) for n in repository.entries}
-    full = {n: package_elements(m, repository.archive(n), repository.entry(n).sha256) for n, m in manifests.items()}
+    archives = {n: repository.archive(n) for n in repository.entries}   # each checked against the index once
+    manifests = {n: read_manifest(a) for n, a in archives.items()}
+    full = {n: package_elements(m, archives[n], repository.entry(n).sha256) for n, m in manifests.items()}
     written = {}
     for name, m in manifests.items():
         others = sorted({*m.depends, *m.build.get("build_depends", [])} & set(manifests) - {name})
