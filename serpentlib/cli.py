@@ -53,7 +53,7 @@ def cmd_pkg(args: argparse.Namespace) -> int:
     import signal
 
     from .installer import Root
-    from .repo import Repository
+    from .repo import Repository, trusted_keys
 
     if args.action == "list" and args.repo and not args.root:
         for e in Repository(Path(args.repo)).entries.values():
@@ -68,7 +68,15 @@ def cmd_pkg(args: argparse.Namespace) -> int:
         if args.action == "install":
             if not args.repo:
                 raise SerpentError("serpent pkg install: which repository?", "give --repo DIR (e.g. <work>/stage4/repo)")
-            done = root.install(Repository(Path(args.repo)), args.names)
+            repo = Repository(Path(args.repo))
+            if args.insecure:
+                print("warning: --insecure: the index's signature is not checked (an unsigned index, an unknown key "
+                      "or a bad signature pass); package files are still checked against that index",
+                      file=sys.stderr)
+            done = root.install(repo, args.names, trusted=trusted_keys(root.path, tuple(Path(t) for t in args.trust)),
+                                insecure=args.insecure)
+            if repo.signed_by:
+                print(f"index signed by {repo.signed_by.id} ({repo.signed_by.origin})")
             print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
         elif args.action == "remove":
             print(f"removed {', '.join(root.remove(args.names))}")
@@ -88,6 +96,27 @@ def cmd_pkg(args: argparse.Namespace) -> int:
             print(f"{p.package}: {p.path}: {p.problem}")
         print(f"{len(problems)} problem(s) in {count} files of {len(root.installed())} packages")
         return 1 if problems else 0
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from .keys import KeyStore
+
+    store = KeyStore(Path(args.keys) if args.keys else None)
+    if args.action == "generate":
+        key = store.generate()
+        print(f"made key {key.id}: it signs from now on\n  private: {store.path / (key.id + '.key')} (mode 600)\n"
+              f"  public:  {key.origin} (stage 4 installs it as /etc/serpent/keys/{key.id}.pub)")
+    elif args.action == "retire":
+        if not args.id:
+            raise SerpentError("serpent key retire: which key?", "give its id, see `serpent key list`")
+        print(f"moved {args.id} to {store.retire(args.id)}")
+    else:
+        signing = store.signing_id()
+        for kid, key in store.public().items():
+            private = (store.path / f"{kid}.key").is_file()
+            print(f"{kid}  {'signs' if kid == signing else '     '}  {'private+public' if private else 'public only'}  "
+                  f"{key.origin}")
     return 0
 
 
@@ -275,7 +304,19 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("names", nargs="*", help="package names (install, remove)")
     pk.add_argument("--root", help="the root directory")
     pk.add_argument("--repo", help="the repository (install; list without --root lists it)")
+    pk.add_argument("--trust", action="append", default=[], metavar="FILE",
+                    help="also trust this public key file or directory of them (install; besides the root's "
+                         "/etc/serpent/keys and the local key store)")
+    pk.add_argument("--insecure", action="store_true",
+                    help="install without checking the index's signature (package files are still checked "
+                         "against the index, and files against their manifests)")
     pk.set_defaults(func=cmd_pkg)
+    k = sub.add_parser("key", help="the ed25519 keys that sign repository indexes")
+    k.add_argument("action", choices=["generate", "list", "retire"],
+                   help="generate: a new key that signs from now on; list; retire ID: move a key out of use")
+    k.add_argument("id", nargs="?", help="the key to retire")
+    k.add_argument("--keys", help="the key store (default: $SERPENT_KEYS or ~/.local/share/serpentlib/keys)")
+    k.set_defaults(func=cmd_key)
     f = sub.add_parser("fetch", help="fetch and verify every source a profile needs")
     f.add_argument("--profile", default="mini")
     f.add_argument("--store", help="source store directory (default: ~/.cache/serpentlib/sources)")

@@ -23,8 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from .contents import check_paths, unpack
+from .keys import PublicKey
 from .package import FileEntry, Manifest, PackageError, read_manifest, sha256_file
-from .repo import Repository
+from .repo import Repository, trusted_keys
 
 log = logging.getLogger(__name__)
 DB = Path("var/lib/serpent")
@@ -133,9 +134,14 @@ class Root:
         shutil.rmtree(self.staging, ignore_errors=True)
 
     # -- install -------------------------------------------------------------------------------
-    def install(self, repo: Repository, names: list[str], on_file: Callable[[str], None] = lambda path: None) -> list[str]:
-        """Install `names` and their dependencies from `repo`; returns what was installed."""
+    def install(self, repo: Repository, names: list[str], on_file: Callable[[str], None] = lambda path: None,
+                trusted: dict[str, PublicKey] | None = None, insecure: bool = False) -> list[str]:
+        """Install `names` and their dependencies from `repo`, whose index must be signed by a key
+        in `trusted` (default: the keys the root and the local key store hold) unless `insecure`;
+        returns what was installed."""
         with self.locked():
+            if not insecure:
+                repo.verify_signature(trusted_keys(self.path) if trusted is None else trusted)
             installed = self.installed()
             plan = repo.closure(names, skip=set(installed))
             if not plan:

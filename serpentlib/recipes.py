@@ -205,13 +205,19 @@ def _source(data: Any, path: Path, index: int) -> Source:
                   extract=tuple(str(p) for p in d["extract"]), strip=d["strip"], repacked=d["repacked"])
 
 
+def patch_headers(path: Path) -> dict[str, str]:
+    """A patch's DEP-3 style headers (Origin, Upstream-Status, Subject...), before its `---` line."""
+    head = path.read_text(errors="replace").split("\n---", 1)[0]
+    return {m[1]: m[2].strip() for m in re.finditer(r"^([A-Za-z][\w-]*):[ \t]*(.*)$", head, re.MULTILINE)}
+
+
 def check_patch(path: Path, recipe_file: Path) -> None:
     """A patch must exist and say where it came from (DEP-3 style headers)."""
     if not path.is_file():
         raise _fail(recipe_file, "patches", f"{path.name} does not exist (looked in {path.parent})",
                     "add the file under the recipe's patches/ folder or drop it from the list")
-    head = path.read_text(errors="replace").split("\n---", 1)[0]
-    missing = [h for h in PATCH_HEADERS if not re.search(rf"^{h}", head, re.MULTILINE)]
+    headers = patch_headers(path)
+    missing = [h for h in PATCH_HEADERS if h.rstrip(":") not in headers]
     if missing:
         raise _fail(recipe_file, "patches", f"{path.name} lacks the header(s) {', '.join(missing)}",
                     "start the patch with 'Origin: <url or \"serpentlib\">' and "

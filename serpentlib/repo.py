@@ -1,17 +1,20 @@
 """A repository: package files plus `index.json`, which holds each package's file name, sha256,
-size, dependencies and what it provides. Every package is re-hashed against the index before use."""
+size, dependencies and what it provides, and `index.json.sig`, its ed25519 signature. The index is
+checked against the keys a root trusts before use, and every package re-hashed against the index."""
 
 from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import keys
+from .files import write_atomic
 from .package import Manifest, PackageError, read_manifest, sha256_file
 
 INDEX = "index.json"
+SIGNATURE = INDEX + ".sig"
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class Entry:
     license: str
 
 
-def write_index(repo: Path, manifests: list[Manifest]) -> Path:
-    """Hash each package file and write the index (atomically)."""
+def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | None = None) -> Path:
+    """Hash each package file, write the index and sign it with the key store's signing key (made
+    on first use); each file is written to a temporary name and renamed."""
     packages = {}
     for m in sorted(manifests, key=lambda m: m.name):
         path = repo / m.filename
@@ -38,10 +42,16 @@ def write_index(repo: Path, manifests: list[Manifest]) -> Path:
                             "sha256": sha256_file(path), "size": path.stat().st_size,
                             "installed_size": m.installed_size, "depends": m.depends, "provides": m.provides,
                             "summary": m.summary, "license": m.license}
-    tmp = repo / f"{INDEX}.partial"
-    tmp.write_text(json.dumps({"format": 1, "packages": packages}, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, repo / INDEX)
-    return repo / INDEX
+    text = json.dumps({"format": 1, "packages": packages}, indent=1, sort_keys=True) + "\n"
+    kid, key = (store or keys.KeyStore()).signing_key_or_new()
+    write_atomic(repo / SIGNATURE, keys.sign(text.encode(), kid, key))
+    return write_atomic(repo / INDEX, text)
+
+
+def trusted_keys(root: Path, extra: tuple[Path, ...] = ()) -> dict[str, keys.PublicKey]:
+    """The keys an install into `root` trusts: those in the root's /etc/serpent/keys, the local
+    key store's (the keys this user signs with) and `extra` (files or directories)."""
+    return keys.public_keys(Path(root) / keys.ROOT_KEYS, keys.KeyStore().path, *extra)
 
 
 class Repository:
@@ -51,9 +61,20 @@ class Repository:
         if not index.is_file():
             raise PackageError(f"{self.path} is not a repository (no {INDEX})",
                                "give the stage4 repository: <work>/stage4/repo, made by serpent run --stage 4")
-        data = json.loads(index.read_text())
-        self.entries = {name: Entry(name=name, **{**e, "depends": tuple(e["depends"]), "provides": tuple(e["provides"])})
-                        for name, e in data["packages"].items()}
+        self.index_bytes = index.read_bytes()   # what the signature is checked against, read once
+        self.signed_by: keys.PublicKey | None = None
+        try:
+            data = json.loads(self.index_bytes)
+            self.entries = {name: Entry(name=name, **{**e, "depends": tuple(e["depends"]), "provides": tuple(e["provides"])})
+                            for name, e in data["packages"].items()}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PackageError(f"{index} is damaged: {exc!r}", "get the repository again or rebuild it") from None
+
+    def verify_signature(self, trusted: dict[str, keys.PublicKey]) -> keys.PublicKey:
+        """The key that signed the index; TrustError if it is unsigned, signed by a key not in
+        `trusted`, or the signature does not match."""
+        self.signed_by = keys.verify(self.index_bytes, self.path / SIGNATURE, trusted, f"the index of {self.path}")
+        return self.signed_by
 
     def entry(self, name: str) -> Entry:
         if name not in self.entries:
@@ -96,4 +117,4 @@ class Repository:
         return [n for n in order if n not in skip]
 
 
-__all__ = ["Entry", "INDEX", "Repository", "write_index"]
+__all__ = ["Entry", "INDEX", "Repository", "SIGNATURE", "trusted_keys", "write_index"]

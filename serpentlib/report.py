@@ -97,6 +97,8 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     images = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{plots.png(f)}"></figure>'
                      for t, f in figures)
     host = info.get("host", {})
+    sbom_link = (' · SBOM (SPDX 2.3): <a href="sbom/root.spdx.json">the stage 4 root</a>'
+                 if (run_dir / "sbom" / "root.spdx.json").is_file() else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>serpent run {html.escape(info.get('run_id', run_dir.name))}</title>
 <style>{STYLE}</style></head><body>
 <h1>Run {html.escape(info.get('run_id', run_dir.name))}</h1>
@@ -114,7 +116,7 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 <h2>Slowest packages</h2>{_table(slowest)}
 <h2>Biggest packages</h2>{_table(biggest)}
 <p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
-· <a href="run.json">run.json</a></p>
+· <a href="run.json">run.json</a>{sbom_link}</p>
 <script>/* for tests in a real browser: how many images decoded */
 addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
   [...document.images].filter(i => i.complete && i.naturalWidth > 0).length; }});</script>

@@ -22,8 +22,10 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def own_metrics_db(tmp_path_factory, monkeypatch):
-    """Tests (and the runs they start) record into a database of their own, not the user's."""
+    """Tests (and the runs they start) record into a database of their own, not the user's, and
+    sign with keys of their own."""
     monkeypatch.setenv("SERPENT_METRICS_DB", str(tmp_path_factory.getbasetemp() / "metrics.sqlite"))
+    monkeypatch.setenv("SERPENT_KEYS", str(tmp_path_factory.getbasetemp() / "keys"))
 
 
 @pytest.fixture
@@ -36,8 +38,9 @@ def have(tool: str) -> bool:
     return shutil.which(tool) is not None
 
 
-def serpent(*args, db):
-    env = {**os.environ, "SERPENT_METRICS_DB": str(db)}
+def serpent(*args, db, keys=None):
+    keys = keys or os.environ.get("SERPENT_KEYS") or Path(db).parent / "keys"
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db), "SERPENT_KEYS": str(keys)}
     return subprocess.run([sys.executable, "-m", "serpentlib.cli", *args], capture_output=True, text=True,
                           cwd=ROOT, env=env)
 
@@ -71,6 +74,7 @@ def mini_run(tmp_path_factory):
     run_dir, work_dir = base / "run", base / "work"
     APT_BEFORE_AND_AFTER["before"] = tree_digest(Path("/etc/apt"))
     proc = subprocess.run(["make", "-C", str(ROOT), "bootstrap", f"WORK_DIR={work_dir}", f"RUN_DIR={run_dir}"],
-                          capture_output=True, text=True, env={**os.environ, "SERPENT_METRICS_DB": str(base / "metrics.sqlite")})
+                          capture_output=True, text=True, env={**os.environ, "SERPENT_METRICS_DB": str(base / "metrics.sqlite"),
+                               "SERPENT_KEYS": str(tmp_path_factory.getbasetemp() / "keys")})  # the tests' own key store
     APT_BEFORE_AND_AFTER["after"] = tree_digest(Path("/etc/apt"))
     return proc, run_dir, work_dir

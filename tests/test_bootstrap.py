@@ -179,6 +179,50 @@ def test_stage4_repository_and_root(run):
         "one record per policy and package, no more, no less"
 
 
+def test_stage4_sbom_validates_and_shows_patches_and_libwildebeest_users(run):
+    """The real run's SPDX documents pass spdx-tools' full validation and the NTIA minimum
+    elements; the report links them; the tables show every recipe patch and its provenance."""
+    from ntia_conformance_checker.ntia_checker import NTIAChecker
+    from spdx_tools.spdx.parser.parse_anything import parse_file
+    from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+    from serpentlib import sbom
+    _, run_dir, work_dir = run
+    docs = sorted((run_dir / "sbom").glob("*.spdx.json"))
+    index = json.loads((work_dir / "stage4" / "repo" / "index.json").read_text())["packages"]
+    assert {p.name for p in docs} == {"root.spdx.json"} | {f"{n}.spdx.json" for n in index}
+    for path in docs:
+        problems = [m.validation_message for m in validate_full_spdx_document(parse_file(str(path)))]
+        assert problems == [], (path.name, problems[:5])
+        assert NTIAChecker(str(path)).compliant, path.name
+    bill = sbom.summary(run_dir)
+    assert bill.wildebeest_users == ["anacron"]
+    patched = {(r.package, r.patch) for r in bill.patches.itertuples()}
+    assert patched == {(p.parent.parent.name, p.name) for p in (PROJECT / "recipes").glob("*/patches/*.patch")
+                       if p.parent.parent.name in index}
+    assert (bill.patches["upstream_status"] != "").all() and (bill.patches["origin"] != "").all()
+    assert bill.licenses["packages"].sum() == len(index)
+    assert 'href="sbom/root.spdx.json"' in (run_dir / "index.html").read_text()
+
+
+def test_stage4_repository_is_signed_and_a_tampered_copy_is_refused(run, tmp_path):
+    _, run_dir, work_dir = run
+    repo = work_dir / "stage4" / "repo"
+    kid = json.loads((repo / "index.json.sig").read_text())["key"]
+    assert (work_dir / "stage4" / "root" / "etc" / "serpent" / "keys" / f"{kid}.pub").is_file()
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    index = copy / "index.json"
+    data = json.loads(index.read_text())
+    data["packages"]["bash"]["summary"] = "a shell, changed after signing"
+    index.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    (tmp_path / "root").mkdir()
+    done = serpent("pkg", "install", "bash", "--root", str(tmp_path / "root"), "--repo", str(copy),
+                   db=run_dir.parent / "metrics.sqlite")
+    assert done.returncode == 2 and "bad signature" in done.stderr, done.stdout + done.stderr
+    assert not (tmp_path / "root" / "usr").exists()
+
+
 def test_verify_names_a_tampered_file_in_the_stage4_root(run):
     _, run_dir, work_dir = run
     root = work_dir / "stage4" / "root"
@@ -304,7 +348,7 @@ def test_noop_rerun_does_no_build_work(run, reruns):
     built = phases[phases["stage"] != "stage4"]
     assert set(built["phase"]) == {"cached"}, set(built["phase"])
     # Stage 4 packages afresh every time: seconds, and its checks are the proof of the root.
-    assert set(phases[phases["stage"] == "stage4"]["phase"]) == {"manifest", "archive", "install"}
+    assert set(phases[phases["stage"] == "stage4"]["phase"]) == {"manifest", "archive", "install", "sbom"}
     assert table(run_dir, "checks")["passed"].all()
     cold = table(run[1], "phases")["wall_s"].sum()
     assert seconds < cold / 4, f"no-op rerun {seconds:.0f} s against {cold:.0f} s of cold builds"

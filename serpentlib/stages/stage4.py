@@ -6,20 +6,22 @@ checked over every package, and the tuning flags over every ELF file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 import stat
 from contextlib import contextmanager
 from pathlib import Path
 
 from .. import flags as tuning
-from .. import policy
+from .. import policy, sbom
 from ..build import phase_start, process_phase
 from ..cache import BuildCache, tree_digest
 from ..errors import SerpentError
 from ..installer import Root
+from ..keys import ROOT_KEYS, KeyStore, PublicKey
 from ..metrics import CheckRecord
-from ..package import FileEntry, PackageError, Manifest, needs_of, scan_tree, sha256_file, write_archive
-from ..recipes import Recipe, load_recipes
+from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
+from ..recipes import Recipe, load_recipes, patch_headers
 from ..repo import Repository, write_index
 from ..verify import check_in_root, elf_info, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function, stage_marker
@@ -67,8 +69,9 @@ def timed(st: StageRun, package: str, version: str, phase: str):
         st.result.phases.append(rec)
 
 
-def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
-    """The layout package: directories (with their modes), the /usr-merge links, base files."""
+def filesystem_package(tree: Path, trusted: tuple[PublicKey, ...] = ()) -> tuple[Manifest, dict[str, Path]]:
+    """The layout package: directories (with their modes), the /usr-merge links, base files, and
+    the public keys the root trusts (/etc/serpent/keys/<id>.pub)."""
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     entries = []
@@ -78,10 +81,24 @@ def filesystem_package(tree: Path) -> tuple[Manifest, dict[str, Path]]:
         entries.append(FileEntry("/" + link, "link", 0o777, target=target))
     write_base_files(tree)
     where = {"/" + rel: tree / rel for rel in BASE_FILES}
+    for key in trusted:
+        path = tree / ROOT_KEYS / f"{key.id}.pub"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(key.pem())
+        path.chmod(0o644)
+        where[f"/{ROOT_KEYS}/{key.id}.pub"] = path
     for path, p in where.items():
         entries.append(FileEntry(path, "file", stat.S_IMODE(p.stat().st_mode), p.stat().st_size, sha256_file(p)))
     entries.sort(key=lambda e: e.path)
     return Manifest(files=entries, release=1, **FILESYSTEM), where
+
+
+def patch_info(patch: Path) -> dict:
+    """A patch as the manifest records it: where it came from and its hashes (SPDX wants SHA1 too)."""
+    headers = patch_headers(patch)
+    return {"name": patch.name, "sha256": sha256_file(patch), "sha1": hashlib.sha1(patch.read_bytes()).hexdigest(),
+            "origin": headers.get("Origin", ""), "upstream_status": headers.get("Upstream-Status", ""),
+            "subject": headers.get("Subject", "")}
 
 
 def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str, seed: dict) -> dict:
@@ -90,10 +107,13 @@ def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str, s
     same file."""
     on_host = recipe.build_for("stage3").on_host
     info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
-            "sources": [{"file": s.filename, "sha256": s.sha256} for s in recipe.sources],
-            "patches": [{"name": p.name, "sha256": sha256_file(p)} for p in recipe.patches],
+            "sources": [{"file": s.filename, "sha256": s.sha256, "url": s.url, "debian": s.debian or "",
+                         "repacked": s.repacked} for s in recipe.sources],
+            "patches": [patch_info(p) for p in recipe.patches],
             "build_depends": list(recipe.depends),
             "seed": {k: seed[k] for k in ("suite", "key", "clang", "packages_digest")}}
+    if recipe.source_dir:
+        info["source_dir"] = f"recipes/{recipe.name}/{recipe.source_dir.relative_to(recipe.path).as_posix()}"
     if on_host:  # built in stage 0 by the stage1 toolchain (the intermediate musl)
         info.update(compiler=f"{seed['clang']} (stage1 toolchain)", flags={"CFLAGS": cflags})
     else:
@@ -169,7 +189,10 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     cache = BuildCache(st.base / "cache" / "stage3")
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
-    fs, where["filesystem"] = filesystem_package(st.work / "filesystem")
+    store = KeyStore()
+    kid = store.signing_key_or_new()[0]
+    signer = store.public()[kid]
+    fs, where["filesystem"] = filesystem_package(st.work / "filesystem", (signer,))
     manifests["filesystem"] = fs
     for name in names:
         hit = cache.get(keys[name])
@@ -189,7 +212,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     for m in manifests.values():
         with timed(st, m.name, m.version, "archive"):
             write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
-    write_index(repo, list(manifests.values()))
+    write_index(repo, list(manifests.values()), store)
     write_package_table(st.run / "packages.csv", manifests, repo)
 
     checks = policy.check_policies([policy.Package(m, where[m.name]) for m in manifests.values()], exceptions,
@@ -198,11 +221,16 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     (st.work / "root").mkdir()
     try:
         with timed(st, "root", "-", "install"):
-            installed = Root(st.work / "root").install(Repository(repo), list(manifests))
-    except PackageError as exc:  # e.g. two packages claim a path: the policy table says which
+            installed = Root(st.work / "root").install(Repository(repo), list(manifests), trusted={signer.id: signer})
+    except SerpentError as exc:  # e.g. two packages claim a path: the policy table says which
         checks.append(CheckRecord("stage4", "installed-from-repository", "root", False, exc.message))
         return st.finish(checks)
+    checks.append(CheckRecord("stage4", "index-signed", "repository", True,
+                              f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names)
+    with timed(st, "root", "-", "sbom"):
+        sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
+                             root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
     return st.finish(checks)
 
 
