@@ -93,12 +93,19 @@ def compare(a: RunRecords, b: RunRecords, noise: Noise = Noise(), stages: list[s
     return df.reset_index().rename(columns={"level_0": "stage", "level_1": "package"})
 
 
+def subject_package(subject: str) -> str:
+    """The package a check's subject names: the whole subject (`tcc`, a policy's package) or what
+    comes before `: ` (a recipe's check, `make: make --version`). A path names no package."""
+    return subject.split(": ", 1)[0]
+
+
 def _checks_changed(a: pd.DataFrame, b: pd.DataFrame, stage: str, package: str) -> str:
-    """Checks of this stage whose subject names the package and whose outcome differs (or is new/gone)."""
+    """Checks of this stage whose subject names exactly this package and whose outcome differs
+    (or is new/gone)."""
     def outcomes(df: pd.DataFrame) -> dict[tuple[str, str], bool]:
         if df.empty:
             return {}
-        d = df[(df["stage"] == stage) & df["subject"].astype(str).str.contains(package, regex=False)]
+        d = df[(df["stage"] == stage) & (df["subject"].astype(str).map(subject_package) == package)]
         return {(c, s): bool(p) for c, s, p in zip(d["check"], d["subject"], d["passed"])}
     oa, ob = outcomes(a), outcomes(b)
     changed = [f"{c} {s}: {oa.get((c, s), 'absent')} -> {ob.get((c, s), 'absent')}"

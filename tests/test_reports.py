@@ -124,3 +124,12 @@ def test_explore_notebook_runs_headless_against_a_store(tmp_path):
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1, "a static plot for the report"
     assert any("3 runs in" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_compare_matches_checks_to_their_package_exactly(tmp_path):
+    """A check of cmake is not one of make's, though `make` is in `cmake`."""
+    times = {**PACKAGES, "cmake": 20.0}
+    a, b = make_run(tmp_path, "a", times), make_run(tmp_path, "b", times, failing_check="cmake")
+    table = compare(load_run(a), load_run(b)).set_index("package")
+    assert table.loc["make", "checks_changed"] == "" and table.loc["make", "flag"] == ""
+    assert "cmake: --version" in table.loc["cmake", "checks_changed"]
