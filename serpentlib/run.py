@@ -154,11 +154,12 @@ def finish_run(run_dir: Path, metrics_db: str | None = None) -> None:
 
 
 def summary(run_dir: Path) -> pd.DataFrame:
-    """Per stage: packages, wall seconds, checks passed and failed."""
+    """Per stage: packages, wall seconds, and how many checks had each outcome."""
     phases, checks = metrics.load(run_dir, "phases"), metrics.load(run_dir, "checks")
     rows = []
     for stage in sorted(set(phases["stage"]) | set(checks["stage"])):
         p, c = phases[phases["stage"] == stage], checks[checks["stage"] == stage]
+        counts = c["outcome"].value_counts()
         rows.append({"stage": stage, "packages": p["package"].nunique(), "wall_s": round(p["wall_s"].sum(), 1),
-                     "checks_passed": int(c["passed"].sum()), "checks_failed": int((~c["passed"]).sum())})
+                     **{f"checks_{o}": int(counts.get(o, 0)) for o in metrics.OUTCOMES}})
     return pd.DataFrame(rows)
