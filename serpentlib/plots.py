@@ -143,6 +143,23 @@ def check_list(checks: pd.DataFrame, hide: list[str] | tuple[str, ...] = ()) -> 
     return rows[columns].reset_index(drop=True)
 
 
+def flag_table(checks: pd.DataFrame):
+    """Stage 4's tuning flags: packages by flags, each cell the outcome, coloured as in check_table."""
+    flags = checks[checks["check"].str.startswith("flag:")]
+    if flags.empty:
+        return pd.DataFrame({"flags": ["no tuning flags in this profile"]}).style
+    table = flags.pivot(index="subject", columns="check", values="outcome")
+    table.columns = [c.removeprefix("flag:") for c in table.columns]
+    return table.style.map(lambda v: OUTCOME_COLORS.get(v, ""))
+
+
+def flag_reasons(checks: pd.DataFrame) -> pd.DataFrame:
+    """Why a flag did not simply pass: one row per flag, outcome and reason, with the packages."""
+    flags = checks[checks["check"].str.startswith("flag:") & (checks["outcome"] != "pass")]
+    rows = flags.groupby(["check", "outcome", "reason"], sort=False)["subject"].agg(", ".join)
+    return rows.reset_index().rename(columns={"check": "flag", "subject": "packages"})
+
+
 def package_sizes(packages: pd.DataFrame, title: str = "Package sizes") -> Figure:
     """Installed and package-file size per package (stage 4's packages.csv)."""
     if packages.empty:

@@ -444,3 +444,15 @@ def test_stage3_records_tcc_expected_failures_as_xfail_with_their_reasons(run):
         assert (suite.loc[test, "outcome"], suite.loc[test, "reason"]) == ("xfail", reason), test
     others = suite.drop(index=list(TCC_EXPECTED_FAILURES))
     assert len(others) > 100 and (others["outcome"] == "pass").all(), others[others["outcome"] != "pass"]
+
+
+def test_stage4_holds_each_package_to_each_flag_and_tcc_honours_none(run):
+    from serpentlib import flags as tuning
+    _, run_dir, work_dir = run
+    _, results = tuning.load(work_dir / "stage3" / "flags.json")
+    verdicts = {f"flag:{r.flag}": f"{r.status}: {r.detail}" for r in results}
+    checks = table(run_dir, "checks", "stage4")
+    flags = checks[checks["check"].str.startswith("flag:")]
+    assert set(flags["check"]) == set(verdicts) and flags["subject"].nunique() >= 8
+    assert set(flags["outcome"]) == {"xfail"}, "tcc honours none of mini's flags"
+    assert all(reason == verdicts[check] for check, reason in zip(flags["check"], flags["reason"]))
