@@ -71,6 +71,8 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         summary = summary.merge(per, on="stage", how="left")
     if not checks.empty:
         per = metrics.outcome_counts(checks, ["stage"])
+        replayed = checks.groupby("stage")["cached_from"].agg(lambda runs: ", ".join(sorted(set(runs) - {""})))
+        per["checks_replayed_from"] = per["stage"].map(replayed)
         per["stage"] = per["stage"].str.replace("stage", "")
         summary = summary.merge(per.rename(columns={"total": "checks"}), on="stage", how="left")
     outcome_html = _table(summary)

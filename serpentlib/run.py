@@ -83,8 +83,10 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
                kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None,
-               use_cache: bool = True) -> RunInfo:
+               use_cache: bool = True, recheck: bool = False) -> RunInfo:
     """Execute the stages' notebooks in order; raise StageFailed at the first failing one.
+    `recheck`: a stage whose packages all come from the cache runs its checks again instead of
+    replaying those of the run that built it.
 
     Whatever happens, the run directory ends with `run.json`, the records so far, `index.html`
     and the notebooks' HTML, and the run is added to the metrics database."""
@@ -100,7 +102,7 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         if not notebook.exists():
             raise SerpentError(f"stage {n} has no notebook yet ({notebook})", "pick another --stage")
         params = {**profile.parameters(n), "work_dir": str(work_dir), "run_dir": str(run_dir),
-                  "run_id": info.run_id, "use_cache": use_cache}
+                  "run_id": info.run_id, "use_cache": use_cache, "recheck": recheck}
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(kernel)

@@ -277,6 +277,7 @@ def reruns(run, tmp_path_factory):
     db = run_dir.parent / "metrics.sqlite"
     runs = {}
     for name, args in (("noop", ["--profile", "mini"]),
+                       ("recheck", ["--profile", "mini", "--recheck"]),
                        ("changed", ["--profile", str(slowed_profile(base)), "--stage", "3"]),
                        ("again", ["--profile", "mini", "--stage", "3", "--rebuild"]),
                        ("slow", ["--profile", str(base / "slow.yaml"), "--stage", "3", "--rebuild"])):
@@ -297,6 +298,31 @@ def test_noop_rerun_does_no_build_work(run, reruns):
     assert table(run_dir, "checks")["passed"].all()
     cold = table(run[1], "phases")["wall_s"].sum()
     assert seconds < cold / 4, f"no-op rerun {seconds:.0f} s against {cold:.0f} s of cold builds"
+
+
+def test_noop_rerun_replays_the_checks_and_names_the_run_that_made_them(run, reruns):
+    from serpentlib import metrics
+    _, run_dir, _ = reruns["noop"]
+    checks = metrics.load(run_dir, "checks")
+    replayed, stage4 = checks[checks["stage"] != "stage4"], checks[checks["stage"] == "stage4"]
+    assert set(replayed["stage"]) == {"stage1", "stage2", "stage3"}
+    assert (replayed["cached_from"] == run[1].name).all(), set(replayed["cached_from"])
+    assert len(stage4) and (stage4["cached_from"] == "").all(), "stage 4 always checks afresh"
+
+
+def test_recheck_runs_every_check_again_on_the_cached_roots(run, reruns):
+    from serpentlib import metrics
+    done, run_dir, _ = reruns["recheck"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    phases = table(run_dir, "phases")
+    assert set(phases[phases["stage"] != "stage4"]["phase"]) == {"cached"}, "nothing was built again"
+    checks, cold = metrics.load(run_dir, "checks"), metrics.load(run[1], "checks")
+    assert (checks["cached_from"] == "").all(), set(checks["cached_from"])
+    key = ["stage", "check", "subject", "outcome"]
+    assert sorted(map(tuple, checks[key].values)) == sorted(map(tuple, cold[key].values))
+    for log in ("stage1/checks/hello-c-static.run.log", "stage3/checks/fixed-point.log",
+                "stage3/checks/tcc-test-test3.log"):
+        assert (run_dir / "logs" / log).is_file(), f"{log}: the check did not run again"
 
 
 def test_a_changed_recipe_rebuilds_it_and_what_builds_on_it(reruns):

@@ -146,10 +146,17 @@ def outcome_run(tmp_path):
     return run
 
 
+def test_report_names_the_run_a_stage_replayed_its_checks_from(tmp_path):
+    run = make_run(tmp_path, "replay")
+    Recorder(run, "replay", "mini").add(CheckRecord("stage2", "fixed-point", "tcc", True, "same", cached_from="cold-run"))
+    stages = write_index(run).read_text().split("<h2>Stages</h2>")[1].split("<h2>Plots</h2>")[0]
+    assert "<td>cold-run</td>" in stages, stages
+
+
 def test_report_shows_expected_failures_and_skips_apart_with_their_reasons(tmp_path):
     page = write_index(outcome_run(tmp_path)).read_text()
     stages = page[page.index("<h2>Stages</h2>"):page.index("<h2>Plots</h2>")]
-    for column in ("pass", "fail", "xfail", "xpass", "skip"):
+    for column in ("pass", "fail", "xfail", "xpass", "skip", "checks_replayed_from"):
         assert f"<th>{column}</th>" in stages, stages
     assert "6 checks: 4 pass, 1 xfail, 1 skip" in page
     expected = page[page.index("<h2>Expected failures and skips</h2>"):]

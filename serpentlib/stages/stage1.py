@@ -49,11 +49,13 @@ def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> 
 
 
 @stage_function
-def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
+def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", recheck: bool = False,
+           **params) -> StageResult:
     """Build the cross toolchain: kernel headers, musl and the LLVM runtimes into a sysroot,
     driven by the host clang; write the wrappers; verify the result.
 
-    `params` are the notebook's common parameters (work_dir, run_dir, ...; see `common.begin`)."""
+    `params` are the notebook's common parameters (work_dir, run_dir, ...; see `common.begin`);
+    `recheck` runs the checks again when every package came from the cache (see StageRun.cached_checks)."""
     st = begin("stage1", **params)
     sysroot, bindir = st.work / "sysroot", st.work / "bin"
     clang_version, host_resource, _ = host_clang()
@@ -66,7 +68,7 @@ def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
            "TARGET_CFLAGS": cflags, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     st.build(st.context(sysroot, Sandbox(path="/usr/bin:/bin"), env), packages)
     write_wrappers(bindir, target, sysroot, resource)
-    checks = st.cached_checks()
+    checks = st.cached_checks(recheck)
     if checks is None:
         checks = verify.check_cross_compiler("stage1", bindir, target, sysroot, st.work / "checks", st.logs / "checks")
         checks += verify.check_elf_hygiene("stage1", sysroot, extra_forbidden=[str(st.work)])

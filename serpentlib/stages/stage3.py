@@ -148,7 +148,7 @@ def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag]) -> tuple[
 
 @stage_function
 def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags: dict | None = None,
-           **params) -> StageResult:
+           recheck: bool = False, **params) -> StageResult:
     """Build the mini set natively in the stage3 chroot, then verify the final compiler.
     `cflags` applies to what is built on the host (the intermediate musl); `flags` (tuning
     groups) to what tcc builds in the chroot, each flag probed first."""
@@ -171,7 +171,7 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
                      host_sandbox=Sandbox(path=f"{bindir}:/usr/bin:/bin"), host_env=host_env)
     st.build(ctx, packages, chain=True)
-    checks = st.cached_checks()
+    checks = st.cached_checks(recheck)
     if checks is None:
         checks = verify_stage3(st, root, builds, serpent, packages)
     return st.finish(checks)
