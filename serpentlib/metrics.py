@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from .build import SizeRecord
+from .errors import SerpentError
 from .sandbox import PhaseRecord
 
 
@@ -41,12 +42,15 @@ class CheckRecord:
         if not self.outcome:
             self.outcome = "pass" if self.passed else "fail"
         if self.outcome not in OUTCOMES:
-            raise ValueError(f"check {self.check} {self.subject}: outcome {self.outcome!r} is not one of {OUTCOMES}")
+            raise SerpentError(f"check {self.check} {self.subject}: outcome {self.outcome!r} is unknown",
+                               f"use one of {', '.join(OUTCOMES)}")
         if self.outcome in NEEDS_REASON and not self.reason:
-            raise ValueError(f"check {self.check} {self.subject}: a {self.outcome} needs its reason")
+            raise SerpentError(f"check {self.check} {self.subject}: a {self.outcome} needs its reason",
+                               "say why it is expected to fail, or why it was skipped")
         if bool(self.passed) != (self.outcome in NOT_FAILING):
-            raise ValueError(f"check {self.check} {self.subject}: passed={self.passed} contradicts outcome "
-                             f"{self.outcome}; passed is True exactly for {', '.join(NOT_FAILING)}")
+            raise SerpentError(f"check {self.check} {self.subject}: passed={self.passed} contradicts outcome "
+                               f"{self.outcome}", f"passed is True exactly for {', '.join(NOT_FAILING)}; "
+                               "make the record with expected_failure() or skipped()")
         self.passed = bool(self.passed)
 
     def as_dict(self) -> dict:

@@ -113,6 +113,29 @@ def test_stage3_final_compiler(run):
     assert set(phases[phases["phase"] == "check"]["package"]) >= {"zlib", "xz"}
 
 
+def test_stage3_records_tcc_expected_failures_as_xfail_with_their_reasons(run):
+    from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES
+    _, run_dir, _ = run
+    checks = table(run_dir, "checks", "stage3")
+    suite = checks[checks["check"] == "tcc-test-suite"].set_index("subject")
+    for test, reason in TCC_EXPECTED_FAILURES.items():
+        assert (suite.loc[test, "outcome"], suite.loc[test, "reason"]) == ("xfail", reason), test
+    others = suite.drop(index=list(TCC_EXPECTED_FAILURES))
+    assert len(others) > 100 and (others["outcome"] == "pass").all(), others[others["outcome"] != "pass"]
+
+
+def test_stage4_holds_each_package_to_each_flag_and_tcc_honours_none(run):
+    from serpentlib import flags as tuning
+    _, run_dir, work_dir = run
+    _, results = tuning.load(work_dir / "stage3" / "flags.json")
+    verdicts = {f"flag:{r.flag}": f"{r.status}: {r.detail}" for r in results}
+    checks = table(run_dir, "checks", "stage4")
+    flags = checks[checks["check"].str.startswith("flag:")]
+    assert set(flags["check"]) == set(verdicts) and flags["subject"].nunique() >= 8
+    assert set(flags["outcome"]) == {"xfail"}, "tcc honours none of mini's flags"
+    assert all(reason == verdicts[check] for check, reason in zip(flags["check"], flags["reason"]))
+
+
 def test_an_unseen_program_compiles_and_runs_in_stage3_without_serpent(run, tmp_path):
     _, _, work_dir = run
     a, b = random.randrange(1000, 9999), random.randrange(1000, 9999)
@@ -460,25 +483,3 @@ def test_no_mount_is_left(run):
     mounts = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
     assert str(work_dir) not in mounts and str(run_dir) not in mounts
 
-
-def test_stage3_records_tcc_expected_failures_as_xfail_with_their_reasons(run):
-    from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES
-    _, run_dir, _ = run
-    checks = table(run_dir, "checks", "stage3")
-    suite = checks[checks["check"] == "tcc-test-suite"].set_index("subject")
-    for test, reason in TCC_EXPECTED_FAILURES.items():
-        assert (suite.loc[test, "outcome"], suite.loc[test, "reason"]) == ("xfail", reason), test
-    others = suite.drop(index=list(TCC_EXPECTED_FAILURES))
-    assert len(others) > 100 and (others["outcome"] == "pass").all(), others[others["outcome"] != "pass"]
-
-
-def test_stage4_holds_each_package_to_each_flag_and_tcc_honours_none(run):
-    from serpentlib import flags as tuning
-    _, run_dir, work_dir = run
-    _, results = tuning.load(work_dir / "stage3" / "flags.json")
-    verdicts = {f"flag:{r.flag}": f"{r.status}: {r.detail}" for r in results}
-    checks = table(run_dir, "checks", "stage4")
-    flags = checks[checks["check"].str.startswith("flag:")]
-    assert set(flags["check"]) == set(verdicts) and flags["subject"].nunique() >= 8
-    assert set(flags["outcome"]) == {"xfail"}, "tcc honours none of mini's flags"
-    assert all(reason == verdicts[check] for check, reason in zip(flags["check"], flags["reason"]))

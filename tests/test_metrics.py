@@ -2,7 +2,7 @@
 
 import pytest
 
-from serpentlib.errors import CheckError
+from serpentlib.errors import CheckError, SerpentError
 from serpentlib.history import History
 from serpentlib.metrics import CheckRecord, Recorder, expected_failure, load, skipped
 from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES, suite_record
@@ -23,11 +23,11 @@ def test_an_expected_failure_is_xfail_and_an_unexpected_pass_fails():
 
 
 def test_an_outcome_needs_its_reason_and_must_agree_with_passed():
-    with pytest.raises(ValueError, match="reason"):
+    with pytest.raises(SerpentError, match="reason"):
         CheckRecord("stage3", "suite", "t", True, outcome="xfail")
-    with pytest.raises(ValueError, match="passed"):
+    with pytest.raises(SerpentError, match="passed"):
         CheckRecord("stage3", "suite", "t", True, outcome="fail")
-    with pytest.raises(ValueError, match="outcome"):
+    with pytest.raises(SerpentError, match="outcome"):
         CheckRecord("stage3", "suite", "t", True, outcome="ok")
 
 
