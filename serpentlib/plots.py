@@ -156,8 +156,9 @@ def flag_table(checks: pd.DataFrame):
 def flag_reasons(checks: pd.DataFrame) -> pd.DataFrame:
     """Why a flag did not simply pass: one row per flag, outcome and reason, with the packages."""
     flags = checks[checks["check"].str.startswith("flag:") & (checks["outcome"] != "pass")]
-    rows = flags.groupby(["check", "outcome", "reason"], sort=False)["subject"].agg(", ".join)
-    return rows.reset_index().rename(columns={"check": "flag", "subject": "packages"})
+    rows = flags.groupby(["check", "outcome", "reason"], sort=False)["subject"].agg(", ".join).reset_index()
+    rows["check"] = rows["check"].str.removeprefix("flag:")
+    return rows.rename(columns={"check": "flag", "subject": "packages"})
 
 
 def package_sizes(packages: pd.DataFrame, title: str = "Package sizes") -> Figure:
