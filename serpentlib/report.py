@@ -82,7 +82,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
                if not phases.empty else pd.DataFrame())
     biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
                if not sizes.empty else pd.DataFrame())
-    failed_checks = checks[~checks["passed"]][["stage", "check", "subject", "outcome", "reason", "detail"]]
+    failed_checks = checks[~checks["passed"].astype(bool)][["stage", "check", "subject", "outcome", "reason", "detail"]]
     excused = checks[checks["outcome"].isin(["xfail", "skip"])][["stage", "check", "subject", "outcome", "reason"]]
     figures = []
     for stage, rows in (phases.groupby("stage", sort=False) if not phases.empty else []):

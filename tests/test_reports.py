@@ -185,3 +185,10 @@ def test_compare_sees_a_pass_become_an_expected_failure(tmp_path):
     changed = stage_checks_changed(load_run(a), load_run(b))
     assert list(zip(changed["subject"], changed["outcome_a"], changed["outcome_b"])) == [
         ("make: --version", "pass", "xfail")]
+
+
+def test_report_of_a_run_that_failed_before_any_check(tmp_path):
+    run = make_run(tmp_path, "early", failed_phase=("bash", "build"))
+    (run / "checks.csv").unlink()
+    page = write_index(run).read_text()
+    assert "Failing step: bash in build" in page and "<h2>Expected failures and skips</h2><p>none</p>" in page
