@@ -12,6 +12,7 @@ import resource
 import shutil
 import stat
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -170,6 +171,10 @@ class PackageBuild:
         except SerpentError as exc:
             code = 1
             logfile.write_text(str(exc) + "\n")
+            raise
+        except BaseException:  # anything else (a bug, ^C): failed too, and the log says where
+            code = 1
+            logfile.write_text(traceback.format_exc())
             raise
         finally:
             self._record(process_phase(self.ctx.stage, self.recipe.name, self.recipe.version, phase, since, code,

@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
     info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db,
-                      use_cache=not args.rebuild)
+                      use_cache=not args.rebuild, recheck=args.recheck)
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
@@ -266,6 +266,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--work-dir", help="where roots and build trees go (default: work/<profile>)")
     r.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' output")
     r.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
+    r.add_argument("--recheck", action="store_true",
+                   help="run every check again, also in a stage whose packages all come from the cache (by default "
+                        "such a stage replays the checks of the run that built it, and says so in checks.csv)")
     r.add_argument("--db", help="metrics database: a path or sqlite:///PATH (default: $SERPENT_METRICS_DB or "
                                 "~/.local/share/serpentlib/metrics.sqlite)")
     r.set_defaults(func=cmd_run)

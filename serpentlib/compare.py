@@ -113,13 +113,20 @@ def compare(a: RunRecords, b: RunRecords, noise: Noise = Noise(), stages: list[s
     return df.reset_index().rename(columns={"level_0": "stage", "level_1": "package"})
 
 
+def subject_package(subject: str) -> str:
+    """The package a check's subject names: the whole subject (`tcc`, a policy's package) or what
+    comes before `: ` (a recipe's check, `make: make --version`). A path names no package."""
+    return subject.split(": ", 1)[0]
+
+
 def _checks_changed(a: pd.DataFrame, b: pd.DataFrame, stage: str, package: str) -> str:
-    """Checks of this stage whose subject names the package and whose outcome differs (or is new/gone)."""
-    def outcomes(df: pd.DataFrame) -> dict[tuple[str, str], bool]:
+    """Checks of this stage whose subject names exactly this package and whose outcome differs
+    (or is new/gone)."""
+    def outcomes(df: pd.DataFrame) -> dict[tuple[str, str], str]:
         if df.empty:
             return {}
-        d = df[(df["stage"] == stage) & df["subject"].astype(str).str.contains(package, regex=False)]
-        return {(c, s): bool(p) for c, s, p in zip(d["check"], d["subject"], d["passed"])}
+        d = df[(df["stage"] == stage) & (df["subject"].astype(str).map(subject_package) == package)]
+        return {(c, s): o for c, s, o in zip(d["check"], d["subject"], d["outcome"])}
     oa, ob = outcomes(a), outcomes(b)
     changed = [f"{c} {s}: {oa.get((c, s), 'absent')} -> {ob.get((c, s), 'absent')}"
                for c, s in sorted(set(oa) | set(ob)) if oa.get((c, s)) != ob.get((c, s))]
@@ -127,14 +134,16 @@ def _checks_changed(a: pd.DataFrame, b: pd.DataFrame, stage: str, package: str) 
 
 
 def stage_checks_changed(a: RunRecords, b: RunRecords, stages: list[str] | None = None) -> pd.DataFrame:
-    """Every check whose outcome differs between the runs, whichever package it concerns."""
+    """Every check whose outcome (pass, fail, xfail, xpass, skip) differs between the runs,
+    whichever package it concerns."""
     stages = common_stages(a, b) if stages is None else stages
     key = ["stage", "check", "subject"]
-    left = a.checks[key + ["passed"]] if not a.checks.empty else pd.DataFrame(columns=key + ["passed"])
-    right = b.checks[key + ["passed"]] if not b.checks.empty else pd.DataFrame(columns=key + ["passed"])
+    left = a.checks[key + ["outcome"]] if not a.checks.empty else pd.DataFrame(columns=key + ["outcome"])
+    right = b.checks[key + ["outcome"]] if not b.checks.empty else pd.DataFrame(columns=key + ["outcome"])
     both = left.merge(right, on=key, how="outer", suffixes=("_a", "_b"))
     both = both[both["stage"].isin(stages)]
-    return both[both["passed_a"].astype(str) != both["passed_b"].astype(str)].reset_index(drop=True)
+    both = both.fillna({"outcome_a": "absent", "outcome_b": "absent"})
+    return both[both["outcome_a"] != both["outcome_b"]].reset_index(drop=True)
 
 
 def to_html(a: RunRecords, b: RunRecords, table: pd.DataFrame, checks: pd.DataFrame, noise: Noise) -> str:

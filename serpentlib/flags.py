@@ -127,6 +127,12 @@ def shows(flag: str, info: ElfInfo) -> bool | None:
     return mark[1](info) if mark else None
 
 
+def mark_name(flag: str) -> str | None:
+    """What the flag leaves in an ELF file (BIND_NOW, PT_GNU_RELRO, ...); None when nothing."""
+    mark = _marks(flag)
+    return mark[0] if mark else None
+
+
 def save(results: list[FlagResult], compiler: str, path: Path) -> None:
     path.write_text(json.dumps({"compiler": compiler, "flags": [asdict(r) for r in results]}, indent=1) + "\n")
 
@@ -138,4 +144,4 @@ def load(path: Path) -> tuple[str, list[FlagResult]]:
     return data["compiler"], [FlagResult(**r) for r in data["flags"]]
 
 
-__all__ = ["Flag", "FlagResult", "PROBE_C", "build_env", "judge", "load", "parse_flags", "probe_script", "save", "shows"]
+__all__ = ["Flag", "FlagResult", "PROBE_C", "build_env", "judge", "load", "mark_name", "parse_flags", "probe_script", "save", "shows"]

@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS phases (run_id TEXT, profile TEXT, stage TEXT, packag
 CREATE TABLE IF NOT EXISTS sizes (run_id TEXT, profile TEXT, stage TEXT, package TEXT, version TEXT,
     source_bytes INTEGER, build_bytes INTEGER, installed_bytes INTEGER, files INTEGER, elf_files INTEGER);
 CREATE TABLE IF NOT EXISTS checks (run_id TEXT, profile TEXT, stage TEXT, "check" TEXT, subject TEXT,
-    passed INTEGER, detail TEXT);
+    passed INTEGER, detail TEXT, outcome TEXT, reason TEXT, cached_from TEXT);
 CREATE INDEX IF NOT EXISTS phases_pkg ON phases (stage, package, run_id);
 CREATE INDEX IF NOT EXISTS sizes_pkg ON sizes (stage, package, run_id);
 CREATE INDEX IF NOT EXISTS checks_run ON checks (run_id);
@@ -108,7 +108,7 @@ class History:
         sql = f"SELECT * FROM {name}" + (f" WHERE {' AND '.join(where)}" if where else "")
         df = pd.read_sql_query(sql, self.conn, params=args)
         if name == "checks":
-            df["passed"] = df["passed"].astype(bool)
+            df = metrics.normalise_checks(df)
         return df
 
     def trend(self, stage: str, package: str, metric: str = "wall_s") -> pd.DataFrame:

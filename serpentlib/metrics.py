@@ -7,28 +7,64 @@ made before it stopped.
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from .build import SizeRecord
+from .errors import SerpentError
 from .sandbox import PhaseRecord
+
+
+OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip")
+NOT_FAILING = ("pass", "xfail", "skip")   # what `passed` means: the check does not fail the stage
+NEEDS_REASON = ("xfail", "xpass", "skip")
 
 
 @dataclass
 class CheckRecord:
-    """One verification result."""
+    """One verification result. `outcome` is pass or fail from `passed` unless given: xfail (failed,
+    as expected for `reason`), xpass (passed though expected to fail: a failure until the
+    expectation is updated) or skip (not run, for `reason`). `passed` is then derived from it."""
 
     stage: str
     check: str
     subject: str
     passed: bool
     detail: str = ""
+    outcome: str = ""
+    reason: str = ""
+    cached_from: str = ""  # the run whose result this replays; empty when checked in this run
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            self.outcome = "pass" if self.passed else "fail"
+        if self.outcome not in OUTCOMES:
+            raise SerpentError(f"check {self.check} {self.subject}: outcome {self.outcome!r} is unknown",
+                               f"use one of {', '.join(OUTCOMES)}")
+        if self.outcome in NEEDS_REASON and not self.reason:
+            raise SerpentError(f"check {self.check} {self.subject}: a {self.outcome} needs its reason",
+                               "say why it is expected to fail, or why it was skipped")
+        if bool(self.passed) != (self.outcome in NOT_FAILING):
+            raise SerpentError(f"check {self.check} {self.subject}: passed={self.passed} contradicts outcome "
+                               f"{self.outcome}", f"passed is True exactly for {', '.join(NOT_FAILING)}; "
+                               "make the record with expected_failure() or skipped()")
+        self.passed = bool(self.passed)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def expected_failure(record: CheckRecord, reason: str) -> CheckRecord:
+    """`record` of a check expected to fail for `reason`: xfail if it failed, xpass if it passed."""
+    outcome = "xpass" if record.passed else "xfail"
+    return replace(record, passed=outcome in NOT_FAILING, outcome=outcome, reason=reason)
+
+
+def skipped(stage: str, check: str, subject: str, reason: str, detail: str = "") -> CheckRecord:
+    return CheckRecord(stage, check, subject, True, detail, outcome="skip", reason=reason)
 
 
 TABLES: dict[str, type] = {"phases": PhaseRecord, "sizes": SizeRecord, "checks": CheckRecord}
@@ -72,8 +108,29 @@ def load(run_dir: Path, table: str, stage: str | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns(table))
     df = pd.read_csv(path)
     if table == "checks":
-        df["passed"] = df["passed"].astype(str).str.lower().eq("true")
+        df = normalise_checks(df)
     return df if stage is None else df[df["stage"] == stage].reset_index(drop=True)
+
+
+def normalise_checks(df: pd.DataFrame) -> pd.DataFrame:
+    """`passed` as booleans; `outcome`, `reason` and `cached_from` present and filled, also in
+    records made before they existed (pass or fail then, from `passed`)."""
+    df = df.copy()
+    df["passed"] = df["passed"].astype(str).str.lower().isin(("true", "1"))
+    derived = df["passed"].map({True: "pass", False: "fail"})
+    df["outcome"] = df["outcome"].where(df["outcome"].notna() & (df["outcome"] != ""), derived) \
+        if "outcome" in df else derived
+    for column in ("reason", "cached_from"):
+        df[column] = df[column].astype(object).fillna("").astype(str) if column in df else ""
+    return df
+
+
+def outcome_counts(checks: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """How many checks had each outcome, per group of `by`: one column per outcome, and the total."""
+    counts = pd.crosstab([checks[c] for c in by], checks["outcome"]).reindex(columns=list(OUTCOMES), fill_value=0)
+    counts.columns.name = None
+    counts["total"] = counts.sum(axis=1)
+    return counts.reset_index()
 
 
 def package_times(phases: pd.DataFrame) -> pd.DataFrame:

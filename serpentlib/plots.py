@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from .metrics import outcome_counts
+
 PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "prepare": "#ffe082", "configure": "#90caf9",
                 "build": "#1e88e5", "check": "#8e24aa", "install": "#43a047", "measure": "#c5e1a5", "merge": "#a5d6a7",
                 "cached": "#b0bec5"}
@@ -115,15 +117,48 @@ def trends(frames: dict[str, pd.DataFrame], title: str, unit: str = "s") -> Figu
     return fig
 
 
+OUTCOME_COLORS = {"fail": "background-color:#ffcdd2;font-weight:bold", "xpass": "background-color:#ffcdd2;font-weight:bold",
+                  "xfail": "background-color:#fff8e1", "skip": "background-color:#eceff1"}
+
+
 def check_table(checks: pd.DataFrame):
-    """Checks per kind, passed and failed counts, with failures in red and failing rows listed below."""
+    """Checks per kind: how many had each outcome (pass, fail, xfail, xpass, skip); failures (fail,
+    xpass) in red, expected failures in amber, skips in grey, where any."""
     if checks.empty:
         return pd.DataFrame({"checks": ["none recorded"]}).style
-    table = checks.groupby(["stage", "check"])["passed"].agg(total="count", passed="sum").reset_index()
-    table["failed"] = table["total"] - table["passed"]
-    return (table.style.hide(axis="index")
-            .map(lambda v: "background-color:#ffcdd2;font-weight:bold" if v else "background-color:#e8f5e9",
-                 subset=["failed"]))
+    table = outcome_counts(checks, ["stage", "check"])
+    style = table.style.hide(axis="index")
+    for outcome, color in OUTCOME_COLORS.items():
+        style = style.map(lambda v, color=color: color if v else "", subset=[outcome])
+    return style
+
+
+def check_list(checks: pd.DataFrame, hide: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
+    """The checks worth reading one by one: every one that did not simply pass, and those of the
+    kinds not in `hide`; with outcome, reason and detail (and the run replayed, when cached)."""
+    rows = checks[(checks["outcome"] != "pass") | ~checks["check"].isin(hide)]
+    columns = ["check", "subject", "outcome", "reason", "detail"]
+    if (checks["cached_from"] != "").any():
+        columns.append("cached_from")
+    return rows[columns].reset_index(drop=True)
+
+
+def flag_table(checks: pd.DataFrame):
+    """Stage 4's tuning flags: packages by flags, each cell the outcome, coloured as in check_table."""
+    flags = checks[checks["check"].str.startswith("flag:")]
+    if flags.empty:
+        return pd.DataFrame({"flags": ["no tuning flags in this profile"]}).style
+    table = flags.pivot(index="subject", columns="check", values="outcome")
+    table.columns = [c.removeprefix("flag:") for c in table.columns]
+    return table.style.map(lambda v: OUTCOME_COLORS.get(v, ""))
+
+
+def flag_reasons(checks: pd.DataFrame) -> pd.DataFrame:
+    """Why a flag did not simply pass: one row per flag, outcome and reason, with the packages."""
+    flags = checks[checks["check"].str.startswith("flag:") & (checks["outcome"] != "pass")]
+    rows = flags.groupby(["check", "outcome", "reason"], sort=False)["subject"].agg(", ".join).reset_index()
+    rows["check"] = rows["check"].str.removeprefix("flag:")
+    return rows.rename(columns={"check": "flag", "subject": "packages"})
 
 
 def package_sizes(packages: pd.DataFrame, title: str = "Package sizes") -> Figure:

@@ -47,6 +47,13 @@ def _seed_html(seed: dict) -> str:
             f"{html.escape(seed.get('clang', '?'))}<br><small>{versions}</small></p>")
 
 
+def count_outcomes(checks: pd.DataFrame) -> str:
+    """`12 checks: 9 pass, 2 xfail, 1 skip`: the outcomes that occurred."""
+    counts = checks["outcome"].value_counts()
+    parts = [f"{counts[o]} {o}" for o in metrics.OUTCOMES if counts.get(o, 0)]
+    return f"{len(checks)} checks" + (": " + ", ".join(parts) if parts else "")
+
+
 def write_index(run_dir: Path, code: bool = False) -> Path:
     """Render every executed notebook of the run and write `index.html`; works for failed runs too."""
     run_dir = Path(run_dir)
@@ -60,8 +67,8 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     failed = {k: v for k, v in stages.items() if v != "passed"}
     n_failed_checks = int((~checks["passed"]).sum()) if not checks.empty else 0
     ok = not failed and n_failed_checks == 0
-    banner = (f"<div class='banner ok'>All {len(stages)} stage(s) passed; {len(checks)} checks passed.</div>" if ok else
-              f"<div class='banner bad'>{html.escape(info.get('failure', 'The run did not pass.'))}</div>")
+    banner = (f"<div class='banner ok'>All {len(stages)} stage(s) passed; {html.escape(count_outcomes(checks))}.</div>"
+              if ok else f"<div class='banner bad'>{html.escape(info.get('failure', 'The run did not pass.'))}</div>")
     tail = ""
     bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
     if not bad.empty:
@@ -74,9 +81,11 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         per["stage"] = per["stage"].str.replace("stage", "")
         summary = summary.merge(per, on="stage", how="left")
     if not checks.empty:
-        per = checks.groupby("stage")["passed"].agg(checks_passed="sum", checks_total="count").reset_index()
+        per = metrics.outcome_counts(checks, ["stage"])
+        replayed = checks.groupby("stage")["cached_from"].agg(lambda runs: ", ".join(sorted(set(runs) - {""})))
+        per["checks_replayed_from"] = per["stage"].map(replayed)
         per["stage"] = per["stage"].str.replace("stage", "")
-        summary = summary.merge(per, on="stage", how="left")
+        summary = summary.merge(per.rename(columns={"total": "checks"}), on="stage", how="left")
     outcome_html = _table(summary)
     for word in ("passed", "failed", "interrupted", "not run"):
         outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
@@ -84,7 +93,8 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
                if not phases.empty else pd.DataFrame())
     biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
                if not sizes.empty else pd.DataFrame())
-    failed_checks = checks[~checks["passed"]][["stage", "check", "subject", "detail"]] if not checks.empty else checks
+    failed_checks = checks[~checks["passed"].astype(bool)][["stage", "check", "subject", "outcome", "reason", "detail"]]
+    excused = checks[checks["outcome"].isin(["xfail", "skip"])][["stage", "check", "subject", "outcome", "reason"]]
     figures = []
     for stage, rows in (phases.groupby("stage", sort=False) if not phases.empty else []):
         figures.append((f"{stage}: build timeline", plots.timeline(rows, f"{stage}: build timeline")))
@@ -113,6 +123,7 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 <h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
 <h2>Failed checks</h2>{_table(failed_checks)}
+<h2>Expected failures and skips</h2>{_table(excused)}
 <h2>Slowest packages</h2>{_table(slowest)}
 <h2>Biggest packages</h2>{_table(biggest)}
 <p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>

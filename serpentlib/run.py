@@ -85,8 +85,10 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
                kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None,
-               use_cache: bool = True) -> RunInfo:
+               use_cache: bool = True, recheck: bool = False) -> RunInfo:
     """Execute the stages' notebooks in order; raise StageFailed at the first failing one.
+    `recheck`: a stage whose packages all come from the cache runs its checks again instead of
+    replaying those of the run that built it.
 
     Whatever happens, the run directory ends with `run.json`, the records so far, `index.html`
     and the notebooks' HTML, and the run is added to the metrics database."""
@@ -102,7 +104,7 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         if not notebook.exists():
             raise SerpentError(f"stage {n} has no notebook yet ({notebook})", "pick another --stage")
         params = {**profile.parameters(n), "work_dir": str(work_dir), "run_dir": str(run_dir),
-                  "run_id": info.run_id, "use_cache": use_cache}
+                  "run_id": info.run_id, "use_cache": use_cache, "recheck": recheck}
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(kernel)
@@ -158,11 +160,12 @@ def finish_run(run_dir: Path, metrics_db: str | None = None) -> None:
 
 
 def summary(run_dir: Path) -> pd.DataFrame:
-    """Per stage: packages, wall seconds, checks passed and failed."""
+    """Per stage: packages, wall seconds, and how many checks had each outcome."""
     phases, checks = metrics.load(run_dir, "phases"), metrics.load(run_dir, "checks")
     rows = []
     for stage in sorted(set(phases["stage"]) | set(checks["stage"])):
         p, c = phases[phases["stage"] == stage], checks[checks["stage"] == stage]
+        counts = c["outcome"].value_counts()
         rows.append({"stage": stage, "packages": p["package"].nunique(), "wall_s": round(p["wall_s"].sum(), 1),
-                     "checks_passed": int(c["passed"].sum()), "checks_failed": int((~c["passed"]).sum())})
+                     **{f"checks_{o}": int(counts.get(o, 0)) for o in metrics.OUTCOMES}})
     return pd.DataFrame(rows)

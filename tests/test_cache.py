@@ -86,3 +86,31 @@ def test_serpent_run_refuses_a_work_dir_in_use(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and f"is in use by another run (pid {holder.pid}" in err and "another --work-dir" in err
     assert not (tmp_path / "run").exists(), "nothing ran"
+
+
+@pytest.mark.build
+def test_a_fully_cached_stage_replays_its_checks_naming_their_run_and_recheck_runs_them(tmp_path, root_required):
+    """A real StageRun (with no package: every one of them comes from the cache) four times over
+    one work directory: checked, replayed from that run, checked again (recheck), replayed from
+    the recheck. Every stage starts from the real seed (stage 0), hence the build mark."""
+    from serpentlib.metrics import CheckRecord, load
+    from serpentlib.sandbox import Sandbox
+    from serpentlib.profile import load_profile
+    from serpentlib.stages.common import begin
+
+    def stage(run_id, recheck=False):
+        st = begin("stage1", work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id), run_id=run_id,
+                   profile="test", seed=load_profile("mini").common["seed"])
+        st.build(st.context(st.work, Sandbox(), {}), [])
+        checks = st.cached_checks(recheck)
+        if checks is None:
+            checks = [CheckRecord("stage1", "probe", "root", True, f"checked in {run_id}")]
+        st.finish(checks)
+        return load(tmp_path / run_id, "checks").iloc[0]
+
+    first, replayed = stage("a"), stage("b")
+    assert (first["detail"], first["cached_from"]) == ("checked in a", "")
+    assert (replayed["detail"], replayed["cached_from"]) == ("checked in a", "a")
+    rechecked, replayed = stage("c", recheck=True), stage("d")
+    assert (rechecked["detail"], rechecked["cached_from"]) == ("checked in c", "")
+    assert (replayed["detail"], replayed["cached_from"]) == ("checked in c", "c")

@@ -50,7 +50,8 @@ def test_unknown_stage_is_refused(capsys):
 def test_mini_profile_matches_its_notebooks():
     profile = load_profile("mini")
     for n in profile.stage_numbers:
-        params = {**profile.parameters(n), "work_dir": "w", "run_dir": "r", "run_id": "i"}
+        params = {**profile.parameters(n), "work_dir": "w", "run_dir": "r", "run_id": "i", "use_cache": True,
+                  "recheck": True}  # what `serpent run --recheck` passes
         check_parameters(PROJECT / "notebooks" / STAGE_NOTEBOOKS[n], params, "mini")
 
 

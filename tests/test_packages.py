@@ -7,15 +7,17 @@ import shutil
 import stat
 import subprocess
 
+import pandas as pd
 import pytest
 
 from serpentlib import flags as tuning
+from serpentlib import plots
 from serpentlib import policy
 from serpentlib.installer import ConflictError, Root
 from serpentlib.package import Manifest, PackageError, canonical, needs_of, read_manifest, scan_tree, write_archive
 from serpentlib.repo import Repository, write_index
 from serpentlib.stages.stage2 import ROOT_LINKS
-from serpentlib.stages.stage4 import filesystem_package, resolve
+from serpentlib.stages.stage4 import filesystem_package, flag_records, resolve
 
 from .conftest import have
 
@@ -298,6 +300,54 @@ def test_flags_are_judged_by_their_effect(tmp_path):
                    "-Wl,-z,now": "honored", "-fno-such-flag-at-all": "rejected"}
     env = tuning.build_env(tuning.judge(flags, tmp_path))
     assert env == {"CFLAGS": "-O2 -fstack-protector-all", "LDFLAGS": "-Wl,-z,relro -Wl,-z,now"}
+
+
+@pytest.mark.skipif(not have("clang"), reason="needs the host clang (make setup installs it)")
+def test_a_flag_must_leave_its_mark_in_the_packages_unless_the_compiler_cannot_honour_it(tmp_path):
+    """Real verdicts from the probe (clang), real ELF files: a package linked with the honoured
+    flags passes, one linked without them fails; flags clang cannot honour here (rejected, or
+    without effect: _FORTIFY_SOURCE needs optimisation) are xfail with the verdict; a flag that
+    leaves no mark, or a package with no ELF file to mark, is a skip."""
+    flags = tuning.parse_flags({"optimize": {"cflags": "-O2"},
+                                "harden": {"cflags": "-fstack-protector-all -D_FORTIFY_SOURCE=2 -fno-such-flag-at-all",
+                                           "ldflags": "-Wl,-z,relro"}, "bindnow": {"ldflags": "-Wl,-z,now"}})
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "probe.c").write_text(tuning.PROBE_C)
+    subprocess.run(["bash", "-c", tuning.probe_script(flags, "clang -Wl,-z,norelro -fno-stack-protector", str(probe))],
+                   check=True)
+    results = tuning.judge(flags, probe)
+    verdicts = {r.flag: r.status for r in results}
+    assert verdicts == {"-O2": "honored", "-fstack-protector-all": "honored", "-D_FORTIFY_SOURCE=2": "no effect",
+                        "-fno-such-flag-at-all": "rejected", "-Wl,-z,relro": "honored", "-Wl,-z,now": "honored"}
+    builds = {"bound": "-fstack-protector-all -Wl,-z,relro -Wl,-z,now",
+              "lazy": "-fno-stack-protector -Wl,-z,norelro -Wl,-z,lazy"}
+    manifests, where = {}, {}
+    for name, cflags in builds.items():
+        prog = tmp_path / "trees" / name / "usr" / "bin" / "prog"
+        prog.parent.mkdir(parents=True)
+        subprocess.run(["clang", *cflags.split(), "-o", str(prog), str(probe / "probe.c")], check=True)
+    for name in (*builds, "docs"):
+        manifests[name], where[name] = package(tmp_path, name, {"usr/share/doc/x": "x\n"})
+        manifests[name].build = {"flags": verdicts}
+    got = {(r.subject, r.check.removeprefix("flag:")): r for r in flag_records(manifests, where, results)}
+    assert len(got) == 3 * len(flags)
+    outcome = {key: r.outcome for key, r in got.items()}
+    for flag in ("-Wl,-z,now", "-Wl,-z,relro", "-fstack-protector-all"):
+        assert (outcome["bound", flag], outcome["lazy", flag], outcome["docs", flag]) == ("pass", "fail", "skip"), flag
+    assert "1 of 1 ELF files show BIND_NOW" in got["bound", "-Wl,-z,now"].detail
+    assert "0 of 1 ELF files show BIND_NOW" in got["lazy", "-Wl,-z,now"].detail
+    for package_name in (*builds, "docs"):
+        assert outcome[package_name, "-O2"] == "skip"
+        assert got[package_name, "-O2"].reason == "honored, but -O2 leaves no mark to look for in an ELF file"
+        fortify, bogus = got[package_name, "-D_FORTIFY_SOURCE=2"], got[package_name, "-fno-such-flag-at-all"]
+        assert fortify.outcome == bogus.outcome == "xfail"
+        assert fortify.reason.startswith("no effect: __*_chk calls absent in the output")
+        assert bogus.reason.startswith("rejected: exit 1") and "left out of the builds" in bogus.reason
+    table = pd.DataFrame([r.as_dict() for r in got.values()])
+    assert plots.flag_table(table).data.loc["lazy", "-Wl,-z,now"] == "fail"
+    reasons = plots.flag_reasons(table).set_index(["flag", "outcome"])
+    assert reasons.loc[("-fno-such-flag-at-all", "xfail"), "packages"].split(", ") == ["bound", "lazy", "docs"]
 
 
 def test_bad_flag_groups_are_clear_errors():

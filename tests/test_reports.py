@@ -53,7 +53,7 @@ def test_compare_flags_the_slowed_package_and_nothing_else(tmp_path):
 def test_compare_names_checks_that_changed(tmp_path):
     a, b = make_run(tmp_path, "a"), make_run(tmp_path, "b", failing_check="make")
     table = compare(load_run(a), load_run(b)).set_index("package")
-    assert "checks changed" in table.loc["make", "flag"] and "True -> False" in table.loc["make", "checks_changed"]
+    assert "checks changed" in table.loc["make", "flag"] and "pass -> fail" in table.loc["make", "checks_changed"]
     changed = stage_checks_changed(load_run(a), load_run(b))
     assert list(changed["subject"]) == ["make: --version"]
 
@@ -124,3 +124,71 @@ def test_explore_notebook_runs_headless_against_a_store(tmp_path):
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1, "a static plot for the report"
     assert any("3 runs in" in "".join(o.get("text", "")) for o in outputs)
+
+
+def test_compare_matches_checks_to_their_package_exactly(tmp_path):
+    """A check of cmake is not one of make's, though `make` is in `cmake`."""
+    times = {**PACKAGES, "cmake": 20.0}
+    a, b = make_run(tmp_path, "a", times), make_run(tmp_path, "b", times, failing_check="cmake")
+    table = compare(load_run(a), load_run(b)).set_index("package")
+    assert table.loc["make", "checks_changed"] == "" and table.loc["make", "flag"] == ""
+    assert "cmake: --version" in table.loc["cmake", "checks_changed"]
+
+
+def outcome_run(tmp_path):
+    """A passed run of stage 3 whose checks hold every outcome but xpass."""
+    from serpentlib.metrics import expected_failure, skipped
+    run = make_run(tmp_path, "outcomes", stage="stage3")
+    rec = Recorder(run, "outcomes", "mini")
+    rec.add(expected_failure(CheckRecord("stage3", "tcc-test-suite", "tests2/114_bound_signal", False, "log l"),
+                             "needs tcc's bounds checker"))
+    rec.add(skipped("stage3", "flag:-O2", "zlib", "the flag leaves no mark an ELF file shows"))
+    return run
+
+
+def test_report_names_the_run_a_stage_replayed_its_checks_from(tmp_path):
+    run = make_run(tmp_path, "replay")
+    Recorder(run, "replay", "mini").add(CheckRecord("stage2", "fixed-point", "tcc", True, "same", cached_from="cold-run"))
+    stages = write_index(run).read_text().split("<h2>Stages</h2>")[1].split("<h2>Plots</h2>")[0]
+    assert "<td>cold-run</td>" in stages, stages
+
+
+def test_report_shows_expected_failures_and_skips_apart_with_their_reasons(tmp_path):
+    page = write_index(outcome_run(tmp_path)).read_text()
+    stages = page[page.index("<h2>Stages</h2>"):page.index("<h2>Plots</h2>")]
+    for column in ("pass", "fail", "xfail", "xpass", "skip", "checks_replayed_from"):
+        assert f"<th>{column}</th>" in stages, stages
+    assert "6 checks: 4 pass, 1 xfail, 1 skip" in page
+    expected = page[page.index("<h2>Expected failures and skips</h2>"):]
+    assert "tests2/114_bound_signal" in expected and "needs tcc's bounds checker" in expected
+    assert "flag leaves no mark" in expected
+
+
+def test_notebook_tables_show_each_outcome_and_the_reasons(tmp_path):
+    from serpentlib import metrics, plots
+    checks = metrics.load(outcome_run(tmp_path), "checks", "stage3")
+    table = plots.check_table(checks).data.set_index("check")
+    assert table.loc["tcc-test-suite", "xfail"] == 1 and table.loc["flag:-O2", "skip"] == 1
+    assert table.loc["runs-in-root", "pass"] == 4 and table["fail"].sum() == 0
+    listed = plots.check_list(checks, hide=["runs-in-root"])
+    assert list(listed.columns) == ["check", "subject", "outcome", "reason", "detail"]
+    assert list(listed["outcome"]) == ["xfail", "skip"]
+
+
+def test_compare_sees_a_pass_become_an_expected_failure(tmp_path):
+    from serpentlib.metrics import expected_failure
+    a, b = make_run(tmp_path, "a"), make_run(tmp_path, "b")
+    rows = (b / "checks.csv").read_text().splitlines()
+    (b / "checks.csv").write_text("\n".join(rows[:-1]) + "\n")
+    Recorder(b, "b", "mini").add(expected_failure(CheckRecord("stage2", "runs-in-root", "make: --version", False),
+                                                 "make is broken on purpose"))
+    changed = stage_checks_changed(load_run(a), load_run(b))
+    assert list(zip(changed["subject"], changed["outcome_a"], changed["outcome_b"])) == [
+        ("make: --version", "pass", "xfail")]
+
+
+def test_report_of_a_run_that_failed_before_any_check(tmp_path):
+    run = make_run(tmp_path, "early", failed_phase=("bash", "build"))
+    (run / "checks.csv").unlink()
+    page = write_index(run).read_text()
+    assert "Failing step: bash in build" in page and "<h2>Expected failures and skips</h2><p>none</p>" in page

@@ -147,24 +147,31 @@ class StageRun:
             self.recorder.add(size)
             self.result.sizes.append(size)
 
-    def cached_checks(self) -> list[CheckRecord] | None:
-        """The checks of an identical earlier run of this stage, when every package came from the cache."""
+    def cached_checks(self, recheck: bool = False) -> list[CheckRecord] | None:
+        """The checks of an identical earlier run of this stage, when every package came from the
+        cache, each saying which run it replays; None (check again) when asked to `recheck`."""
         if not self.use_cache or self.hits != len(self.keys):
+            return None
+        if recheck:
+            log.info("%s: every package came from the cache; checking it again (--recheck)", self.name)
             return None
         rows = self.cache.get_checks(self.key)
         if rows is None:
             return None
         log.info("%s: every package and the checks came from the cache", self.name)
         self.checks_from_cache = True
-        return [CheckRecord(**{**r, "detail": f"{r['detail']} (cached)"}) for r in rows]
+        return [CheckRecord(**{**r, "cached_from": r.get("cached_from") or "an earlier run, not recorded"})
+                for r in rows]
 
     def finish(self, checks: list[CheckRecord]) -> StageResult:
-        """Record the checks; a stage whose checks all passed is marked complete for the next stages."""
+        """Record the checks; a stage none of whose checks failed is marked complete for the next
+        stages, and its checks are kept for a rerun that builds nothing, as results of this run."""
         self.recorder.add_all(checks)
         self.result.checks = checks
         if all(c.passed for c in checks):
             if not self.checks_from_cache:
-                self.cache.put_checks(self.key, [asdict(c) for c in checks])
+                run_id = self.recorder.run_id or self.run.name
+                self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks])
             (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "run": str(self.run),
                                                           "packages": self.keys}) + "\n")
         return self.result

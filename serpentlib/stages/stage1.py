@@ -47,11 +47,13 @@ def write_wrappers(bindir: Path, triple: str, sysroot: Path, resource: Path) -> 
 
 
 @stage_function
-def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
+def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", recheck: bool = False,
+           **params) -> StageResult:
     """Build the cross toolchain: kernel headers, musl and the LLVM runtimes into a sysroot,
     driven by the seed's clang (stage 0); write the wrappers; verify the result.
 
-    `params` are the notebook's common parameters (work_dir, run_dir, ...; see `common.begin`)."""
+    `params` are the notebook's common parameters (work_dir, run_dir, ...; see `common.begin`);
+    `recheck` runs the checks again when every package came from the cache (see StageRun.cached_checks)."""
     st = begin("stage1", **params)
     sysroot, bindir = st.work / "sysroot", st.work / "bin"
     clang_version, host_resource = st.seed.clang["version"], st.seed.clang["resource_dir"]
@@ -64,7 +66,7 @@ def stage1(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
            "TARGET_CFLAGS": cflags, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     st.build(st.context(sysroot, st.seed_sandbox(), env), packages)
     write_wrappers(bindir, target, sysroot, resource)
-    checks = st.cached_checks()
+    checks = st.cached_checks(recheck)
     if checks is None:
         checks = verify.check_cross_compiler("stage1", bindir, target, sysroot, st.work / "checks", st.logs / "checks",
                                              st.seed_sandbox(f"{bindir}:/usr/bin:/bin"))

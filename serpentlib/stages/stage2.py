@@ -76,7 +76,8 @@ def recipe_checks(recipes_dir: Path, packages: list[str]) -> dict[str, tuple[str
 
 
 @stage_function
-def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **params) -> StageResult:
+def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", recheck: bool = False,
+           **params) -> StageResult:
     """Cross-compile the runtime stage3 starts from into `<work>/stage2/root`; verify it alone."""
     st = begin("stage2", after=("stage1",), **params)
     bindir = toolchain(st.base)
@@ -84,7 +85,7 @@ def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", **par
     make_root_layout(root)
     env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]), "SYSROOT": str(st.base / "stage1" / "sysroot")}
     st.build(st.context(root, st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), env), packages)
-    checks = st.cached_checks()
+    checks = st.cached_checks(recheck)
     if checks is None:
         checks = verify.check_root_closure("stage2", root)
         checks += verify.check_elf_hygiene("stage2", root, extra_forbidden=[str(st.base)])

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import flags as tuning
 from .. import verify
 from ..errors import SerpentError
-from ..metrics import CheckRecord
+from ..metrics import CheckRecord, expected_failure
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
@@ -95,16 +95,20 @@ TCC_EXPECTED_FAILURES = {
     "tests2/115_bound_setjmp": "needs tcc's bounds checker, which --config-musl does not build",
     "tests2/116_bound_setjmp2": "needs tcc's bounds checker, which --config-musl does not build",
     "tests2/117_gcc_test": "runs tcc -b (the bounds checker), which --config-musl does not build",
-    "asm-c-connect-test": "the program tcc builds segfaults on musl (inline asm calling C); not yet investigated",
+    # Not a tcc bug: tests/test_bootstrap.py runs the test as written (SIGSEGV) and realigned (passes).
+    "asm-c-connect-test": "the test's asm trampolines (`x1: call x1_c; ret` in asm-c-connect-1.c, `callx4: call x4; "
+                          "ret` in asm-c-connect-2.c) enter C functions with the stack 8 bytes off the 16-byte "
+                          "alignment the x86-64 ABI requires; those call printf, and musl's vfprintf (built by "
+                          "clang -O2) faults on a movaps to its stack frame, where glibc's printf happens not to. "
+                          "With both trampolines realigned, tcc's program prints the expected line",
 }
 
 
-def _suite_record(stage: str, name: str, ok: bool, detail: str) -> CheckRecord:
+def suite_record(stage: str, name: str, ok: bool, detail: str) -> CheckRecord:
+    """One target or test of tcc's suite: xfail or xpass when it is expected to fail."""
+    record = CheckRecord(stage, "tcc-test-suite", name, ok, detail)
     expected = TCC_EXPECTED_FAILURES.get(name)
-    if expected:
-        detail = f"{'failed as expected' if not ok else 'PASSED, though expected to fail'}: {expected}; {detail}"
-        ok = True
-    return CheckRecord(stage, "tcc-test-suite", name, ok, detail)
+    return expected_failure(record, expected) if expected else record
 
 
 def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> list[CheckRecord]:
@@ -119,10 +123,10 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
             text = log.read_text(errors="replace")
             failed = set(re.findall(r"\*\*\* \[Makefile:\d+: (\S+)\.test\] Error", text))
             for test in re.findall(r"^Test: (\S+?)\.\.\.", text, re.MULTILINE):
-                records.append(_suite_record(stage, f"tests2/{test}", test not in failed, f"log {log}"))
+                records.append(suite_record(stage, f"tests2/{test}", test not in failed, f"log {log}"))
             if rec.exit_code == 0 or failed:
                 continue
-        records.append(_suite_record(stage, target, rec.exit_code == 0,
+        records.append(suite_record(stage, target, rec.exit_code == 0,
                                      f"exit {rec.exit_code} in {rec.wall_s:.1f} s; log {log}"))
     if not records:
         records.append(CheckRecord(stage, "tcc-test-suite", "tests/Makefile", False, "no TESTS list found"))
@@ -149,7 +153,7 @@ def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag]) -> tuple[
 
 @stage_function
 def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags: dict | None = None,
-           **params) -> StageResult:
+           recheck: bool = False, **params) -> StageResult:
     """Build the mini set natively in the stage3 chroot, then verify the final compiler.
     `cflags` applies to what is built on the host (the intermediate musl); `flags` (tuning
     groups) to what tcc builds in the chroot, each flag probed first."""
@@ -173,7 +177,7 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env)
     st.build(ctx, packages, chain=True)
-    checks = st.cached_checks()
+    checks = st.cached_checks(recheck)
     if checks is None:
         checks = verify_stage3(st, root, builds, serpent, packages)
     return st.finish(checks)

@@ -19,11 +19,11 @@ from ..cache import BuildCache, tree_digest
 from ..errors import SerpentError
 from ..installer import Root
 from ..keys import ROOT_KEYS, KeyStore, PublicKey
-from ..metrics import CheckRecord
+from ..metrics import CheckRecord, expected_failure, skipped
 from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
 from ..recipes import Recipe, load_recipes, patch_headers
 from ..repo import Repository, write_index
-from ..verify import check_in_root, elf_info, is_elf
+from ..verify import ElfInfo, check_in_root, elf_info, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function, stage_marker
 from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks, write_base_files
 from .stage3 import chroot_sandbox, native_env
@@ -142,8 +142,11 @@ def resolve(manifests: dict[str, Manifest]) -> dict[str, dict[str, list[str]]]:
 
 def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path]],
                  results: list[tuning.FlagResult]) -> list[CheckRecord]:
-    """For each package built in the chroot and each flag that leaves a mark: how many of its
-    ELF files carry it. A record, not a verdict: a package's build may drop CFLAGS/LDFLAGS."""
+    """For each package built in the chroot and each flag the profile asks for, one record:
+    - the compiler cannot honour it (rejected, or accepted without effect): xfail, the verdict its reason;
+    - honoured, and it leaves a mark: the package must show it, fail otherwise: a linker flag in
+      every dynamic ELF file, a compiler flag in at least one (it marks only the functions it applies to);
+    - honoured, but there is no mark to look for, or no ELF file that could carry it: skip."""
     records = []
     for m in manifests.values():
         applied = m.build.get("flags", {})
@@ -151,13 +154,27 @@ def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path
         for r in results:
             if r.flag not in applied:
                 continue
-            marked = [tuning.shows(r.flag, i) for i in elves if not i.static or r.kind == "cflags"]
-            counted = [x for x in marked if x is not None]
-            detail = f"compiler: {r.status}"
-            if counted:
-                detail += f"; {sum(counted)} of {len(counted)} ELF files show it"
-            records.append(CheckRecord("stage4", f"flag:{r.flag}", m.name, True, detail))
+            records.append(flag_record(m.name, r, [i for i in elves if not i.static or r.kind == "cflags"]))
     return records
+
+
+def flag_record(package: str, r: tuning.FlagResult, elves: list[ElfInfo]) -> CheckRecord:
+    """One flag in one package's ELF files (those it could mark); see flag_records."""
+    check = f"flag:{r.flag}"
+    if r.status != "honored":
+        return expected_failure(CheckRecord("stage4", check, package, False, f"compiler: {r.status}"),
+                                f"{r.status}: {r.detail}")
+    mark = tuning.mark_name(r.flag)
+    if mark is None:
+        return skipped("stage4", check, package, f"honored, but {r.flag} leaves no mark to look for in an ELF file")
+    if not elves:
+        return skipped("stage4", check, package, f"no {'dynamic ' if r.kind == 'ldflags' else ''}ELF file that "
+                                                 f"could show {mark}")
+    shown = sum(bool(tuning.shows(r.flag, i)) for i in elves)
+    ok = shown == len(elves) if r.kind == "ldflags" else shown > 0
+    return CheckRecord("stage4", check, package, ok, f"compiler: honored; {shown} of {len(elves)} ELF files show {mark}"
+                       + ("" if ok else f" (a {'linker' if r.kind == 'ldflags' else 'compiler'} flag must leave it in "
+                                        f"{'every one' if r.kind == 'ldflags' else 'at least one'})"))
 
 
 def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) -> None:

@@ -1,0 +1,64 @@
+"""Check records: each has an outcome (pass, fail, xfail, xpass, skip) that every table keeps."""
+
+import pytest
+
+from serpentlib.errors import CheckError, SerpentError
+from serpentlib.history import History
+from serpentlib.metrics import CheckRecord, Recorder, expected_failure, load, skipped
+from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES, suite_record
+from serpentlib.verify import require_passed
+
+from .test_reports import make_run
+
+
+def test_an_expected_failure_is_xfail_and_an_unexpected_pass_fails():
+    why = "needs a feature this build leaves out"
+    failed = expected_failure(CheckRecord("stage3", "suite", "t1", False, "exit 1"), why)
+    passed = expected_failure(CheckRecord("stage3", "suite", "t2", True, "exit 0"), why)
+    assert (failed.outcome, failed.passed, failed.reason) == ("xfail", True, why)
+    assert (passed.outcome, passed.passed, passed.reason) == ("xpass", False, why)
+    with pytest.raises(CheckError, match="t2.*xpass"):
+        require_passed([failed, passed])
+    require_passed([failed, skipped("stage3", "suite", "t3", "nothing to run it on")])
+
+
+def test_an_outcome_needs_its_reason_and_must_agree_with_passed():
+    with pytest.raises(SerpentError, match="reason"):
+        CheckRecord("stage3", "suite", "t", True, outcome="xfail")
+    with pytest.raises(SerpentError, match="passed"):
+        CheckRecord("stage3", "suite", "t", True, outcome="fail")
+    with pytest.raises(SerpentError, match="outcome"):
+        CheckRecord("stage3", "suite", "t", True, outcome="ok")
+
+
+@pytest.mark.parametrize("ok, outcome", [(False, "xfail"), (True, "xpass")])
+def test_tcc_suite_records_its_expected_failures_as_such(ok, outcome):
+    test = "tests2/114_bound_signal"
+    rec = suite_record("stage3", test, ok, "log x")
+    assert rec.outcome == outcome and rec.reason == TCC_EXPECTED_FAILURES[test]
+    assert rec.passed is (outcome == "xfail")
+    plain = suite_record("stage3", "tests2/00_assignment", ok, "log x")
+    assert plain.outcome == ("pass" if ok else "fail") and plain.reason == ""
+
+
+def test_outcomes_and_reasons_go_through_checks_csv_and_the_history_store(tmp_path):
+    run = make_run(tmp_path, "r")
+    rec = Recorder(run, "r", "mini")
+    rec.add(expected_failure(CheckRecord("stage3", "suite", "bounds", False, "exit 1"), "no bounds checker"))
+    rec.add(skipped("stage3", "suite", "asan", "no sanitizer runtime"))
+    checks = load(run, "checks", "stage3").set_index("subject")
+    assert list(checks["outcome"]) == ["xfail", "skip"] and checks["passed"].all()
+    assert checks.loc["bounds", "reason"] == "no bounds checker"
+    with History(tmp_path / "m.sqlite") as h:
+        h.ingest(run)
+        stored = h.table("checks", ["r"], stage="stage3").set_index("subject")
+    assert stored.loc["asan", "outcome"] == "skip" and stored.loc["asan", "reason"] == "no sanitizer runtime"
+    assert stored["passed"].all()
+    assert set(load(run, "checks", "stage2")["outcome"]) == {"pass"}
+
+
+def test_a_checks_csv_from_before_outcomes_still_loads(tmp_path):
+    (tmp_path / "checks.csv").write_text("run_id,profile,stage,check,subject,passed,detail\n"
+                                         "r,mini,stage2,runs,dash,True,exit 0\nr,mini,stage2,runs,bash,False,exit 1\n")
+    checks = load(tmp_path, "checks")
+    assert list(checks["outcome"]) == ["pass", "fail"] and list(checks["reason"]) == ["", ""]
