@@ -174,6 +174,7 @@ class History:
 
     def _differs(self, run_id: str) -> str:
         """How the staged run differs from the stored one with the same id ("" when it does not)."""
+        found = []
         for table in ("runs", *metrics.TABLES):
             columns = [c for c in _columns(self.conn, f"temp.new_{table}") if c != "run_dir"]  # only a name
             select = f"SELECT {_quoted(columns)} FROM"
@@ -181,9 +182,9 @@ class History:
             stored = self.conn.execute(f"{select} main.{table} WHERE run_id = ? {order}", (run_id,)).fetchall()
             staged = self.conn.execute(f"{select} temp.new_{table} {order}").fetchall()
             if stored != staged:
-                return f"{table}: {len(stored)} rows stored, {len(staged)} in the directory" + (
-                    ", with other values" if len(stored) == len(staged) else "")
-        return ""
+                found.append(f"{table}: " + (f"{len(stored)} rows stored, {len(staged)} in the directory"
+                                             if len(stored) != len(staged) else "other values"))
+        return "; ".join(found)
 
     def _insert(self, table: str, df: pd.DataFrame, what: str) -> None:
         """Insert a frame's rows by column name; a column the store does not know is an error."""

@@ -148,7 +148,7 @@ def test_report_and_metrics_database(run):
         assert (run_dir / f"{name}.html").exists()
     from serpentlib.history import History
     with History(run_dir.parent / "metrics.sqlite") as h:
-        assert list(h.runs()["run_id"]) == [run_dir.name]
+        assert list(h.runs()["run_id"]) == [json.loads((run_dir / "run.json").read_text())["run_id"]]
         assert len(h.trend("stage3", "tcc")) == 1
 
 
@@ -270,7 +270,8 @@ def slowed_profile(base):
 @pytest.fixture(scope="module")
 def reruns(run, tmp_path_factory):
     """After the cold run, on the same work directory: the whole profile again (from the cache);
-    stage 3 with zlib changed (cache on); stage 3 rebuilt as it was, and rebuilt with zlib slowed."""
+    stage 3 with zlib changed (cache on); stage 3 rebuilt as it was, and rebuilt with zlib slowed.
+    Each run directory is called `run`, as the cold run's is: only their parents differ."""
     proc, run_dir, work_dir = run
     assert proc.returncode == 0
     base = tmp_path_factory.mktemp("reruns")
@@ -281,8 +282,8 @@ def reruns(run, tmp_path_factory):
                        ("again", ["--profile", "mini", "--stage", "3", "--rebuild"]),
                        ("slow", ["--profile", str(base / "slow.yaml"), "--stage", "3", "--rebuild"])):
         t0 = time.monotonic()
-        done = serpent("run", *args, "--run-dir", str(base / name), "--work-dir", str(work_dir), "-q", db=db)
-        runs[name] = (done, base / name, time.monotonic() - t0)
+        done = serpent("run", *args, "--run-dir", str(base / name / "run"), "--work-dir", str(work_dir), "-q", db=db)
+        runs[name] = (done, base / name / "run", time.monotonic() - t0)
     return runs
 
 
@@ -297,6 +298,40 @@ def test_noop_rerun_does_no_build_work(run, reruns):
     assert table(run_dir, "checks")["passed"].all()
     cold = table(run[1], "phases")["wall_s"].sum()
     assert seconds < cold / 4, f"no-op rerun {seconds:.0f} s against {cold:.0f} s of cold builds"
+
+
+def test_runs_in_folders_called_run_are_all_in_the_store_with_all_their_rows(run, reruns):
+    from serpentlib import metrics
+    from serpentlib.history import History
+
+    dirs = [run[1]] + [d for _, d, _ in reruns.values()]
+    ids = [json.loads((d / "run.json").read_text())["run_id"] for d in dirs]
+    assert {d.name for d in dirs} == {"run"} and len(set(ids)) == len(dirs)
+    with History(run[1].parent / "metrics.sqlite") as h:
+        assert set(ids) <= set(h.runs()["run_id"])
+        for d, run_id in zip(dirs, ids):
+            for name in metrics.TABLES:
+                assert len(h.table(name, [run_id])) == len(metrics.load(d, name)) > 0, (d, name)
+
+
+def test_a_noop_rerun_is_no_speed_up_in_compare_or_the_trend(run, reruns, tmp_path):
+    from serpentlib.history import History
+
+    _, cold, _ = run
+    _, noop, _ = reruns["noop"]
+    db = cold.parent / "metrics.sqlite"
+    done = serpent("compare", str(cold), str(noop), "--stage", "1,2,3", "--html", str(tmp_path / "c.html"), db=db)
+    assert done.returncode == 0, done.stderr
+    cached = sum(len(PROFILE.parameters(n)["packages"]) for n in (1, 2, 3))
+    assert f"times compared for 0 packages built in both runs; {cached} taken from the build cache" in done.stdout
+    assert "faster" not in done.stdout and "-100.0" not in done.stdout, done.stdout
+    noop_id = json.loads((noop / "run.json").read_text())["run_id"]
+    with History(db) as h:
+        for stage, package in (("stage1", "musl"), ("stage3", "tcc")):
+            assert noop_id not in set(h.trend(stage, package)["run_id"])
+            both = h.trend(stage, package, origin=None).set_index("run_id")
+            assert both.at[noop_id, "origin"] == "cached"
+            assert both.at[noop_id, "from_run"] == json.loads((cold / "run.json").read_text())["run_id"]
 
 
 def test_a_changed_recipe_rebuilds_it_and_what_builds_on_it(reruns):
