@@ -213,6 +213,7 @@ def test_a_cached_package_names_the_run_that_built_it(two_runs):
     assert cached["from_run"].tolist() == [run_id(a)]
     page = (b / "index.html").read_text()
     assert "Taken from the build cache" in page and run_id(a) in page
+    assert f"cached (built by {run_id(a)})" in (b / "stage1-toolchain.ipynb").read_text()  # its time table
 
 
 def test_a_real_cached_rerun_is_no_speed_up_in_compare(two_runs, tmp_path):
