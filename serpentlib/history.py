@@ -94,16 +94,14 @@ class History:
     def _migrate(self) -> int:
         """Create a new store, or bring an older one to SCHEMA_VERSION in one transaction; its
         runs keep their ids. Returns the version the store had when opened."""
+        version = self._stored_version()
+        if version == SCHEMA_VERSION:  # the usual case: nothing to write, a read-only store opens too
+            self._check_columns()
+            return version
         self.conn.isolation_level = None  # transactions below are explicit
         self.conn.execute("BEGIN IMMEDIATE")  # one process migrates; the others wait, then find it done
         try:
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:  # new, or written before stores had a version
-                version = 1 if self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone() else 0
-            if version > SCHEMA_VERSION:
-                raise SerpentError(f"the metrics database {self.path} has schema version {version}; this serpentlib "
-                                   f"reads up to {SCHEMA_VERSION}",
-                                   "use the newer serpentlib that wrote it, or give another --db")
+            version = self._stored_version()
             if version == 0:
                 for statement in SCHEMA.split(";"):
                     self.conn.execute(statement)
@@ -118,6 +116,17 @@ class History:
             raise
         finally:
             self.conn.isolation_level = ""
+        return version
+
+    def _stored_version(self) -> int:
+        """The store's schema version: 0 for a new one, 1 for one written before versions."""
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0 and self.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone():
+            version = 1
+        if version > SCHEMA_VERSION:
+            raise SerpentError(f"the metrics database {self.path} has schema version {version}; this serpentlib "
+                               f"reads up to {SCHEMA_VERSION}",
+                               "use the newer serpentlib that wrote it, or give another --db")
         return version
 
     def _check_columns(self) -> None:
@@ -246,7 +255,8 @@ class History:
         elif metric in ("installed_bytes", "build_bytes", "source_bytes", "files", "elf_files"):
             sql = per_run.format(m="wall_s") + (
                 f"SELECT r.run_id, r.started, s.{metric} AS value, COALESCE(p.origin, 'built') AS origin, "
-                "COALESCE(p.from_run, '') AS from_run FROM sizes s JOIN runs r USING (run_id) LEFT JOIN p USING (run_id) "
+                "COALESCE(p.from_run, '') AS from_run "
+                "FROM sizes s JOIN runs r USING (run_id) LEFT JOIN p USING (run_id) "
                 "WHERE s.stage = ? AND s.package = ?")
             params += [stage, package]
         else:

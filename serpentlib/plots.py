@@ -80,6 +80,10 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     return fig
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def trend(history_rows: pd.DataFrame, title: str, unit: str = "s") -> Figure:
     """A metric of one package across runs, oldest first (from `History.trend`). Runs that took the
     package from the build cache (`origin` cached) are drawn apart and left out of the median."""
@@ -90,10 +94,10 @@ def trend(history_rows: pd.DataFrame, title: str, unit: str = "s") -> Figure:
     built = rows[~cached]
     fig, ax = plt.subplots(figsize=(9, 3.2))
     marker = "o" if len(rows) < 60 else None
-    ax.plot(built.index, built["value"], marker=marker, lw=1.2, color="#1e88e5", label=f"built ({len(built)} runs)")
+    ax.plot(built.index, built["value"], marker=marker, lw=1.2, color="#1e88e5", label=f"built ({_runs(len(built))})")
     if cached.any():
         ax.scatter(rows.index[cached], rows["value"][cached], marker="x", color="#78909c", zorder=3,
-                   label=f"from the build cache ({int(cached.sum())} runs; no build time)")
+                   label=f"from the build cache ({_runs(int(cached.sum()))}; no build time)")
     if len(built):
         median = built["value"].median()
         ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median of built {median:,.1f} {unit}")

@@ -106,7 +106,8 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
 <h2>Failed checks</h2>{_table(failed_checks)}
 <h2>Slowest packages</h2><p>of those built in this run</p>{_table(slowest)}
-<h2>Taken from the build cache</h2><p>not built in this run: installed from the build of the run named</p>{_table(cached)}
+<h2>Taken from the build cache</h2>
+<p>not built in this run: installed from the build of the run named</p>{_table(cached)}
 <h2>Biggest packages</h2>{_table(biggest)}
 <p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
 · <a href="run.json">run.json</a></p>
