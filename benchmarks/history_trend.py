@@ -29,7 +29,7 @@ def generate(history: History, runs: int, seed: int = 1) -> int:
     """`runs` runs shaped like the mini profile's records; returns the number of phase rows."""
     rng = random.Random(seed)
     profile = load_profile("mini")
-    stages = {f"stage{n}": profile.parameters(n)["packages"] for n in profile.stage_numbers}
+    stages = {f"stage{n}": profile.parameters(n).get("packages", []) for n in profile.stage_numbers}
     base_time = {(s, p): rng.uniform(1, 60) for s, pkgs in stages.items() for p in pkgs}
     run_rows, phase_rows, size_rows = [], [], []
     for i in range(runs):

@@ -140,11 +140,14 @@ class PackageBuild:
         self.destdir = self.root / "dest"
         self.on_host = self.spec.on_host and ctx.host_sandbox is not None
         self.records: list[PhaseRecord] = []
+        self.cached_from: str | None = None  # set when the package comes from the build cache
 
     def log_path(self, phase: str) -> Path:
         return self.ctx.logs / self.recipe.name / f"{phase}.log"
 
     def _record(self, record: PhaseRecord) -> PhaseRecord:
+        if self.cached_from is not None:
+            record = replace(record, origin="cached", from_run=self.cached_from)
         self.records.append(record)
         self.ctx.on_record(record)
         log.info("%s %-14s %-9s %7.1fs %s", self.ctx.stage, self.recipe.name, record.phase, record.wall_s,
@@ -247,8 +250,10 @@ class PackageBuild:
                 shutil.rmtree(self.root, ignore_errors=True)
         return self.records, size
 
-    def restore(self, cached_destdir: Path) -> list[PhaseRecord]:
-        """Install a cached build instead of building: one `cached` phase, no build work."""
+    def restore(self, cached_destdir: Path, from_run: str = "") -> list[PhaseRecord]:
+        """Install a cached build instead of building: one `cached` phase, no build work, whose
+        record names the run that built it."""
+        self.cached_from = from_run
         with self.host_phase("cached"):
             merge_tree(cached_destdir, self.ctx.install_root)
         return self.records

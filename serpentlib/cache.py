@@ -46,14 +46,21 @@ class BuildCache:
             return None
         return entry / "dest", SizeRecord(**json.loads((entry / "size.json").read_text()))
 
-    def put(self, key: str, destdir: Path, size: SizeRecord) -> None:
+    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "") -> None:
+        """Keep a finished build under `key`, with the id of the run that built it."""
         entry, partial = self.root / key, self.root / f"{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         shutil.copytree(destdir, partial / "dest", symlinks=True)
         (partial / "size.json").write_text(json.dumps(asdict(size)))
+        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id}))
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(partial, entry)
+
+    def built_by(self, key: str) -> str:
+        """The id of the run whose build filled the entry ("" for entries older than that record)."""
+        path = self.root / key / "built-by.json"
+        return json.loads(path.read_text()).get("run_id", "") if path.is_file() else ""
 
     def put_checks(self, key: str, checks: list[dict]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -33,11 +33,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
-    run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / new_run_id(profile.name)
+    run_id = new_run_id(profile.name)
+    run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / run_id
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
     info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db,
-                      use_cache=not args.rebuild, recheck=args.recheck)
+                      use_cache=not args.rebuild, recheck=args.recheck, run_id=run_id)
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
@@ -182,12 +183,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
     with History(args.db) as history:
         for run in args.runs:
-            print(f"{history.ingest(Path(run))} -> {history.path}")
+            done = history.ingest(Path(run), replace=args.replace)
+            print(f"{done.run_id} ({run}) -> {history.path}{'' if done.added else ': already there, unchanged'}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import Noise, compare, load_run, seed_difference, stage_checks_changed, to_html
+    from .compare import Noise, by_origin, compare, load_run, seed_difference, stage_checks_changed, to_html
     from .history import History
 
     noise = Noise(args.threshold, args.min_seconds, args.size_threshold, args.min_bytes)
@@ -197,15 +199,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     table, checks = compare(a, b, noise, stages), stage_checks_changed(a, b, stages)
     if seed_difference(a, b):
         print(f"note: {seed_difference(a, b)}\n")
+    built, cached, counts = by_origin(table)
     with pd_options():
-        print(table.to_string(index=False))
+        print(built.to_string(index=False))
+        if not cached.empty:
+            print("\ntaken from the build cache in run A or B (no time delta):")
+            print(cached.to_string(index=False))
         print(f"\nchecks that changed: {len(checks)}")
         if not checks.empty:
             print(checks.to_string(index=False))
     out = Path(args.html or f"compare-{a.run_id}-{b.run_id}.html")
     out.write_text(to_html(a, b, table, checks, noise))
     flagged = table[table["flag"] != ""]
-    print(f"\n{len(flagged)} of {len(table)} packages flagged beyond noise; {out}")
+    print(f"\n{len(flagged)} of {len(table)} packages flagged beyond noise; {counts}; {out}")
     return 3 if args.fail_on_flag and (len(flagged) or len(checks)) else 0
 
 
@@ -279,6 +285,8 @@ def parser() -> argparse.ArgumentParser:
     ing = sub.add_parser("ingest", help="add run directories to the metrics database")
     ing.add_argument("runs", nargs="+")
     ing.add_argument("--db")
+    ing.add_argument("--replace", action="store_true",
+                     help="replace a stored run whose id a directory has but whose records differ (default: refuse)")
     ing.set_defaults(func=cmd_ingest)
     c = sub.add_parser("compare", help="per stage and package: time, size and checks of run B against run A")
     c.add_argument("run_a")

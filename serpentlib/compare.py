@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +37,8 @@ def load_run(ref: str | Path, history: History | None = None) -> RunRecords:
     """A run by directory, by id under runs/, or by id in the metrics database."""
     for candidate in (Path(ref), PROJECT / "runs" / str(ref)):
         if (candidate / "phases.csv").exists() or (candidate / "run.json").exists():
-            tables = {t: metrics.load(candidate, t) for t in metrics.TABLES}
-            info = json.loads((candidate / "run.json").read_text()) if (candidate / "run.json").exists() else {}
-            return RunRecords(candidate.name, **tables, info=info)
+            info, tables = metrics.load_run_dir(candidate)
+            return RunRecords(str(info["run_id"]), **tables, info=info)
     if history is not None:
         known = set(history.runs()["run_id"])
         if str(ref) in known:
@@ -90,8 +88,12 @@ def compare(a: RunRecords, b: RunRecords, noise: Noise = Noise(), stages: list[s
                 else pd.Series(dtype=float))
 
     df = pd.DataFrame({"time_a": times(a), "time_b": times(b), "size_a": sizes(a), "size_b": sizes(b)})
-    df["time_delta_s"] = (df["time_b"] - df["time_a"]).round(2)
-    df["time_delta_%"] = [round(100 * _rel(x, y), 1) for x, y in zip(df["time_a"], df["time_b"])]
+    oa, ob = metrics.package_origins(a.phases), metrics.package_origins(b.phases)
+    df["origin"] = [_origin(oa, ob, key) for key in df.index]
+    timed = df["origin"] == "built"  # a package taken from the cache took no build time: no time delta
+    df["time_delta_s"] = (df["time_b"] - df["time_a"]).round(2).where(timed)
+    df["time_delta_%"] = [round(100 * _rel(x, y), 1) if t else float("nan")
+                          for x, y, t in zip(df["time_a"], df["time_b"], timed)]
     df["size_delta_bytes"] = df["size_b"] - df["size_a"]
     df["checks_changed"] = [_checks_changed(a.checks, b.checks, stage, pkg) for stage, pkg in df.index]
     flags = []
@@ -99,7 +101,7 @@ def compare(a: RunRecords, b: RunRecords, noise: Noise = Noise(), stages: list[s
         why = []
         if pd.isna(row["time_a"]) or pd.isna(row["time_b"]):
             why.append("only in run " + ("B" if pd.isna(row["time_a"]) else "A"))
-        elif (abs(row["time_delta_s"]) >= noise.time_seconds
+        elif row["origin"] == "built" and (abs(row["time_delta_s"]) >= noise.time_seconds
               and abs(row["time_delta_%"]) >= 100 * noise.time_ratio):
             why.append("slower" if row["time_delta_s"] > 0 else "faster")
         if not (pd.isna(row["size_a"]) or pd.isna(row["size_b"])) and (
@@ -117,6 +119,23 @@ def subject_package(subject: str) -> str:
     """The package a check's subject names: the whole subject (`tcc`, a policy's package) or what
     comes before `: ` (a recipe's check, `make: make --version`). A path names no package."""
     return subject.split(": ", 1)[0]
+
+
+def _origin(oa: pd.DataFrame, ob: pd.DataFrame, key: tuple[str, str]) -> str:
+    """`built` when neither run took the package from the build cache; else which did, built by whom."""
+    cached = [f"{side} {metrics.origin_label('cached', o.at[key, 'from_run'])}" for side, o in (("A", oa), ("B", ob))
+              if key in o.index and o.at[key, "origin"] == "cached"]
+    return "; ".join(cached) or "built"
+
+
+def by_origin(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The rows built in both runs (times compared), the rest (cached in A or B), and a sentence
+    that counts each."""
+    built, cached = table[table["origin"] == "built"], table[table["origin"] != "built"]
+    text = f"times compared for {len(built)} packages built in both runs"
+    if len(cached):
+        text += f"; {len(cached)} taken from the build cache in run A or B are shown apart, without a time delta"
+    return built, cached, text
 
 
 def _checks_changed(a: pd.DataFrame, b: pd.DataFrame, stage: str, package: str) -> str:
@@ -146,21 +165,30 @@ def stage_checks_changed(a: RunRecords, b: RunRecords, stages: list[str] | None 
     return both[both["outcome_a"] != both["outcome_b"]].reset_index(drop=True)
 
 
-def to_html(a: RunRecords, b: RunRecords, table: pd.DataFrame, checks: pd.DataFrame, noise: Noise) -> str:
-    flagged = table[table["flag"] != ""]
-    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{padding:3px 8px;"
-             "border-bottom:1px solid #ddd;text-align:right} tr.flag{background:#ffebee} td:nth-child(-n+2){text-align:left}")
+def _rows_html(table: pd.DataFrame) -> str:
+    if table.empty:
+        return "<p>none</p>"
     rows = []
     for _, r in table.iterrows():
         cls = ' class="flag"' if r["flag"] else ""
-        cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values)
+        cells = "".join(f"<td>{'' if pd.isna(v) else html.escape(str(v))}</td>" for v in r.values)
         rows.append(f"<tr{cls}>{cells}</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def to_html(a: RunRecords, b: RunRecords, table: pd.DataFrame, checks: pd.DataFrame, noise: Noise) -> str:
+    flagged = table[table["flag"] != ""]
+    built, cached, counts = by_origin(table)
+    style = ("body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{padding:3px 8px;"
+             "border-bottom:1px solid #ddd;text-align:right} tr.flag{background:#ffebee} td:nth-child(-n+2){text-align:left}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>serpent compare {html.escape(a.run_id)} "
             f"{html.escape(b.run_id)}</title><style>{style}</style></head><body>"
             f"<h1>{html.escape(a.run_id)} → {html.escape(b.run_id)}</h1>"
             f"<p>{len(flagged)} of {len(table)} packages flagged beyond noise (time ±{noise.time_ratio:.0%} and "
-            f"≥{noise.time_seconds} s; size ±{noise.size_ratio:.0%} and ≥{noise.size_bytes} bytes).</p>"
-            f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            f"≥{noise.time_seconds} s; size ±{noise.size_ratio:.0%} and ≥{noise.size_bytes} bytes); "
+            f"{html.escape(counts)}.</p>"
+            f"<h2>Built in both runs</h2>{_rows_html(built)}"
+            f"<h2>Taken from the build cache in run A or B</h2>{_rows_html(cached)}"
             f"<h2>Checks that changed</h2>{checks.to_html(index=False) if not checks.empty else '<p>none</p>'}"
             "</body></html>")

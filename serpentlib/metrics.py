@@ -7,6 +7,7 @@ made before it stopped.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,8 @@ def load(run_dir: Path, table: str, stage: str | None = None) -> pd.DataFrame:
     df = pd.read_csv(path)
     if table == "checks":
         df = normalise_checks(df)
+    if table == "phases":
+        df = with_origin(df)
     return df if stage is None else df[df["stage"] == stage].reset_index(drop=True)
 
 
@@ -133,8 +136,60 @@ def outcome_counts(checks: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return counts.reset_index()
 
 
+def with_origin(phases: pd.DataFrame) -> pd.DataFrame:
+    """Phases with `origin` and `from_run`; records written before those columns existed get
+    them from the phase: a `cached` phase was taken from the build cache, by an unknown run."""
+    if "origin" not in phases:
+        phases = phases.assign(origin=["cached" if p == "cached" else "built" for p in phases["phase"]])
+    if "from_run" not in phases:
+        phases = phases.assign(from_run="")
+    return phases.assign(from_run=["" if pd.isna(r) else str(r) for r in phases["from_run"]])
+
+
+def load_run_dir(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """A run directory's run.json and its tables, each row tagged with the run's id.
+
+    A directory that several runs wrote into holds each one's rows under its own run_id: only
+    the rows of the run its run.json names are taken."""
+    run_dir = Path(run_dir)
+    info_file = run_dir / "run.json"
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {"run_id": run_dir.name}
+    run_id = str(info["run_id"])
+    tables = {}
+    for table in TABLES:
+        df = load(run_dir, table)
+        ids = set(df["run_id"].astype(str))
+        if len(ids) > 1:
+            if run_id not in ids:
+                raise SerpentError(f"{run_dir / table}.csv holds the records of runs {', '.join(sorted(ids))}, "
+                                   f"none of them {run_id}, the run its run.json names",
+                                   "give a run directory written by one `serpent run`")
+            df = df[df["run_id"].astype(str) == run_id]
+        tables[table] = df.assign(run_id=run_id).reset_index(drop=True)
+    return info, tables
+
+
+def package_origins(phases: pd.DataFrame) -> pd.DataFrame:
+    """Per stage and package: `origin` (built, or cached when it came from the build cache) and
+    `from_run` (the run that built a cached package)."""
+    if phases.empty:
+        return pd.DataFrame(columns=["origin", "from_run"],
+                            index=pd.MultiIndex.from_arrays([[], []], names=["stage", "package"]))
+    phases = with_origin(phases)
+    cached = phases["origin"].eq("cached")
+    by = [phases["stage"], phases["package"]]
+    return pd.DataFrame({"origin": cached.groupby(by, sort=False).any().map({True: "cached", False: "built"}),
+                         "from_run": phases["from_run"].where(cached, "").groupby(by, sort=False).max()})
+
+
+def origin_label(origin: str, from_run: str) -> str:
+    """`built`, or `cached` with the run that built it."""
+    return origin if origin != "cached" else f"cached (built by {from_run or 'an earlier run'})"
+
+
 def package_times(phases: pd.DataFrame) -> pd.DataFrame:
-    """Wall seconds per package (rows, in build order) and phase (columns), plus a total and share."""
+    """Wall seconds per package (rows, in build order) and phase (columns), plus a total and share,
+    and whether the package was built or taken from the build cache."""
     if phases.empty:
         return pd.DataFrame()
     order = list(dict.fromkeys(phases["package"]))
@@ -142,4 +197,8 @@ def package_times(phases: pd.DataFrame) -> pd.DataFrame:
     table = table.reindex(order)
     table["total"] = table.sum(axis=1)
     table["share_%"] = (100 * table["total"] / table["total"].sum()).round(1)
-    return table.round(2)
+    table = table.round(2)
+    origins = package_origins(phases).droplevel("stage")
+    origins = origins[~origins.index.duplicated()].reindex(order)
+    table["origin"] = [origin_label(o, r) for o, r in zip(origins["origin"], origins["from_run"])]
+    return table

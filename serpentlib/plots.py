@@ -82,17 +82,29 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     return fig
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
+
+
 def trend(history_rows: pd.DataFrame, title: str, unit: str = "s") -> Figure:
-    """A metric of one package across runs, oldest first (from `History.trend`)."""
+    """A metric of one package across runs, oldest first (from `History.trend`). Runs that took the
+    package from the build cache (`origin` cached) are drawn apart and left out of the median."""
     if history_rows.empty:
         return _empty(title)
+    rows = history_rows.reset_index(drop=True)
+    cached = rows["origin"].eq("cached") if "origin" in rows else pd.Series(False, index=rows.index)
+    built = rows[~cached]
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    x = range(len(history_rows))
-    ax.plot(x, history_rows["value"], marker="o" if len(history_rows) < 60 else None, lw=1.2, color="#1e88e5")
-    median = history_rows["value"].median()
-    ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median {median:,.1f} {unit}")
-    step = max(1, len(history_rows) // 8)
-    ax.set_xticks(list(x)[::step], [str(r)[:20] for r in history_rows["run_id"]][::step], rotation=30, ha="right",
+    marker = "o" if len(rows) < 60 else None
+    ax.plot(built.index, built["value"], marker=marker, lw=1.2, color="#1e88e5", label=f"built ({_runs(len(built))})")
+    if cached.any():
+        ax.scatter(rows.index[cached], rows["value"][cached], marker="x", color="#78909c", zorder=3,
+                   label=f"from the build cache ({_runs(int(cached.sum()))}; no build time)")
+    if len(built):
+        median = built["value"].median()
+        ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median of built {median:,.1f} {unit}")
+    step = max(1, len(rows) // 8)
+    ax.set_xticks(list(rows.index)[::step], [str(r)[:20] for r in rows["run_id"]][::step], rotation=30, ha="right",
                   fontsize=8)
     ax.set_ylabel(unit)
     ax.set_title(title)

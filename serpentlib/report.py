@@ -76,8 +76,12 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         tail = (f"<h2>Failing step: {html.escape(str(row['package']))} in {html.escape(str(row['phase']))}</h2>"
                 f"<p>log: <code>{html.escape(str(row['log']))}</code></p><pre>{html.escape(log_tail(Path(row['log']), 40))}</pre>")
     summary = pd.DataFrame([{"stage": k, "outcome": v} for k, v in stages.items()])
+    origins = metrics.package_origins(phases).reset_index()
     if not phases.empty:
-        per = phases.groupby("stage").agg(packages=("package", "nunique"), wall_s=("wall_s", "sum")).reset_index()
+        per = phases.groupby("stage").agg(packages=("package", "nunique"), wall_s=("wall_s", "sum"))
+        per = per.join(origins.groupby("stage")["origin"].agg(built=lambda o: int((o == "built").sum()),
+                                                              cached=lambda o: int((o == "cached").sum())))
+        per = per.reset_index()
         per["stage"] = per["stage"].str.replace("stage", "")
         summary = summary.merge(per, on="stage", how="left")
     if not checks.empty:
@@ -89,8 +93,10 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     outcome_html = _table(summary)
     for word in ("passed", "failed", "interrupted", "not run"):
         outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
-    slowest = (phases.groupby(["stage", "package"])["wall_s"].sum().nlargest(5).reset_index()
-               if not phases.empty else pd.DataFrame())
+    built = phases[phases["origin"] == "built"] if not phases.empty else phases
+    slowest = (built.groupby(["stage", "package"])["wall_s"].sum().nlargest(5).reset_index()
+               if not built.empty else pd.DataFrame())
+    cached = origins[origins["origin"] == "cached"][["stage", "package", "from_run"]]
     biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
                if not sizes.empty else pd.DataFrame())
     failed_checks = checks[~checks["passed"].astype(bool)][["stage", "check", "subject", "outcome", "reason", "detail"]]
@@ -124,7 +130,9 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
 <h2>Failed checks</h2>{_table(failed_checks)}
 <h2>Expected failures and skips</h2>{_table(excused)}
-<h2>Slowest packages</h2>{_table(slowest)}
+<h2>Slowest packages</h2><p>of those built in this run</p>{_table(slowest)}
+<h2>Taken from the build cache</h2>
+<p>not built in this run: installed from the build of the run named</p>{_table(cached)}
 <h2>Biggest packages</h2>{_table(biggest)}
 <p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
 · <a href="run.json">run.json</a>{sbom_link}</p>

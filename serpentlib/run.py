@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import platform
+import secrets
 import socket
 import time
 from dataclasses import asdict, dataclass, field
@@ -64,7 +65,8 @@ def host_facts() -> dict:
 
 
 def new_run_id(profile: str) -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{profile}"
+    """UTC time, profile and a random part: unique whatever the run directory is called."""
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{profile}-{secrets.token_hex(4)}"
 
 
 def require_kernel(name: str = KERNEL) -> None:
@@ -85,7 +87,7 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
                kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None,
-               use_cache: bool = True, recheck: bool = False) -> RunInfo:
+               use_cache: bool = True, recheck: bool = False, run_id: str = "") -> RunInfo:
     """Execute the stages' notebooks in order; raise StageFailed at the first failing one.
     `recheck`: a stage whose packages all come from the cache runs its checks again instead of
     replaying those of the run that built it.
@@ -96,7 +98,7 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
     from papermill.exceptions import PapermillExecutionError
 
     run_dir, work_dir = Path(run_dir).resolve(), Path(work_dir).resolve()
-    info = RunInfo(run_id=run_dir.name, profile=profile.name, run_dir=str(run_dir), work_dir=str(work_dir),
+    info = RunInfo(run_id=run_id or new_run_id(profile.name), profile=profile.name, run_dir=str(run_dir), work_dir=str(work_dir),
                    host=host_facts(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     plan = []
     for n in stages:  # validate every stage's parameters before anything runs
@@ -153,8 +155,7 @@ def finish_run(run_dir: Path, metrics_db: str | None = None) -> None:
         log.warning("could not write the report of %s: %s", run_dir, exc)
     try:
         with History(metrics_db) as history:
-            history.ingest(run_dir)
-            log.info("metrics: %s added to %s", run_dir.name, history.path)
+            log.info("metrics: run %s added to %s", history.ingest(run_dir).run_id, history.path)
     except Exception as exc:  # noqa: BLE001
         log.warning("could not add %s to the metrics database: %s", run_dir, exc)
 

@@ -55,6 +55,8 @@ class PhaseRecord:
     max_rss_kb: int
     exit_code: int
     log: str
+    origin: str = "built"  # built, or cached: the package was taken from the build cache
+    from_run: str = ""     # for a cached package: the run whose build filled the cache entry
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,5 @@
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -6,6 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from serpentlib.build import SizeRecord
+from serpentlib.metrics import CheckRecord, Recorder
+from serpentlib.run import RunInfo
+from serpentlib.sandbox import PhaseRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -78,3 +84,44 @@ def mini_run(tmp_path_factory):
                                "SERPENT_KEYS": str(tmp_path_factory.getbasetemp() / "keys")})  # the tests' own key store
     APT_BEFORE_AND_AFTER["after"] = tree_digest(Path("/etc/apt"))
     return proc, run_dir, work_dir
+
+
+PACKAGES = {"musl": 30.0, "dash": 6.0, "bash": 38.0, "make": 16.0}
+
+
+def make_run(base, run_id, times=PACKAGES, failing_check=None, failed_phase=None, stage="stage2", folder=None,
+             cached_from=None):
+    """A run directory as `serpent run` leaves it: run.json and the Recorder's CSV files and logs.
+    `folder` (default: the run id) is where under `base`; with `cached_from`, every package is
+    taken from the build cache that run filled."""
+    run_dir = base / (folder or run_id)
+    rec = Recorder(run_dir, run_id, "mini")
+    phases = [("cached", 0.0)] if cached_from else [("configure", 0.3), ("build", 0.6), ("install", 0.1)]
+    origin = {"origin": "cached", "from_run": cached_from} if cached_from else {}
+    for pkg, wall in times.items():
+        for phase, share in phases:
+            log = run_dir / "logs" / stage / pkg / f"{phase}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            code = 2 if failed_phase == (pkg, phase) else 0
+            log.write_text(f"# {phase}\n" + ("error: something broke\n" if code else "ok\n"))
+            rec.add(PhaseRecord(stage, pkg, "1.0", phase, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:10+00:00",
+                                round(wall * share, 3) or 0.05, wall * share * 0.9, 0.1, 50000, code, str(log),
+                                **origin))
+        rec.add(SizeRecord(stage, pkg, "1.0", 10**6, 5 * 10**6, 2 * 10**6, 100, 3))
+        rec.add(CheckRecord(stage, "runs-in-root", f"{pkg}: --version", pkg != failing_check, "exit 0"))
+    info = RunInfo(run_id=run_id, profile="mini", run_dir=str(run_dir), work_dir="/w", host={"hostname": "h", "cpus": 2},
+                   started=f"2026-01-01T00:{len(list(base.iterdir())):02d}:00+00:00",
+                   stages={"2": "failed" if failed_phase else "passed"}, duration_s=sum(times.values()),
+                   failure="stage 2 failed: bash in build (exit 2)" if failed_phase else "")
+    info.save()
+    return run_dir
+
+
+def explore(db, stage, out):
+    """explore.ipynb executed headless against `db`: the code cells' outputs."""
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(ROOT / "notebooks" / "explore.ipynb"), str(out),
+                           "-p", "db", str(db), "-p", "stage", stage, "-k", "serpentlib", "--no-progress-bar"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nb = json.loads(Path(out).read_text())
+    return [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]

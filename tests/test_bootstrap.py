@@ -211,7 +211,7 @@ def test_report_and_metrics_database(run):
         assert (run_dir / f"{name}.html").exists()
     from serpentlib.history import History
     with History(run_dir.parent / "metrics.sqlite") as h:
-        assert list(h.runs()["run_id"]) == [run_dir.name]
+        assert list(h.runs()["run_id"]) == [json.loads((run_dir / "run.json").read_text())["run_id"]]
         assert len(h.trend("stage3", "tcc")) == 1
 
 
@@ -378,7 +378,8 @@ def slowed_profile(base):
 @pytest.fixture(scope="module")
 def reruns(run, tmp_path_factory):
     """After the cold run, on the same work directory: the whole profile again (from the cache);
-    stage 3 with zlib changed (cache on); stage 3 rebuilt as it was, and rebuilt with zlib slowed."""
+    stage 3 with zlib changed (cache on); stage 3 rebuilt as it was, and rebuilt with zlib slowed.
+    Each run directory is called `run`, as the cold run's is: only their parents differ."""
     proc, run_dir, work_dir = run
     assert proc.returncode == 0
     base = tmp_path_factory.mktemp("reruns")
@@ -390,8 +391,8 @@ def reruns(run, tmp_path_factory):
                        ("again", ["--profile", "mini", "--stage", "3", "--rebuild"]),
                        ("slow", ["--profile", str(base / "slow.yaml"), "--stage", "3", "--rebuild"])):
         t0 = time.monotonic()
-        done = serpent("run", *args, "--run-dir", str(base / name), "--work-dir", str(work_dir), "-q", db=db)
-        runs[name] = (done, base / name, time.monotonic() - t0)
+        done = serpent("run", *args, "--run-dir", str(base / name / "run"), "--work-dir", str(work_dir), "-q", db=db)
+        runs[name] = (done, base / name / "run", time.monotonic() - t0)
     return runs
 
 
@@ -414,7 +415,7 @@ def test_noop_rerun_replays_the_checks_and_names_the_run_that_made_them(run, rer
     checks = metrics.load(run_dir, "checks")
     replayed, stage4 = checks[checks["stage"] != "stage4"], checks[checks["stage"] == "stage4"]
     assert set(replayed["stage"]) == {"stage1", "stage2", "stage3"}
-    assert (replayed["cached_from"] == run[1].name).all(), set(replayed["cached_from"])
+    assert (replayed["cached_from"] == json.loads((run[1] / "run.json").read_text())["run_id"]).all(), set(replayed["cached_from"])
     assert len(stage4) and (stage4["cached_from"] == "").all(), "stage 4 always checks afresh"
 
 
@@ -431,6 +432,40 @@ def test_recheck_runs_every_check_again_on_the_cached_roots(run, reruns):
     for log in ("stage1/checks/hello-c-static.run.log", "stage3/checks/fixed-point.log",
                 "stage3/checks/tcc-test-test3.log"):
         assert (run_dir / "logs" / log).is_file(), f"{log}: the check did not run again"
+
+
+def test_runs_in_folders_called_run_are_all_in_the_store_with_all_their_rows(run, reruns):
+    from serpentlib import metrics
+    from serpentlib.history import History
+
+    dirs = [run[1]] + [d for _, d, _ in reruns.values()]
+    ids = [json.loads((d / "run.json").read_text())["run_id"] for d in dirs]
+    assert {d.name for d in dirs} == {"run"} and len(set(ids)) == len(dirs)
+    with History(run[1].parent / "metrics.sqlite") as h:
+        assert set(ids) <= set(h.runs()["run_id"])
+        for d, run_id in zip(dirs, ids):
+            for name in metrics.TABLES:
+                assert len(h.table(name, [run_id])) == len(metrics.load(d, name)) > 0, (d, name)
+
+
+def test_a_noop_rerun_is_no_speed_up_in_compare_or_the_trend(run, reruns, tmp_path):
+    from serpentlib.history import History
+
+    _, cold, _ = run
+    _, noop, _ = reruns["noop"]
+    db = cold.parent / "metrics.sqlite"
+    done = serpent("compare", str(cold), str(noop), "--stage", "1,2,3", "--html", str(tmp_path / "c.html"), db=db)
+    assert done.returncode == 0, done.stderr
+    cached = sum(len(PROFILE.parameters(n)["packages"]) for n in (1, 2, 3))
+    assert f"times compared for 0 packages built in both runs; {cached} taken from the build cache" in done.stdout
+    assert "faster" not in done.stdout and "-100.0" not in done.stdout, done.stdout
+    noop_id = json.loads((noop / "run.json").read_text())["run_id"]
+    with History(db) as h:
+        for stage, package in (("stage1", "musl"), ("stage3", "tcc")):
+            assert noop_id not in set(h.trend(stage, package)["run_id"])
+            both = h.trend(stage, package, origin=None).set_index("run_id")
+            assert both.at[noop_id, "origin"] == "cached"
+            assert both.at[noop_id, "from_run"] == json.loads((cold / "run.json").read_text())["run_id"]
 
 
 def test_a_changed_recipe_rebuilds_it_and_what_builds_on_it(reruns):

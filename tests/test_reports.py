@@ -1,43 +1,16 @@
 """Reports, the metrics database, run comparison and explore.ipynb, on runs made here."""
 
-import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-from serpentlib.build import SizeRecord
 from serpentlib.compare import Noise, compare, load_run, stage_checks_changed
 from serpentlib.history import History
 from serpentlib.metrics import CheckRecord, Recorder
-from serpentlib.profile import PROJECT
 from serpentlib.report import write_index
-from serpentlib.run import RunInfo
-from serpentlib.sandbox import PhaseRecord
 
-PACKAGES = {"musl": 30.0, "dash": 6.0, "bash": 38.0, "make": 16.0}
-
-
-def make_run(base, run_id, times=PACKAGES, failing_check=None, failed_phase=None, stage="stage2"):
-    run_dir = base / run_id
-    rec = Recorder(run_dir, run_id, "mini")
-    for pkg, wall in times.items():
-        for phase, share in (("configure", 0.3), ("build", 0.6), ("install", 0.1)):
-            log = run_dir / "logs" / stage / pkg / f"{phase}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            code = 2 if failed_phase == (pkg, phase) else 0
-            log.write_text(f"# {phase}\n" + ("error: something broke\n" if code else "ok\n"))
-            rec.add(PhaseRecord(stage, pkg, "1.0", phase, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:10+00:00",
-                                round(wall * share, 3), wall * share * 0.9, 0.1, 50000, code, str(log)))
-        rec.add(SizeRecord(stage, pkg, "1.0", 10**6, 5 * 10**6, 2 * 10**6, 100, 3))
-        rec.add(CheckRecord(stage, "runs-in-root", f"{pkg}: --version", pkg != failing_check, "exit 0"))
-    info = RunInfo(run_id=run_id, profile="mini", run_dir=str(run_dir), work_dir="/w", host={"hostname": "h", "cpus": 2},
-                   started=f"2026-01-01T00:{len(list(base.iterdir())):02d}:00+00:00",
-                   stages={"2": "failed" if failed_phase else "passed"}, duration_s=sum(times.values()),
-                   failure="stage 2 failed: bash in build (exit 2)" if failed_phase else "")
-    info.save()
-    return run_dir
+from .conftest import PACKAGES, explore, make_run
 
 
 def test_compare_flags_the_slowed_package_and_nothing_else(tmp_path):
@@ -114,13 +87,7 @@ def test_explore_notebook_runs_headless_against_a_store(tmp_path):
     with History(db) as h:
         for i in range(3):
             h.ingest(make_run(tmp_path, f"r{i}", {**PACKAGES, "make": 16.0 + 2 * i}))
-    out = tmp_path / "explore.ipynb"
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(PROJECT / "notebooks" / "explore.ipynb"), str(out),
-                           "-p", "db", str(db), "-p", "stage", "stage2", "-k", "serpentlib", "--no-progress-bar"],
-                          capture_output=True, text=True, cwd=PROJECT, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    nb = json.loads(out.read_text())
-    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    outputs = explore(db, "stage2", tmp_path / "explore.ipynb")
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1, "a static plot for the report"
     assert any("3 runs in" in "".join(o.get("text", "")) for o in outputs)

@@ -139,10 +139,11 @@ class StageRun:
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             if hit:
                 dest, size = hit
-                PackageBuild(recipe, ctx).restore(dest)
+                PackageBuild(recipe, ctx).restore(dest, self.cache.built_by(key))
                 self.hits += 1
             else:
-                ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size)
+                ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size,
+                                                                                 self.recorder.run_id)
                 _, size = build_package(recipe, ctx)
             self.recorder.add(size)
             self.result.sizes.append(size)
