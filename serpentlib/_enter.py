@@ -6,6 +6,7 @@ the private mount namespace and vanish with it, however the process ends.
 """
 
 import ctypes
+import errno
 import json
 import os
 import signal
@@ -83,6 +84,24 @@ def binds(root, spec):
         bind(source, where, readonly)
 
 
+def mount_point(root, where):
+    """Make directory `where` in the seed's overlay. In a user namespace the seed's directories
+    belong to an owner the namespace does not map, and the overlay cannot copy them up
+    (EOVERFLOW): a tmpfs over the deepest existing directory takes the mount point instead."""
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError as exc:
+        if exc.errno not in (errno.EOVERFLOW, errno.EPERM, errno.EACCES):
+            raise
+        parent = where
+        while not os.path.isdir(parent):
+            parent = os.path.dirname(parent)
+        if os.path.samefile(parent, root):
+            raise
+        mount("tmpfs", parent, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+        os.makedirs(where, exist_ok=True)
+
+
 def enter_seed(spec):
     """`/` becomes the seed (stage 0): an overlay whose upper layer is a tmpfs on the scratch
     folder, so mount points never touch the seed; /proc, /dev and /tmp; the `visible` trees
@@ -100,7 +119,7 @@ def enter_seed(spec):
     special(root, spec)
     for path, fd, rw in handles:  # ancestors before descendants: `visible` holds the build trees
         where = inside(root, path)
-        os.makedirs(where, exist_ok=True)
+        mount_point(root, where)
         bind(f"/proc/self/fd/{fd}", where, not rw)
         os.close(fd)
     binds(root, spec)

@@ -36,7 +36,8 @@ def profile_sources(profile: Profile) -> list[tuple[str, Source]]:
 def profile_store(profile: Profile, store_dir: str | None = None, seed: Seed | None = None) -> SourceStore:
     params = profile.common
     seed = seed or ensure_seed(params.get("seed") or {})
-    return SourceStore(Path(store_dir or params.get("store_dir") or "") or None, mirrors=params.get("mirrors") or [],
+    where = store_dir or params.get("store_dir")
+    return SourceStore(Path(where).resolve() if where else None, mirrors=params.get("mirrors") or [],
                        upstream=params.get("fetch_upstream", True), seed=seed)
 
 

@@ -142,8 +142,8 @@ class Sandbox:
         spec = {"root": str(self.root) if self.root else None,
                 "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
                 "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
-                "writable": None if self.writable is None else [str(p) for p in self.writable],
-                "visible": [str(p) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
+                "writable": None if self.writable is None else [str(Path(p).absolute()) for p in self.writable],
+                "visible": [str(Path(p).absolute()) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
                 "argv": argv, "env": self.environment(env), "seed": str(self.seed) if self.seed else None}
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
