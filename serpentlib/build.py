@@ -5,6 +5,7 @@ build, install in the sandbox; then measure and merge. Every phase yields a Phas
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from . import progress
 from .errors import BuildError, DiskFullError, SerpentError
 from .recipes import Recipe
 from .sandbox import PhaseRecord, Sandbox, now_iso
@@ -131,8 +133,8 @@ def process_phase(stage: str, package: str, version: str, phase: str, since: tup
 class PackageBuild:
     """One recipe built in one stage."""
 
-    def __init__(self, recipe: Recipe, ctx: StageContext) -> None:
-        self.recipe, self.ctx = recipe, ctx
+    def __init__(self, recipe: Recipe, ctx: StageContext, key: str = "") -> None:
+        self.recipe, self.ctx, self.key = recipe, ctx, key
         self.spec = recipe.build_for(ctx.stage)
         self.root = ctx.work / "build" / recipe.name
         self.src = self.root / "src"
@@ -198,23 +200,60 @@ class PackageBuild:
             env[key] = expand(value, env)
         return env
 
+    # -- resuming --------------------------------------------------------------------------
+    # A build tree outlives a failed or interrupted run. Its stamp names the cache key it was made
+    # for and the phases done; a run with the same key skips those and goes on (make and ninja
+    # are incremental); any other key starts afresh.
+    RESUMABLE = ("extract", "patch", "prepare", "configure")
+
+    @property
+    def stamp(self) -> Path:
+        return self.root / "resume.json"
+
+    def phases_done(self) -> list[str]:
+        """The phases an earlier run did in this tree for the same key ([] when none or no key)."""
+        if not self.key or not self.stamp.is_file():
+            return []
+        try:
+            data = json.loads(self.stamp.read_text())
+        except ValueError:
+            return []
+        return list(data.get("done", [])) if data.get("key") == self.key else []
+
+    def mark_done(self, phase: str) -> None:
+        if not self.key:
+            return
+        done = self.phases_done() + [phase]
+        tmp = self.stamp.with_name("resume.json.partial")
+        tmp.write_text(json.dumps({"key": self.key, "done": done}) + "\n")
+        os.replace(tmp, self.stamp)
+
     def run(self) -> tuple[list[PhaseRecord], SizeRecord]:
         r = self.recipe
+        done = self.phases_done()
         with self.host_phase("fetch"):
             fetched = [self.ctx.store.fetch(s) for s in r.sources]
-        with self.host_phase("extract"):
-            shutil.rmtree(self.root, ignore_errors=True)
-            if r.source_dir:  # the project's own sources
-                shutil.copytree(r.source_dir, self.src, symlinks=True)
-            for i, (source, got) in enumerate(zip(r.sources, fetched)):
-                tree = self.ctx.store.unpacked(got, source)
-                shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)
-        if r.patches:
+        if done:
+            with self.host_phase("resume"):
+                self.log_path("resume").write_text(
+                    f"{self.root}: resumed; done by an earlier run with the same key {self.key}: {', '.join(done)}\n")
+                log.info("%s %s: resuming its build tree (%s done before)", self.ctx.stage, r.name, ", ".join(done))
+        else:
+            with self.host_phase("extract"):
+                shutil.rmtree(self.root, ignore_errors=True)
+                if r.source_dir:  # the project's own sources
+                    shutil.copytree(r.source_dir, self.src, symlinks=True)
+                for i, (source, got) in enumerate(zip(r.sources, fetched)):
+                    tree = self.ctx.store.unpacked(got, source)
+                    shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)
+            self.mark_done("extract")
+        if r.patches and "patch" not in done:
             with self.host_phase("patch"):
                 log_file = self.log_path("patch")
                 log_file.unlink(missing_ok=True)
                 apply_patches(r.patches, self.src, self.host_side(), log_file)
-        if r.prepare.strip():  # host-side preparation, like patching: the chroot may lack the tools
+            self.mark_done("patch")
+        if r.prepare.strip() and "prepare" not in done:  # host-side, like patching: the chroot may lack the tools
             host = self.host_side()
             env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
             record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
@@ -222,6 +261,8 @@ class PackageBuild:
                                            env=env))
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, "prepare", record.exit_code, Path(record.log))
+            self.mark_done("prepare")
+        shutil.rmtree(self.destdir, ignore_errors=True)  # an earlier attempt's partial install
         self.destdir.mkdir(parents=True)
         self.objdir.mkdir(parents=True, exist_ok=True)
         in_tree = self.spec.in_tree or self.spec.style == "make"
@@ -232,12 +273,17 @@ class PackageBuild:
         if sandbox.root is None:  # on the host, a build may write its own tree and nothing else
             sandbox = replace(sandbox, writable=[self.root], visible=[self.ctx.work.parent])
         for phase, command in commands(self.spec).items():
-            if command is None:
+            if command is None or phase in done:
                 continue
-            record = self._record(sandbox.run(command, cwd=cwd, log=self.log_path(phase), stage=self.ctx.stage,
-                                                       package=r.name, version=r.version, phase=phase, env=env))
+            logfile = self.log_path(phase)
+            earlier = progress.earlier_walls(self.ctx.stage, r.name, phase) if phase == "build" else []
+            with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", earlier):
+                record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
+                                                  package=r.name, version=r.version, phase=phase, env=env))
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
+            if phase in self.RESUMABLE:
+                self.mark_done(phase)
         with self.host_phase("measure"):
             build_bytes = tree_size(self.root, count_elf=False)[0]
             installed, files, elves = tree_size(self.destdir)
@@ -254,14 +300,16 @@ class PackageBuild:
         """Install a cached build instead of building: one `cached` phase, no build work, whose
         record names the run that built it."""
         self.cached_from = from_run
+        shutil.rmtree(self.root, ignore_errors=True)  # a tree an earlier failed attempt left
         with self.host_phase("cached"):
             merge_tree(cached_destdir, self.ctx.install_root)
         return self.records
 
 
-def build_package(recipe: Recipe, ctx: StageContext) -> tuple[list[PhaseRecord], SizeRecord]:
-    """Build `recipe` in the stage described by `ctx`; raises BuildError on a failing phase."""
-    return PackageBuild(recipe, ctx).run()
+def build_package(recipe: Recipe, ctx: StageContext, key: str = "") -> tuple[list[PhaseRecord], SizeRecord]:
+    """Build `recipe` in the stage described by `ctx`; raises BuildError on a failing phase. With
+    the build's cache `key`, a tree an earlier run left for the same key is resumed."""
+    return PackageBuild(recipe, ctx, key).run()
 
 
 __all__ = ["PHASES", "PackageBuild", "SizeRecord", "StageContext", "build_package", "merge_tree", "tree_size"]

@@ -1,6 +1,10 @@
 """One package's phases: what a failing phase done in this process records."""
 
+import pytest
+
+from serpentlib import progress
 from serpentlib.build import PackageBuild, StageContext
+from serpentlib.errors import BuildError
 from serpentlib.recipes import load_recipe
 from serpentlib.sandbox import Sandbox
 from serpentlib.sources import SourceStore
@@ -30,3 +34,46 @@ def test_a_host_phase_failing_with_any_exception_is_recorded_failed_with_its_tra
     assert [(r.phase, r.exit_code != 0) for r in records] == [("cached", True)], records
     log = (tmp_path / "logs" / "broken-build" / "cached.log").read_text()
     assert "Traceback" in log and "FileExistsError" in log and "merge_tree" in log, log
+
+
+def _context(tmp_path, records):
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    return StageContext(stage="stage2", work=tmp_path / "work", install_root=root,
+                        store=SourceStore(tmp_path / "store"), sandbox=Sandbox(), logs=tmp_path / "logs",
+                        on_record=records.append)
+
+
+def test_a_failed_build_resumes_its_tree_with_the_same_key_and_starts_afresh_with_another(tmp_path):
+    """The first attempt fails in build; a second with the same key skips extract and configure
+    (one `resume` record instead) and runs build again in the same tree; another key starts over."""
+    recipe = load_recipe(FIXTURES / "recipes" / "good" / "resumes" / "recipe.yaml")
+    first: list = []
+    with pytest.raises(BuildError):
+        PackageBuild(recipe, _context(tmp_path, first), key="k1").run()
+    assert [r.phase for r in first] == ["fetch", "extract", "configure", "build"], first
+    second: list = []
+    PackageBuild(recipe, _context(tmp_path, second), key="k1").run()
+    assert [r.phase for r in second][:3] == ["fetch", "resume", "build"], second
+    installed = tmp_path / "root" / "usr" / "share" / "resumes"
+    assert (installed / "configure-runs").read_text() == "configured\n"
+    assert (installed / "build-runs").read_text() == "built\nbuilt\n"
+    assert "k1" in (tmp_path / "logs" / "resumes" / "resume.log").read_text()
+    # A failed attempt under another key is not resumed by k3: its tree is made anew.
+    with pytest.raises(BuildError):
+        PackageBuild(recipe, _context(tmp_path, []), key="k2").run()
+    third: list = []
+    with pytest.raises(BuildError):
+        PackageBuild(recipe, _context(tmp_path, third), key="k3").run()
+    assert "extract" in [r.phase for r in third] and "resume" not in [r.phase for r in third]
+
+
+def test_ninja_progress_and_the_time_left(tmp_path):
+    log = tmp_path / "build.log"
+    assert progress.ninja_progress(log) is None
+    log.write_text("# start\n[1/400] Building CXX object a.o\n[100/400] Linking CXX executable bin/x\n")
+    assert progress.ninja_progress(log) == (100, 400)
+    # From earlier runs: their median, scaled by the part left; else from this run's pace.
+    assert progress.estimate_left(100, 400, 60.0, [1000.0, 4000.0, 2000.0]) == (1500.0, "from 3 earlier run(s)")
+    assert progress.estimate_left(100, 400, 60.0, []) == (180.0, "from the pace so far")
+    assert "100/400 steps (25%)" in progress.describe("stage2 llvm build", 100, 400, 60.0, [])

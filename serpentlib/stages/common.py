@@ -65,6 +65,16 @@ def stage_function(fn: Callable[..., StageResult]) -> Callable[..., StageResult]
 
 
 COMPLETE = ".complete"  # written into a stage's tree when it finished with every check passed
+BUILD_TREES = "build"  # <work>/<stage>/build/<package>: kept across runs, for a build to resume
+
+
+def fresh(work: Path, keep: str) -> None:
+    """Empty `work` but its `keep` folder, whose trees each say whether they can be resumed."""
+    work.mkdir(parents=True, exist_ok=True)
+    for child in work.iterdir():
+        if child.name == keep and child.is_dir() and not child.is_symlink():
+            continue
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def stage_key(stage_dir: Path) -> str:
@@ -144,7 +154,7 @@ class StageRun:
             else:
                 ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size,
                                                                                  self.recorder.run_id)
-                _, size = build_package(recipe, ctx)
+                _, size = build_package(recipe, ctx, key)
             self.recorder.add(size)
             self.result.sizes.append(size)
 
@@ -198,8 +208,7 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
         if later.name > name:
             (later / COMPLETE).unlink(missing_ok=True)
     work = base / name
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    fresh(work, keep=BUILD_TREES)
     run = Path(run_dir).resolve()
     return StageRun(name=name, base=base, work=work, run=run,
                     recipes=Path(recipes_dir) if recipes_dir else PROJECT / "recipes",

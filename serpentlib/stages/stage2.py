@@ -48,6 +48,15 @@ def toolchain(base: Path) -> Path:
     return base / "stage1" / "bin"
 
 
+def stage1_env(base: Path, clang_version: str, cflags: str) -> dict[str, str]:
+    """Where stage 1 put things, for recipes that build for the target with the seed's clang
+    directly (compiler-rt, the LLVM runtimes) or run stage 1's build tools (LLVM's tablegens)."""
+    sysroot = base / "stage1" / "sysroot"
+    return {"SYSROOT": str(sysroot), "RESOURCE_DIR": str(sysroot / "usr" / "lib" / "clang" / clang_version),
+            "CLANG_VERSION": clang_version, "TARGET_CFLAGS": cflags,
+            "BUILD_TOOLS": str(base / "stage1" / "tools" / "usr" / "bin")}
+
+
 def cross_env(bindir: Path, target: str, cflags: str, build_triple: str) -> dict[str, str]:
     """What a cross build sees: the stage1 wrappers as CC/CXX, LLVM's binutils, the triples
     (`build_triple`: the seed compiler's, where the build runs)."""
@@ -83,7 +92,8 @@ def stage2(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", reche
     bindir = toolchain(st.base)
     root = st.work / "root"
     make_root_layout(root)
-    env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]), "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]),
+           **stage1_env(st.base, st.seed.clang["version"], cflags)}
     st.build(st.context(root, st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), env), packages)
     checks = st.cached_checks(recheck)
     if checks is None:

@@ -166,7 +166,7 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     write_base_files(root)
     # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
     os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
-    builds.mkdir(parents=True)
+    builds.mkdir(parents=True, exist_ok=True)
     env = native_env(serpent_tcc=True)
     _compiler, results = probe_flags(st, serpent, flag_list)
     if flag_list:

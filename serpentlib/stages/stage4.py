@@ -262,7 +262,7 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
         mine = [f"{p.path}: {p.problem}" for p in problems if p.package == name]
         checks.append(CheckRecord("stage4", "pkg-verify", name, not mine, "; ".join(mine[:5]) or "every file matches"))
     builds = st.work / "build"
-    builds.mkdir()
+    builds.mkdir(exist_ok=True)
     alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
     logs = st.logs / "checks"
     commands = {"stands alone: sh, make and tcc build a zlib program": (STANDALONE, "serpent stage4 stands alone")}

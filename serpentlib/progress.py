@@ -1,0 +1,91 @@
+"""Progress of a long phase: ninja's `[done/total]` lines read from the phase's log while it runs,
+with the time left estimated from earlier runs in the metrics history, or else from the pace so far.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+NINJA = re.compile(rb"\[(\d+)/(\d+)\]")
+
+
+def ninja_progress(logfile: Path, tail: int = 65536) -> tuple[int, int] | None:
+    """The last `[done/total]` of a ninja log, or None when there is none yet."""
+    try:
+        with open(logfile, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(fh.tell() - tail, 0))
+            found = NINJA.findall(fh.read())
+    except OSError:
+        return None
+    return (int(found[-1][0]), int(found[-1][1])) if found else None
+
+
+def earlier_walls(stage: str, package: str, phase: str, db: str | Path | None = None) -> list[float]:
+    """Wall times of this phase in earlier runs that built it whole (not resumed), from the history."""
+    from .history import db_path  # here: history imports the build records, which import this
+    path = db_path(db)
+    if not path.is_file():
+        return []
+    try:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(
+                "SELECT wall_s FROM phases WHERE stage = ? AND package = ? AND phase = ? AND exit_code = 0 "
+                "AND origin = 'built' AND run_id NOT IN (SELECT run_id FROM phases WHERE stage = ? AND "
+                "package = ? AND phase = 'resume')", (stage, package, phase, stage, package)).fetchall()
+    except sqlite3.Error:  # an older or foreign database: no estimate from it
+        return []
+    return [r[0] for r in rows if r[0]]
+
+
+def estimate_left(done: int, total: int, elapsed: float, earlier: list[float]) -> tuple[float, str] | None:
+    """Seconds left and where the estimate comes from: the median earlier run scaled by the
+    part not yet done, or the pace of this run so far."""
+    if total <= 0:
+        return None
+    left = 1 - done / total
+    if earlier:
+        return statistics.median(earlier) * left, f"from {len(earlier)} earlier run(s)"
+    if done <= 0:
+        return None
+    return elapsed / done * (total - done), "from the pace so far"
+
+
+def describe(label: str, done: int, total: int, elapsed: float, earlier: list[float]) -> str:
+    text = f"{label}: {done}/{total} steps ({100 * done / total:.0f}%) after {elapsed / 60:.1f} min"
+    est = estimate_left(done, total, elapsed, earlier)
+    if est:
+        text += f", about {est[0] / 60:.0f} min left ({est[1]})"
+    return text
+
+
+@contextmanager
+def watch(logfile: Path, label: str, earlier: list[float], every: float = 60.0) -> Iterator[None]:
+    """Log the progress of a running ninja build every `every` seconds, until the block ends."""
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def loop() -> None:
+        last = None
+        while not stop.wait(every):
+            now = ninja_progress(logfile)
+            if now and now != last:
+                log.info("%s", describe(label, *now, time.monotonic() - start, earlier))
+                last = now
+
+    thread = threading.Thread(target=loop, name=f"progress {label}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
