@@ -23,11 +23,14 @@ from .styles import commands
 
 
 def recipe_inputs(recipe: Recipe, stage: str) -> dict:
-    """Everything of the recipe that shapes a build in `stage`, as plain data."""
+    """Everything of the recipe that shapes a build in `stage`, as plain data: not its other
+    stages' overrides nor its checks, so editing how stage 3 builds LLVM keeps stage 2's build."""
     spec = recipe.build_for(stage)
-    return {"recipe": (recipe.path / "recipe.yaml").read_text(),
+    return {"name": recipe.name, "version": recipe.version, "release": recipe.release,
+            "sources": [[s.sha256, list(s.extract), s.strip] for s in recipe.sources],
             "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches},
-            "sources": [s.sha256 for s in recipe.sources], "commands": commands(spec), "stage": stage,
+            "prepare": recipe.prepare, "depends": list(recipe.depends), "build": asdict(spec),
+            "commands": commands(spec), "stage": stage,
             "source_dir": tree_digest(recipe.source_dir) if recipe.source_dir else None}
 
 

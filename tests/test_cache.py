@@ -23,10 +23,25 @@ def test_key_covers_recipe_env_and_upstream(tmp_path):
     assert base != cache.key(musl, "stage3", {"CC": "clang"}, ["u1"])
     assert base != cache.key(musl, "stage2", {"CC": "clang", "CFLAGS": "-O3"}, ["u1"])
     assert base != cache.key(musl, "stage2", {"CC": "clang"}, ["u2"])
-    copy = tmp_path / "musl"
-    copy.mkdir()
-    (copy / "recipe.yaml").write_text((ROOT / "recipes" / "musl" / "recipe.yaml").read_text() + "# changed\n")
-    assert base != cache.key(load_recipe(copy / "recipe.yaml"), "stage2", {"CC": "clang"}, ["u1"])
+    text = (ROOT / "recipes" / "musl" / "recipe.yaml").read_text()
+
+    def edited(old: str, new: str):
+        copy = tmp_path / "musl"
+        copy.mkdir(exist_ok=True)
+        assert old in text
+        (copy / "recipe.yaml").write_text(text.replace(old, new))
+        return load_recipe(copy / "recipe.yaml")
+
+    # What stage 2 builds with changes its key; another stage's override, the checks or a
+    # comment do not, so a change for stage 3 keeps stage 2's (hours-long) builds.
+    assert base != cache.key(edited("--disable-wrapper", "--enable-debug"), "stage2", {"CC": "clang"}, ["u1"])
+    assert base != cache.key(edited("CFLAGS: $CFLAGS -ffile-prefix-map=$SRC=/usr/src/musl\nstage3",
+                                    "CFLAGS: $CFLAGS -O3 -ffile-prefix-map=$SRC=/usr/src/musl\nstage3"),
+                             "stage2", {"CC": "clang"}, ["u1"])
+    stage3_edit = edited("  on_host: true\n", "  on_host: true\n  check: make check\n")
+    assert base == cache.key(stage3_edit, "stage2", {"CC": "clang"}, ["u1"])
+    assert cache.key(musl, "stage3", {}, ["u1"]) != cache.key(stage3_edit, "stage3", {}, ["u1"])
+    assert base == cache.key(edited("expect: musl libc", "expect: musl"), "stage2", {"CC": "clang"}, ["u1"])
 
 
 def test_put_then_get_and_partial_entries_are_ignored(tmp_path):
