@@ -194,7 +194,8 @@ class PackageBuild:
 
     def environment(self) -> dict[str, str]:
         """Stage variables, then the recipe's, whose `$VARS` expand against those before them."""
-        env = {"SRC": self.where(self.src), "DESTDIR": self.where(self.destdir), "PREFIX": "/usr",
+        env = {"SRC": self.where(self.src), "BUILDDIR": self.where(self.objdir), "DESTDIR": self.where(self.destdir),
+               "PREFIX": "/usr",
                "JOBS": str(self.ctx.jobs), **(self.ctx.host_env if self.on_host else self.ctx.env)}
         for key, value in self.spec.env.items():
             env[key] = expand(value, env)

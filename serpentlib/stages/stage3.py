@@ -20,6 +20,7 @@ from ..metrics import CheckRecord, expected_failure
 from ..recipes import Recipe, load_recipes
 from ..sandbox import Bind, Sandbox
 from ..sources import SourceStore, extract
+from . import llvm_checks
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
 from .stage2 import cross_env, make_root_layout, write_base_files, recipe_checks, root_sandbox, toolchain
 
@@ -36,13 +37,37 @@ def chroot_sandbox(root: Path, builds: Path, serpent: Path | None, env: dict[str
     return Sandbox(root=root, binds=binds, path="/usr/bin:/bin:/usr/sbin:/sbin", shell="/usr/bin/bash", env=env)
 
 
-def native_env(serpent_tcc: bool) -> dict[str, str]:
-    """The chroot's compiler is tcc. Until stage3 installs its own, tcc's runtime (libtcc1.a, its
-    headers) is under /serpent, hence -B. tcc takes no optimisation flags worth passing."""
-    cc = "tcc -B/serpent/usr/lib/tcc" if serpent_tcc else "tcc"
+COMPILERS = ("tcc", "clang")
+# Until stage 3 builds its own LLVM, these lead to /serpent's, as /usr/bin/sh leads to its dash
+# (the seed's way): recipes that name /usr/bin/clang (the LLVM runtimes) build in the chroot too.
+SERPENT_LINKS = {"tcc": ["dash:sh"], "clang": ["dash:sh", "clang", "clang++", "llvm-ar", "llvm-ranlib", "llvm-nm"]}
+
+
+def native_env(compiler: str = "tcc", serpent: bool = False) -> dict[str, str]:
+    """The chroot's build environment for its compiler; `serpent`: while /serpent is mounted.
+
+    tcc: its runtime (libtcc1.a, its headers) is under /serpent until stage 3 installs its own,
+    hence -B; it takes no optimisation flags worth passing. clang: /serpent's LLVM programs
+    need /serpent's libc++ until the root has its own, as the seed's LD_LIBRARY_PATH did."""
+    common = {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "KCONFIG_NOTIMESTAMP": "1", "HOME": "/root", "TMPDIR": "/tmp"}
+    if compiler == "clang":
+        env = {"CC": "clang", "CXX": "clang++", "AR": "llvm-ar", "RANLIB": "llvm-ranlib", "NM": "llvm-nm",
+               "STRIP": "llvm-strip", "OBJCOPY": "llvm-objcopy", "READELF": "llvm-readelf",
+               "CFLAGS": "-O2 -pipe", "CXXFLAGS": "-O2 -pipe"}
+        if serpent:
+            env["LD_LIBRARY_PATH"] = "/serpent/usr/lib"
+        return {**env, **common}
+    if compiler != "tcc":
+        raise SerpentError(f"stage3: unknown compiler {compiler!r}", f"use one of {', '.join(COMPILERS)}")
+    cc = "tcc -B/serpent/usr/lib/tcc" if serpent else "tcc"
     # CFLAGS without -g: tcc's debug info would name /serpent's headers in every binary.
-    return {"CC": cc, "AR": "tcc -ar", "LD": "tcc", "CFLAGS": "-O2", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH,
-            "KCONFIG_NOTIMESTAMP": "1", "HOME": "/root", "TMPDIR": "/tmp"}
+    return {"CC": cc, "AR": "tcc -ar", "LD": "tcc", "CFLAGS": "-O2", **common}
+
+
+def link_serpent_tools(root: Path, compiler: str) -> None:
+    for item in SERPENT_LINKS[compiler]:
+        tool, _, name = item.partition(":")
+        os.symlink(f"/serpent/usr/bin/{tool}", root / "usr" / "bin" / (name or tool))
 
 
 FIXED_POINT = """set -e
@@ -67,7 +92,7 @@ def check_fixed_point(stage: str, root: Path, builds: Path, tcc: Recipe, store: 
     source = tcc.sources[0]
     extract(store.fetch(source).path, where / "src", source.extract, source.strip)
     script = FIXED_POINT.format(paths=tcc.build_for(stage).env["TCC_PATHS"])
-    sandbox = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    sandbox = chroot_sandbox(root, builds, None, native_env("tcc"))
     rec = sandbox.run(script, cwd="/", log=logs / "fixed-point.log", stage=stage, phase="check")
     if rec.exit_code != 0:
         return [CheckRecord(stage, "fixed-point", "tcc", False, f"exit {rec.exit_code}; see {rec.log}")]
@@ -133,13 +158,15 @@ def check_tcc_suite(stage: str, sandbox: Sandbox, source: Path, logs: Path) -> l
     return records
 
 
-def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag]) -> tuple[str, list[tuning.FlagResult]]:
-    """Try each tuning flag with stage 2's tcc (the compiler stage 3 starts with, and the
+def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag],
+                compiler: str = "tcc") -> tuple[str, list[tuning.FlagResult]]:
+    """Try each tuning flag with stage 2's compiler (the one stage 3 starts with, and the
     version it ends with) in stage 2's root; saved to <work>/stage3/flags.json for stage 4."""
     where = st.work / "flag-probe"
     where.mkdir()
     (where / "probe.c").write_text(tuning.PROBE_C)
-    script = tuning.probe_script(flags, "tcc", "/probe") + "tcc -v > version.txt 2>&1\n"
+    version = "tcc -v" if compiler == "tcc" else "clang --version | head -1"
+    script = tuning.probe_script(flags, compiler, "/probe") + f"{version} > version.txt 2>&1\n"
     sandbox = root_sandbox(serpent, shell="/usr/bin/bash", binds=[Bind(where, "/probe", readonly=False)])
     rec = sandbox.run(script, cwd="/", log=st.logs / "flag-probe.log", stage="stage3", phase="probe")
     if rec.exit_code != 0:
@@ -153,10 +180,13 @@ def probe_flags(st: StageRun, serpent: Path, flags: list[tuning.Flag]) -> tuple[
 
 @stage_function
 def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags: dict | None = None,
+           compiler: str = "tcc", fixpoint: bool = True, lit_suites: list[str] | None = None,
            recheck: bool = False, **params) -> StageResult:
-    """Build the mini set natively in the stage3 chroot, then verify the final compiler.
+    """Build the profile's set natively in the stage3 chroot, then verify the final compiler.
     `cflags` applies to what is built on the host (the intermediate musl); `flags` (tuning
-    groups) to what tcc builds in the chroot, each flag probed first."""
+    groups) to what the chroot's `compiler` (tcc or clang) builds, each flag probed first.
+    `fixpoint`: the final compiler rebuilds itself and must give the same bytes; `lit_suites`:
+    LLVM's own test suites run in the chroot (clang only)."""
     flag_list = tuning.parse_flags(flags or {})
     st = begin("stage3", after=("stage1", "stage2"), **params)
     bindir = toolchain(st.base)
@@ -165,38 +195,58 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     make_root_layout(root)
     write_base_files(root)
     # As in the seed: until stage3 builds its own shell, /usr/bin/sh is stage2's dash.
-    os.symlink("/serpent/usr/bin/dash", root / "usr" / "bin" / "sh")
+    link_serpent_tools(root, compiler)
     builds.mkdir(parents=True, exist_ok=True)
-    env = native_env(serpent_tcc=True)
-    _compiler, results = probe_flags(st, serpent, flag_list)
+    env = native_env(compiler, serpent=True)
+    _compiler, results = probe_flags(st, serpent, flag_list, compiler)
     if flag_list:
         env.update(tuning.build_env(results))
     host_env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]),
                 "SYSROOT": str(st.base / "stage1" / "sysroot")}
+    env["TARGET"] = target
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env)
     st.build(ctx, packages, chain=True)
     checks = st.cached_checks(recheck)
     if checks is None:
-        checks = verify_stage3(st, root, builds, serpent, packages)
+        checks = verify_stage3(st, root, builds, serpent, packages, compiler, fixpoint, lit_suites or [], env)
     return st.finish(checks)
 
 
-def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, packages: list[str]) -> list[CheckRecord]:
+def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, packages: list[str], compiler: str = "tcc",
+                  fixpoint: bool = True, lit_suites: list[str] | None = None,
+                  build_env: dict[str, str] | None = None) -> list[CheckRecord]:
     """The root's ELF files, what replaced /serpent, the tools on PATH, then without /serpent:
-    the recipes' checks, tcc's fixed point and its own test suite."""
+    the recipes' checks, the final compiler's own checks, its fixed point and its test suite."""
     logs = st.logs / "checks"
-    env = native_env(serpent_tcc=True)
+    env = native_env(compiler, serpent=True)
     checks = verify.check_root_closure("stage3", root)
     checks += verify.check_replaced("stage3", serpent, root)
     checks += verify.check_elf_hygiene("stage3", root, extra_forbidden=[str(st.base), "/serpent"])
+    tools = ["make", "bash", compiler, "sh"] + (["clang++", "ld.lld", "cmake", "ninja", "python3"] if compiler == "clang" else [])
     checks += verify.check_in_root("stage3", chroot_sandbox(root, builds, serpent, env), {
-        "tools resolve to /usr/bin": ("for t in make bash tcc sh; do command -v $t; done",
-                                      "/usr/bin/make\n/usr/bin/bash\n/usr/bin/tcc\n/usr/bin/sh"),
+        "tools resolve to /usr/bin": (f"for t in {' '.join(tools)}; do command -v $t; done",
+                                      "\n".join(f"/usr/bin/{t}" for t in tools)),
     }, logs)
     # Without /serpent from here on: the root must stand alone.
-    alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    alone = chroot_sandbox(root, builds, None, native_env(compiler))
     checks += verify.check_in_root("stage3", alone, recipe_checks(st.recipes, packages), logs)
-    checks += check_fixed_point("stage3", root, builds, load_recipes(st.recipes, ["tcc"])["tcc"], st.store, logs)
+    if compiler == "tcc":
+        if fixpoint:
+            checks += check_fixed_point("stage3", root, builds, load_recipes(st.recipes, ["tcc"])["tcc"], st.store, logs)
+        return checks
+    checks += llvm_checks.check_programs("stage3", root, builds, alone, logs)
+    if not fixpoint and not lit_suites:
+        return checks
+    # The rebuild is the fixpoint's and lit's tree both; it resumes like a package build.
+    llvm = load_recipes(st.recipes, ["llvm"])["llvm"]
+    # As the packages were built, tuning flags included, but with nothing from /serpent.
+    env = {k: v for k, v in (build_env or native_env(compiler)).items() if k != "LD_LIBRARY_PATH"}
+    found, build = llvm_checks.check_fixed_point("stage3", root, builds, llvm, alone, env, st.store, logs,
+                                                 key="fixpoint-" + st.keys["llvm"])
+    checks += found if fixpoint else []
+    checks += llvm_checks.check_lit("stage3", build, alone, lit_suites or [], st.jobs, logs)
+    if build is not None:
+        shutil.rmtree(build.root, ignore_errors=True)
     return checks

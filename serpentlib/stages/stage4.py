@@ -51,7 +51,7 @@ int main(void) {
     return strcmp((char *)back, text) != 0;
 }
 EOF
-make CC=tcc
+make  # $(CC): the stage's compiler, from the environment
 ./roundtrip
 """
 
@@ -190,8 +190,10 @@ def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) 
 
 @stage_function
 def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list[str] | None = None,
-           policy_exceptions: list[dict] | None = None, cflags: str = "", **params) -> StageResult:
-    """Package stage 3, write the repository, install `<work>/stage4/root` from it and check it."""
+           policy_exceptions: list[dict] | None = None, cflags: str = "", compiler: str = "tcc",
+           **params) -> StageResult:
+    """Package stage 3, write the repository, install `<work>/stage4/root` from it and check it
+    (`compiler`: stage 3's final compiler, tcc or clang, which the root's checks build with)."""
     exceptions = policy.parse_exceptions(policy_exceptions or [])
     st = begin("stage4", after=("stage1", "stage2", "stage3"), **params)
     stage3 = st.base / "stage3"
@@ -202,7 +204,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
         raise SerpentError(f"stage4: {', '.join(missing)} not built by stage 3 in {st.base}",
                                   "list only stage 3's packages, or add them to stage 3")
     recipes = load_recipes(st.recipes, names)
-    compiler, flag_results = tuning.load(stage3 / "flags.json")
+    compiler_version, flag_results = tuning.load(stage3 / "flags.json")
     cache = BuildCache(st.base / "cache" / "stage3")
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
@@ -222,7 +224,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             needs, provides = needs_of(files, where[name], ROOT_LINKS)
         manifests[name] = Manifest(name=name, version=recipe.version, release=recipe.release, license=recipe.license,
                                    summary=recipe.summary, homepage=recipe.homepage, files=files, needs=needs,
-                                   provides=provides, build=build_info(recipe, flag_results, compiler, cflags, st.seed.facts()))
+                                   provides=provides, build=build_info(recipe, flag_results, compiler_version, cflags, st.seed.facts()))
         st.keys[name] = keys[name]
     unresolved = resolve(manifests)
     repo = st.work / "repo"
@@ -244,16 +246,17 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
         return st.finish(checks)
     checks.append(CheckRecord("stage4", "index-signed", "repository", True,
                               f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
-    checks += check_root(st, installed, list(manifests), names)
+    checks += check_root(st, installed, list(manifests), names, compiler)
     with timed(st, "root", "-", "sbom"):
         sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
                              root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
     return st.finish(checks)
 
 
-def check_root(st: StageRun, installed: list[str], everything: list[str], names: list[str]) -> list[CheckRecord]:
+def check_root(st: StageRun, installed: list[str], everything: list[str], names: list[str],
+               compiler: str = "tcc") -> list[CheckRecord]:
     """The fresh root from the repository alone: `pkg verify`, and in a chroot of it, with no
-    /serpent, every recipe's checks and sh + make + tcc building and running a zlib program."""
+    /serpent, every recipe's checks and sh + make + the compiler building and running a zlib program."""
     root = st.work / "root"
     checks = [CheckRecord("stage4", "installed-from-repository", "root", set(installed) == set(everything),
                           f"{len(installed)} packages into {root}")]
@@ -263,9 +266,9 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
         checks.append(CheckRecord("stage4", "pkg-verify", name, not mine, "; ".join(mine[:5]) or "every file matches"))
     builds = st.work / "build"
     builds.mkdir(exist_ok=True)
-    alone = chroot_sandbox(root, builds, None, native_env(serpent_tcc=False))
+    alone = chroot_sandbox(root, builds, None, native_env(compiler))
     logs = st.logs / "checks"
-    commands = {"stands alone: sh, make and tcc build a zlib program": (STANDALONE, "serpent stage4 stands alone")}
+    commands = {f"stands alone: sh, make and {compiler} build a zlib program": (STANDALONE, "serpent stage4 stands alone")}
     commands.update(recipe_checks(st.recipes, names))
     checks += check_in_root("stage4", alone, commands, logs)
     shutil.rmtree(builds, ignore_errors=True)

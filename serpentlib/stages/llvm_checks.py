@@ -1,0 +1,215 @@
+"""Stage 3's checks of a clang final compiler: C and C++ programs built and run in the root
+alone, the byte fixpoint (the stage 3 clang rebuilds LLVM; the result must equal what it was
+built from) and LLVM's own lit suites, one record per test."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from ..build import PackageBuild, StageContext
+from ..metrics import CheckRecord, expected_failure, skipped
+from ..recipes import Recipe
+from ..sandbox import Sandbox
+from ..sources import SourceStore
+from ..verify import elf_info, is_elf
+
+log = logging.getLogger(__name__)
+
+# Written here, not in the tests: a program the suite did not know beforehand.
+PROGRAMS = {
+    "c": ("c", r"""#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(void) { char *s = strdup("c ok"); puts(s); free(s); return 0; }
+"""),
+    "cxx": ("cc", r"""#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <typeinfo>
+#include <vector>
+struct Base { virtual ~Base() = default; };
+struct Derived : Base {};
+int main() {
+    int caught = 0;
+    try { throw std::runtime_error("boom"); } catch (const std::exception &e) { caught = std::string(e.what()) == "boom"; }
+    std::unique_ptr<Base> b = std::make_unique<Derived>();
+    bool rtti = dynamic_cast<Derived *>(b.get()) != nullptr && typeid(*b) == typeid(Derived);
+    std::mutex m; std::map<int, int> squares; std::vector<std::thread> pool;
+    for (int i = 0; i < 4; ++i) pool.emplace_back([&, i] { std::lock_guard<std::mutex> g(m); squares[i] = i * i; });
+    for (auto &t : pool) t.join();
+    std::ostringstream out; out << "c++ ok " << caught << rtti << squares[3];
+    std::cout << out.str() << std::endl;
+}
+"""),
+}
+EXPECTED = {"c": "c ok", "cxx": "c++ ok 119"}
+ROOT_LIBS = ("libc++.so.1", "libc++abi.so.1", "libunwind.so.1", "libc.so")
+
+
+def check_programs(stage: str, root: Path, builds: Path, alone: Sandbox, logs: Path) -> list[CheckRecord]:
+    """C and C++ (exceptions, threads, iostreams, RTTI), static and dynamic, compiled by the
+    root's clang with no flags and run in the root without /serpent; their interpreter is
+    musl's, their NEEDED resolve inside the root, and no host or /serpent path is in them."""
+    where = builds / "programs"
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    records = []
+    for name, (ext, text) in PROGRAMS.items():
+        (where / f"{name}.{ext}").write_text(text)
+        cc = "clang" if ext == "c" else "clang++"
+        for link in ("dynamic", "static"):
+            out = f"{name}-{link}"
+            flag = " -static" if link == "static" else ""
+            log_file = logs / f"program-{out}.log"
+            rec = alone.run(f"set -e; cd /build/programs; {cc}{flag} -O2 -o {out} {name}.{ext}; ./{out}", cwd="/",
+                            log=log_file, stage=stage, phase="check")
+            said = log_file.read_text(errors="replace")
+            ok = rec.exit_code == 0 and EXPECTED[name] in said
+            records.append(CheckRecord(stage, "clang-program", out, ok,
+                                       f"exit {rec.exit_code}; {said.splitlines()[-1][:120] if said else ''!r}"))
+            if (where / out).is_file():
+                records.append(_elf_record(stage, root, where / out, link))
+    shutil.rmtree(where, ignore_errors=True)
+    return records
+
+
+def _elf_record(stage: str, root: Path, path: Path, link: str) -> CheckRecord:
+    info = elf_info(path)
+    problems = []
+    if link == "static":
+        if info.interpreter or info.needed:
+            problems.append(f"static yet interpreter {info.interpreter} needed {list(info.needed)}")
+    else:
+        if info.interpreter != "/lib/ld-musl-x86_64.so.1":
+            problems.append(f"interpreter {info.interpreter}")
+        for lib in info.needed:
+            if not any((root / d / lib).exists() for d in ("usr/lib", "lib")):
+                problems.append(f"{lib} not in the root")
+    data = path.read_bytes()
+    for bad in (b"/serpent", b"x86_64-linux-gnu", b"ld-linux"):
+        if bad in data:
+            problems.append(f"names {bad.decode()}")
+    return CheckRecord(stage, "clang-program-elf", path.name, not problems,
+                       "; ".join(problems) or f"interpreter {info.interpreter}; needs {', '.join(info.needed) or 'nothing'}")
+
+
+def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[str, str], store: SourceStore,
+             logs: Path, key: str) -> tuple[Path, PackageBuild]:
+    """LLVM built again by the root's own clang, as the recipe builds it, into a scratch root;
+    its tree is kept (lit runs in it) and resumes like any build under the same `key`."""
+    again = replace(llvm, name="llvm-fixpoint")
+    dest = builds / "llvm-fixpoint-root"
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    ctx = StageContext(stage=stage, work=builds.parent, install_root=dest, store=store, sandbox=alone, logs=logs,
+                       env=env, inside=lambda p: "/build/" + str(Path(p).relative_to(builds)), keep_build_trees=True)
+    build = PackageBuild(again, ctx, key)
+    build.run()
+    return dest, build
+
+
+def compare_trees(first: Path, second: Path) -> tuple[list[str], list[str]]:
+    """(files that differ, files only one tree has) among the regular files and links of two trees."""
+    def files(top: Path) -> dict[str, Path]:
+        return {str(p.relative_to(top)): p for p in top.rglob("*") if p.is_file() or p.is_symlink()}
+    a, b = files(first), files(second)
+    differ = sorted(k for k in a.keys() & b.keys()
+                    if (a[k].is_symlink() != b[k].is_symlink())
+                    or (a[k].readlink() != b[k].readlink() if a[k].is_symlink() else a[k].read_bytes() != b[k].read_bytes()))
+    return differ, sorted(a.keys() ^ b.keys())
+
+
+def check_fixed_point(stage: str, root: Path, builds: Path, llvm: Recipe, alone: Sandbox, env: dict[str, str],
+                      store: SourceStore, logs: Path, key: str) -> tuple[list[CheckRecord], PackageBuild | None]:
+    """GCC's stage 2 / stage 3 compare: the stage 3 clang (built by stage 2's) rebuilds LLVM with
+    the same options at the same paths; every installed file must equal the root's own."""
+    try:
+        dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key)
+    except Exception as exc:  # noqa: BLE001 - a failed rebuild is this check's failure, with its log
+        return [CheckRecord(stage, "fixed-point", "llvm", False, f"the rebuild failed: {exc}")], None
+    mine = builds / "llvm-installed"
+    shutil.rmtree(mine, ignore_errors=True)
+    for rel in (str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() or p.is_symlink()):
+        (mine / rel).parent.mkdir(parents=True, exist_ok=True)
+        src = root / rel
+        if src.is_symlink():
+            (mine / rel).symlink_to(src.readlink())
+        elif src.is_file():
+            shutil.copy2(src, mine / rel)
+    differ, alone_files = compare_trees(mine, dest)
+    shutil.rmtree(mine, ignore_errors=True)
+    elves = [d for d in differ if is_elf(dest / d)]
+    records = [CheckRecord(stage, "fixed-point", "llvm", not differ and not alone_files,
+                           f"{len(list(dest.rglob('*')))} paths compared; "
+                           + (f"{len(differ)} differ ({len(elves)} ELF): {', '.join(differ[:8])}" if differ else "identical")
+                           + (f"; only in one: {', '.join(alone_files[:5])}" if alone_files else ""))]
+    records += [CheckRecord(stage, "fixed-point-file", d, False, "differs from the root's") for d in differ[:50]]
+    return records, build
+
+
+# Tests of LLVM's suites that cannot pass here, each with its reason; they are run all the same.
+LIT_EXPECTED_FAILURES: dict[str, str] = {}
+
+
+def check_lit(stage: str, build: PackageBuild | None, alone: Sandbox, suites: list[str], jobs: int,
+              logs: Path) -> list[CheckRecord]:
+    """LLVM's own tests, run by lit (the root's Python) in the chroot on the kept build tree:
+    one record per test. lit's own XFAIL is an xfail, UNSUPPORTED a skip, each with its reason."""
+    if not suites:
+        return []
+    if build is None:
+        return [skipped(stage, "lit", s, "no LLVM build tree to test: the fixpoint rebuild did not finish")
+                for s in suites]
+    records: list[CheckRecord] = []
+    objdir = build.where(build.objdir)
+    for suite in suites:  # e.g. lld/test/ELF -> tools/lld/test/ELF in the build tree
+        project, _, rest = suite.partition("/")
+        path = f"{objdir}/tools/{project}/{rest}" if project in ("lld", "clang") else f"{objdir}/{rest}"
+        result = f"{objdir}/lit-{project}-{rest.replace('/', '-')}.json"
+        log_file = logs / f"lit-{suite.replace('/', '-')}.log"
+        script = (f"set -e; cd {objdir}; ninja -j{jobs} {_lit_deps(project)}\n"
+                  f"python3 bin/llvm-lit -q -j{jobs} -o {result} {path} || true")
+        rec = alone.run(script, cwd="/", log=log_file, stage=stage, phase="check")
+        host_result = build.objdir / Path(result).name
+        if rec.exit_code != 0 or not host_result.is_file():
+            records.append(CheckRecord(stage, "lit", suite, False, f"exit {rec.exit_code}; log {log_file}"))
+            continue
+        records += lit_records(stage, suite, json.loads(host_result.read_text()))
+        log.info("lit %s: %d records so far", suite, len(records))
+    return records
+
+
+def _lit_deps(project: str) -> str:
+    """What the suites call besides the compiler: LLVM's test tools."""
+    tools = ["FileCheck", "count", "not", "split-file", "yaml2obj", "obj2yaml", "llvm-mc", "llvm-objdump", "llvm-readobj",
+             "llvm-readelf", "llvm-nm", "llvm-ar", "llvm-as", "llvm-dis", "llvm-dwarfdump", "llvm-objcopy", "llvm-strip",
+             "llvm-config", "llc", "opt", "llvm-bcanalyzer", "llvm-strings", "llvm-symbolizer", "llvm-lto2"]
+    return " ".join(tools + (["lld"] if project == "lld" else ["clang", "clang-resource-headers"]))
+
+
+def lit_records(stage: str, suite: str, result: dict) -> list[CheckRecord]:
+    out = []
+    for test in result.get("tests", []):
+        name, code = test["name"].split(" :: ", 1)[-1], test["code"]
+        subject = f"{suite}: {name}"
+        if code == "PASS":
+            record = CheckRecord(stage, "lit", subject, True, f"{test.get('elapsed') or 0:.2f} s")
+        elif code == "XFAIL":
+            record = CheckRecord(stage, "lit", subject, False, "", outcome="xfail",
+                                 reason="marked XFAIL for this configuration by LLVM's own test")
+        elif code == "UNSUPPORTED":
+            record = skipped(stage, "lit", subject, "UNSUPPORTED: the test REQUIRES a feature this build lacks")
+        else:
+            record = CheckRecord(stage, "lit", subject, False, f"{code}: {(test.get('output') or '')[-200:]}")
+        expected = LIT_EXPECTED_FAILURES.get(subject)
+        out.append(expected_failure(record, expected) if expected and code not in ("XFAIL", "UNSUPPORTED") else record)
+    return out
