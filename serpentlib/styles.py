@@ -37,10 +37,15 @@ def autotools(spec: BuildSpec) -> Commands:
     }
 
 
+# The stage's LDFLAGS (stage 3's tuning flags: relro, now) reach every link, as with autotools,
+# whatever linker flags a recipe sets: the Release ones are added after those.
+CMAKE_LDFLAGS = " ".join(f'-DCMAKE_{kind}_LINKER_FLAGS_RELEASE="$LDFLAGS"' for kind in ("EXE", "SHARED", "MODULE"))
+
+
 def cmake(spec: BuildSpec) -> Commands:
     return {
         "configure": (f'cmake -S {_src(spec)} -B . -G Ninja -DCMAKE_BUILD_TYPE=Release '
-                      f'-DCMAKE_INSTALL_PREFIX="$PREFIX" {words(spec.configure)}').rstrip(),
+                      f'-DCMAKE_INSTALL_PREFIX="$PREFIX" {CMAKE_LDFLAGS} {words(spec.configure)}').rstrip(),
         "build": f'cmake --build . -j "$JOBS" {words(spec.build)}'.rstrip(),
         "install": f'DESTDIR="$DESTDIR" cmake --install . {words(spec.install)}'.rstrip(),
     }

@@ -8,6 +8,7 @@ import yaml
 
 from serpentlib.cli import main
 from serpentlib.errors import ProfileError
+from serpentlib.recipes import load_recipes
 from serpentlib.profile import PROJECT, STAGE_NOTEBOOKS, check_parameters, load_profile
 
 from .conftest import FIXTURES
@@ -47,12 +48,28 @@ def test_unknown_stage_is_refused(capsys):
     assert "no stage [7]" in capsys.readouterr().err
 
 
-def test_mini_profile_matches_its_notebooks():
-    profile = load_profile("mini")
+@pytest.mark.parametrize("name", ["mini", "full"])
+def test_profiles_match_their_notebooks_and_their_recipes_load(name):
+    profile = load_profile(name)
+    assert profile.stage_numbers == [1, 2, 3, 4]
     for n in profile.stage_numbers:
         params = {**profile.parameters(n), "work_dir": "w", "run_dir": "r", "run_id": "i", "use_cache": True,
                   "recheck": True}  # what `serpent run --recheck` passes
-        check_parameters(PROJECT / "notebooks" / STAGE_NOTEBOOKS[n], params, "mini")
+        check_parameters(PROJECT / "notebooks" / STAGE_NOTEBOOKS[n], params, name)
+        wanted = params.get("packages", []) + params.get("build_tools", [])
+        assert set(load_recipes(PROJECT / "recipes", wanted)) == set(wanted)
+
+
+@pytest.mark.build
+def test_fetch_full_verifies_every_source_it_pins(capsys, root_required):
+    """The full profile's sources (LLVM, Python, cmake, ninja besides mini's) are all to be had
+    and match their sha256s; `fetch --check` says where each can be had now."""
+    assert main(["fetch", "--profile", "full"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    for name in ("python3.11_3.11.2.orig.tar.gz", "cmake_3.25.1.orig.tar.gz", "ninja-build_1.11.1.orig.tar.gz",
+                 "llvm-toolchain-14_14.0.6.orig.tar.xz"):
+        assert name in out, out
+    assert main(["fetch", "--check", "--profile", "full"]) == 0, capsys.readouterr().err
 
 
 @pytest.mark.build
