@@ -4,7 +4,9 @@ import pytest
 from serpentlib import styles
 from serpentlib.errors import CycleError, RecipeError
 from serpentlib.plan import build_order
-from serpentlib.recipes import STYLES, load_recipe, load_recipes
+from serpentlib.profile import load_profile
+from serpentlib.recipes import STYLES, BuildSpec, load_recipe, load_recipes
+from serpentlib.seed import ensure
 
 from .conftest import FIXTURES, ROOT
 
@@ -80,6 +82,27 @@ def test_style_quotes_arguments_but_expands_variables():
     cmds = styles.commands(spec)
     assert cmds["configure"].startswith('"$SRC"/configure --prefix="$PREFIX" "--target=$TARGET"')
     assert styles.word('a "b" `c` $D') == '"a \\"b\\" \\`c\\` $D"'
+
+
+def test_cmake_links_take_the_stage_ldflags_after_the_recipe_s_own(tmp_path, root_required):
+    """Stage 3's tuning LDFLAGS (relro, now) must reach the LLVM runtimes, whose recipe sets its
+    own linker flags: the Release flags CMake adds after them carry LDFLAGS; the seed's cmake,
+    run with the style's configure line, says so."""
+    spec = load_recipe(ROOT / "recipes" / "llvm-runtimes" / "recipe.yaml").build_for("stage3")
+    configure = styles.commands(spec)["configure"]
+    assert '-DCMAKE_SHARED_LINKER_FLAGS_RELEASE="$LDFLAGS"' in configure
+    assert '-DCMAKE_EXE_LINKER_FLAGS_RELEASE="$LDFLAGS"' in configure
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "CMakeLists.txt").write_text("cmake_minimum_required(VERSION 3.13)\nproject(p NONE)\n"
+                                        "message(STATUS \"flags: ${CMAKE_SHARED_LINKER_FLAGS_RELEASE}\")\n")
+    seed = ensure(load_profile("mini").common["seed"])
+    script = styles.cmake(BuildSpec(style="cmake"))["configure"].replace("-G Ninja", '-G "Unix Makefiles"')
+    rec = seed.sandbox(writable=[tmp_path]).run(script, cwd=tmp_path, log=tmp_path / "log",
+                                                env={"SRC": str(src), "PREFIX": "/usr",
+                                                     "LDFLAGS": "-Wl,-z,relro -Wl,-z,now"})
+    said = (tmp_path / "log").read_text()
+    assert rec.exit_code == 0 and "flags: -Wl,-z,relro -Wl,-z,now" in said, said
 
 
 def _own_sources_recipe(tmp_path, source_dir, sources="[]"):
