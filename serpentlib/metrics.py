@@ -87,6 +87,12 @@ class Recorder:
         row = {"run_id": self.run_id, "profile": self.profile, **asdict(record)}
         path = self.path(table)
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            with open(path, newline="") as fh:
+                header = next(csv.reader(fh), [])
+            if header != list(row):  # written by another version: appending would shift columns
+                raise SerpentError(f"{path} has the columns {', '.join(header)}, not this version's "
+                                   f"{', '.join(row)}", "give the run a new --run-dir; the old records stay as they are")
         with open(path, "a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(row))
             if new:

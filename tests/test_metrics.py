@@ -62,3 +62,17 @@ def test_a_checks_csv_from_before_outcomes_still_loads(tmp_path):
                                          "r,mini,stage2,runs,dash,True,exit 0\nr,mini,stage2,runs,bash,False,exit 1\n")
     checks = load(tmp_path, "checks")
     assert list(checks["outcome"]) == ["pass", "fail"] and list(checks["reason"]) == ["", ""]
+
+
+def test_records_are_not_appended_under_another_version_s_columns(tmp_path):
+    """A run directory reused by a version whose records have other columns: a clear error, and
+    the old file stays as it was."""
+    old = tmp_path / "checks.csv"
+    old.write_text("run_id,profile,stage,check,subject,passed,detail\nr,mini,stage1,c,s,True,\n")
+    before = old.read_text()
+    with pytest.raises(SerpentError, match="give the run a new --run-dir"):
+        Recorder(tmp_path, "r2", "mini").add(CheckRecord("stage1", "c", "s", True))
+    assert old.read_text() == before
+    Recorder(tmp_path / "fresh", "r2", "mini").add(CheckRecord("stage1", "c", "s", True))
+    Recorder(tmp_path / "fresh", "r2", "mini").add(CheckRecord("stage1", "c", "t", True))
+    assert len(load(tmp_path / "fresh", "checks")) == 2
