@@ -285,6 +285,9 @@ class PackageBuild:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
             if phase in self.RESUMABLE:
                 self.mark_done(phase)
+            ninja_log = self.objdir / ".ninja_log"
+            if phase == "build" and ninja_log.is_file():  # every step's start and end: where the time went
+                shutil.copy2(ninja_log, self.log_path("ninja_log"))
         with self.host_phase("measure"):
             build_bytes = tree_size(self.root, count_elf=False)[0]
             installed, files, elves = tree_size(self.destdir)
