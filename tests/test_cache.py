@@ -10,7 +10,7 @@ from serpentlib.cache import BuildCache
 from serpentlib.errors import SerpentError
 from serpentlib.lock import lock_work_dir
 from serpentlib.recipes import load_recipe
-from serpentlib.stages.common import COMPLETE, stage_key
+from serpentlib.stages.common import BUILD_TREES, COMPLETE, fresh, stage_key
 
 from .conftest import ROOT
 
@@ -129,3 +129,17 @@ def test_a_fully_cached_stage_replays_its_checks_naming_their_run_and_recheck_ru
     rechecked, replayed = stage("c", recheck=True), stage("d")
     assert (rechecked["detail"], rechecked["cached_from"]) == ("checked in c", "")
     assert (replayed["detail"], replayed["cached_from"]) == ("checked in c", "c")
+
+
+def test_a_stage_starts_afresh_but_keeps_its_build_trees_for_resuming(tmp_path):
+    """`begin` empties the stage's folder (roots, checks, markers) but not build/, whose trees
+    each carry the stamp that says whether a rerun may resume them."""
+    work = tmp_path / "stage2"
+    (work / "root" / "usr").mkdir(parents=True)
+    (work / "build" / "llvm" / "build").mkdir(parents=True)
+    (work / "build" / "llvm" / "resume.json").write_text('{"key": "k", "done": ["extract"]}')
+    (work / COMPLETE).write_text("{}")
+    (work / "link").symlink_to("root")
+    fresh(work, keep=BUILD_TREES)
+    assert sorted(p.name for p in work.iterdir()) == ["build"]
+    assert (work / "build" / "llvm" / "resume.json").is_file()
