@@ -8,12 +8,13 @@ import json
 import logging
 import shutil
 from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 from ..build import PackageBuild, StageContext
 from ..metrics import CheckRecord, expected_failure, skipped
 from ..recipes import Recipe
-from ..sandbox import Sandbox
+from ..sandbox import PhaseRecord, Sandbox
 from ..sources import SourceStore
 from ..verify import elf_info, is_elf
 
@@ -103,7 +104,7 @@ def _elf_record(stage: str, root: Path, path: Path, link: str) -> CheckRecord:
 
 
 def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[str, str], store: SourceStore,
-             logs: Path, key: str) -> tuple[Path, PackageBuild]:
+             logs: Path, key: str, on_record: Callable[[PhaseRecord], None]) -> tuple[Path, PackageBuild]:
     """LLVM built again by the root's own clang, as the recipe builds it, into a scratch root;
     its tree is kept (lit runs in it) and resumes like any build under the same `key`."""
     again = replace(llvm, name="llvm-fixpoint")
@@ -111,7 +112,8 @@ def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[s
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ctx = StageContext(stage=stage, work=builds.parent, install_root=dest, store=store, sandbox=alone, logs=logs,
-                       env=env, inside=lambda p: "/build/" + str(Path(p).relative_to(builds)), keep_build_trees=True)
+                       env=env, inside=lambda p: "/build/" + str(Path(p).relative_to(builds)), keep_build_trees=True,
+                       on_record=on_record)
     build = PackageBuild(again, ctx, key)
     build.run()
     return dest, build
@@ -129,11 +131,14 @@ def compare_trees(first: Path, second: Path) -> tuple[list[str], list[str]]:
 
 
 def check_fixed_point(stage: str, root: Path, builds: Path, llvm: Recipe, alone: Sandbox, env: dict[str, str],
-                      store: SourceStore, logs: Path, key: str) -> tuple[list[CheckRecord], PackageBuild | None]:
+                      store: SourceStore, logs: Path, key: str,
+                      on_record: Callable[[PhaseRecord], None] = lambda r: None
+                      ) -> tuple[list[CheckRecord], PackageBuild | None]:
     """GCC's stage 2 / stage 3 compare: the stage 3 clang (built by stage 2's) rebuilds LLVM with
-    the same options at the same paths; every installed file must equal the root's own."""
+    the same options (its build tree's path mapped away); every installed file must equal the
+    root's own. The rebuild's phases are recorded as package `llvm-fixpoint`."""
     try:
-        dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key)
+        dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key, on_record)
     except Exception as exc:  # noqa: BLE001 - a failed rebuild is this check's failure, with its log
         return [CheckRecord(stage, "fixed-point", "llvm", False, f"the rebuild failed: {exc}")], None
     mine = builds / "llvm-installed"
