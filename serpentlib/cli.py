@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
+    # SIGTERM (a CI timeout, a service stop) interrupts like ^C: the kernel and its builds stop too.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     run_id = new_run_id(profile.name)
     run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / run_id
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
@@ -51,8 +54,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_pkg(args: argparse.Namespace) -> int:
-    import signal
-
     from .installer import Root
     from .repo import Repository, trusted_keys
 
@@ -371,8 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if type(exc).__name__ == "StageFailed" else 2
     except KeyboardInterrupt:
-        print("interrupted: every record made so far is in the run directory; no mount is left behind",
-              file=sys.stderr)
+        print("interrupted: every record made so far is in the run directory; no mount is left behind. "
+              "The same command resumes: finished packages come from the cache, an unfinished build "
+              "goes on in its tree", file=sys.stderr)
         return 130
 
 

@@ -128,6 +128,8 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
                                            kernel_name=kernel, cwd=str(PROJECT), log_output=log_output,
                                            progress_bar=False, report_mode=False)
             except PapermillExecutionError as exc:
+                if exc.ename == "KeyboardInterrupt":  # the kernel was interrupted: as ^C on the run
+                    raise KeyboardInterrupt from None
                 info.stages[str(n)] = "failed"
                 failure = StageFailed(n, run_dir / notebook.name, failed_phase(run_dir, n), f"{exc.ename}: {exc.evalue}")
                 info.failure = failure.message

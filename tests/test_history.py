@@ -5,7 +5,10 @@ import csv
 import json
 import re
 import sqlite3
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -244,3 +247,41 @@ def test_explore_trend_keeps_a_real_cached_rerun_apart(two_runs, tmp_path):
     row = next(line.split() for line in text.splitlines() if line.startswith("builds-slowly"))
     built_runs, cached_runs, median, last, low = row[1:6]
     assert (built_runs, cached_runs) == ("1", "1") and float(low) == float(median) > 4, row
+
+
+@pytest.mark.build
+def test_a_run_stopped_by_sigterm_stops_its_build_and_the_next_run_resumes_it(tmp_path, root_required):
+    """SIGTERM (a CI timeout) stops `serpent run` as ^C does: exit 130, the kernel and the build
+    gone, run.json says interrupted. The same command then resumes the build in its tree."""
+    import os
+    import signal
+    import time
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(f"recipes_dir: {FIXTURES / 'recipes' / 'good'}\nstages:\n  1:\n    packages: [interrupted]\n"
+                       + yaml.safe_dump({"seed": load_profile("mini").common["seed"]}))
+    run_a, run_b, work = tmp_path / "a", tmp_path / "b", tmp_path / "work"
+    argv = [sys.executable, "-m", "serpentlib.cli", "run", "--profile", str(profile), "--stage", "1",
+            "--work-dir", str(work), "--db", str(tmp_path / "m.sqlite"), "-q"]
+    proc = subprocess.Popen(argv + ["--run-dir", str(run_a)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    build_log = run_a / "logs" / "stage1" / "interrupted" / "build.log"
+    deadline = time.monotonic() + 300
+    # The line the build prints (the log's first line, the command, names it too).
+    while "waiting to be interrupted" not in (build_log.read_text().splitlines() if build_log.exists() else []):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "The same command resumes" in err, err[-2000:]
+    assert subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True).returncode == 1, "the build lives on"
+    assert json.loads((run_a / "run.json").read_text())["stages"]["1"] == "interrupted"
+    stamp = json.loads((work / "stage1" / "build" / "interrupted" / "resume.json").read_text())
+    assert stamp["done"] == ["extract", "configure"]
+    again = subprocess.run(argv + ["--run-dir", str(run_b)], capture_output=True, text=True, timeout=600)
+    assert "stage 1 failed" in again.stderr  # the toolchain checks: this profile builds no toolchain
+    phases = pd.read_csv(run_b / "phases.csv")
+    mine = phases[phases["package"] == "interrupted"]
+    assert list(mine["phase"])[:3] == ["fetch", "resume", "build"], mine
+    assert (mine["exit_code"] == 0).all()
+    cached = work / "cache" / "stage1"
+    readme = next(cached.glob("*/dest/usr/share/interrupted/configure-runs"))
+    assert readme.read_text() == "configured\n"  # configure ran once, before the interruption

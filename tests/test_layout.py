@@ -1,3 +1,4 @@
+import ast
 import json
 import re
 import subprocess
@@ -30,6 +31,18 @@ def test_notebooks_have_no_committed_outputs():
             if cell["cell_type"] == "code":
                 assert not cell.get("outputs") and not cell.get("execution_count"), nb.name
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), nb.name
+
+
+def test_every_notebook_cell_is_valid_python():
+    """A syntax error in a stage notebook would fail only when that stage runs, an hour in."""
+    for nb in (ROOT / "notebooks").glob("*.ipynb"):
+        for i, cell in enumerate(json.loads(nb.read_text())["cells"]):
+            if cell["cell_type"] == "code":
+                source = "".join(cell["source"])
+                try:
+                    ast.parse(source)
+                except SyntaxError as exc:
+                    raise AssertionError(f"{nb.name}, cell {i}: {exc}\n{source}") from None
 
 
 def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
