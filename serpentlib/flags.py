@@ -115,10 +115,12 @@ def judge(flags: list[Flag], where: Path) -> list[FlagResult]:
 
 
 def build_env(results: list[FlagResult], base_cflags: str = "") -> dict[str, str]:
-    """CFLAGS and LDFLAGS for the builds: the flags the compiler accepts."""
+    """CFLAGS (and CXXFLAGS, for C++ builds such as LLVM's) and LDFLAGS for the builds: the flags the
+    compiler accepts."""
     cflags = [r.flag for r in results if r.kind == "cflags" and r.applied]
     ldflags = [r.flag for r in results if r.kind == "ldflags" and r.applied]
-    return {"CFLAGS": " ".join([base_cflags] + cflags if base_cflags else cflags), "LDFLAGS": " ".join(ldflags)}
+    compile_flags = " ".join([base_cflags] + cflags if base_cflags else cflags)
+    return {"CFLAGS": compile_flags, "CXXFLAGS": compile_flags, "LDFLAGS": " ".join(ldflags)}
 
 
 def shows(flag: str, info: ElfInfo) -> bool | None:

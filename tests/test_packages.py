@@ -299,7 +299,8 @@ def test_flags_are_judged_by_their_effect(tmp_path):
     assert got == {"-O2": "honored", "-fstack-protector-all": "honored", "-Wl,-z,relro": "honored",
                    "-Wl,-z,now": "honored", "-fno-such-flag-at-all": "rejected"}
     env = tuning.build_env(tuning.judge(flags, tmp_path))
-    assert env == {"CFLAGS": "-O2 -fstack-protector-all", "LDFLAGS": "-Wl,-z,relro -Wl,-z,now"}
+    assert env == {"CFLAGS": "-O2 -fstack-protector-all", "CXXFLAGS": "-O2 -fstack-protector-all",
+                   "LDFLAGS": "-Wl,-z,relro -Wl,-z,now"}
 
 
 @pytest.mark.skipif(not have("clang"), reason="needs the host clang (make setup installs it)")
