@@ -116,18 +116,22 @@ def merge_tree(src: Path, dest: Path) -> None:
                 shutil.copy2(s, t)
 
 
-def phase_start() -> tuple:
-    return now_iso(), time.monotonic(), resource.getrusage(resource.RUSAGE_SELF)
+INTERRUPTED = 130  # the exit code of a phase stopped by ^C or SIGTERM, as a shell reports it
+
+
+def phase_start(who: int = resource.RUSAGE_SELF) -> tuple:
+    return now_iso(), time.monotonic(), resource.getrusage(who)
 
 
 def process_phase(stage: str, package: str, version: str, phase: str, since: tuple, code: int,
-                  log: str) -> PhaseRecord:
-    """The record of a phase this process did itself, from `since = phase_start()`."""
+                  log: str, who: int = resource.RUSAGE_SELF) -> PhaseRecord:
+    """The record of a phase this process did itself (or, with RUSAGE_CHILDREN, its children did,
+    peak memory then unknown: 0), from `since = phase_start(who)`."""
     start, t0, r0 = since
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    r1 = resource.getrusage(who)
     return PhaseRecord(stage, package, version, phase, start, now_iso(), round(time.monotonic() - t0, 3),
-                       round(r1.ru_utime - r0.ru_utime, 3), round(r1.ru_stime - r0.ru_stime, 3), int(r1.ru_maxrss),
-                       code, log)
+                       round(r1.ru_utime - r0.ru_utime, 3), round(r1.ru_stime - r0.ru_stime, 3),
+                       int(r1.ru_maxrss) if who == resource.RUSAGE_SELF else 0, code, log)
 
 
 class PackageBuild:
@@ -278,9 +282,15 @@ class PackageBuild:
                 continue
             logfile = self.log_path(phase)
             earlier = progress.earlier_walls(self.ctx.stage, r.name, phase) if phase == "build" else []
-            with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", earlier):
-                record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
-                                                  package=r.name, version=r.version, phase=phase, env=env))
+            since = phase_start(resource.RUSAGE_CHILDREN)
+            try:
+                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", earlier):
+                    record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
+                                                      package=r.name, version=r.version, phase=phase, env=env))
+            except KeyboardInterrupt:  # ^C, SIGTERM: the sandbox stopped the build; its time is kept too
+                self._record(process_phase(self.ctx.stage, r.name, r.version, phase, since, INTERRUPTED,
+                                           str(logfile), resource.RUSAGE_CHILDREN))
+                raise
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, phase, record.exit_code, Path(record.log))
             if phase in self.RESUMABLE:
