@@ -179,6 +179,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    from .report import publish
+
+    copied = publish(Path(args.run), Path(args.dest))
+    for name, size in copied:
+        print(f"{size:>10}  {name}")
+    print(f"{sum(s for _, s in copied):>10}  bytes in {args.dest}")
+    return 0
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from .history import History
 
@@ -283,6 +293,10 @@ def parser() -> argparse.ArgumentParser:
     rp.add_argument("run", help="the run directory")
     rp.add_argument("--code", action="store_true", help="show the notebooks' code too")
     rp.set_defaults(func=cmd_report)
+    pub = sub.add_parser("publish", help="copy a run's report (index.html, the stages' HTML, the records) for others")
+    pub.add_argument("run", help="the run directory")
+    pub.add_argument("dest", help="where to put it, e.g. docs/runs/full")
+    pub.set_defaults(func=cmd_publish)
     ing = sub.add_parser("ingest", help="add run directories to the metrics database")
     ing.add_argument("runs", nargs="+")
     ing.add_argument("--db")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import html
 import json
+import re
+import shutil
 from pathlib import Path
 
 import nbformat
 import pandas as pd
 
 from . import metrics, plots
-from .errors import log_tail
+from .errors import SerpentError, log_tail
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
@@ -143,3 +145,23 @@ addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
     out = run_dir / "index.html"
     out.write_text(page)
     return out
+
+
+def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
+    """Copy a run's report to `dest` for others to read: index.html and what it links to in the
+    run directory (the stages' HTML, run.json, phases, sizes and checks, the root's SBOM), not
+    the logs or the notebooks. Returns (file, bytes) per file copied."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    index = run_dir / "index.html"
+    if not index.is_file():
+        raise SerpentError(f"{run_dir} has no index.html", f"write it first: serpent report {run_dir}")
+    links = re.findall(r'href="([^"#?]+)"', index.read_text(errors="replace"))
+    names = ["index.html"] + sorted({h for h in links if "://" not in h and not h.startswith("/")
+                                     and ".." not in Path(h).parts and Path(h).parts[0] != "logs"
+                                     and (run_dir / h).is_file()})
+    copied = []
+    for name in names:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(run_dir / name, dest / name)
+        copied.append((name, (dest / name).stat().st_size))
+    return copied

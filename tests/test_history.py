@@ -253,7 +253,6 @@ def test_explore_trend_keeps_a_real_cached_rerun_apart(two_runs, tmp_path):
 def test_a_run_stopped_by_sigterm_stops_its_build_and_the_next_run_resumes_it(tmp_path, root_required):
     """SIGTERM (a CI timeout) stops `serpent run` as ^C does: exit 130, the kernel and the build
     gone, run.json says interrupted. The same command then resumes the build in its tree."""
-    import os
     import signal
     import time
     profile = tmp_path / "tiny.yaml"

@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from serpentlib.cli import main
 from serpentlib.compare import Noise, compare, load_run, stage_checks_changed
 from serpentlib.history import History
 from serpentlib.metrics import CheckRecord, Recorder
@@ -159,3 +160,20 @@ def test_report_of_a_run_that_failed_before_any_check(tmp_path):
     (run / "checks.csv").unlink()
     page = write_index(run).read_text()
     assert "Failing step: bash in build" in page and "<h2>Expected failures and skips</h2><p>none</p>" in page
+
+
+def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "logs" / "stage1").mkdir(parents=True)
+    (run / "logs" / "stage1" / "x.log").write_text("log")
+    for name in ("stage1-toolchain.html", "run.json", "checks.csv", "stage1-toolchain.ipynb"):
+        (run / name).write_text(name)
+    (run / "index.html").write_text('<a href="stage1-toolchain.html">s</a><a href="checks.csv">c</a>'
+                                    '<a href="run.json">r</a><a href="logs/stage1/x.log">l</a>'
+                                    '<a href="missing.csv">m</a><a href="https://example.invalid/">e</a>'
+                                    '<a href="../outside">o</a>')
+    dest = tmp_path / "docs" / "runs" / "full"
+    assert main(["publish", str(run), str(dest)]) == 0
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
+        "checks.csv", "index.html", "run.json", "stage1-toolchain.html"]
+    assert "bytes in" in capsys.readouterr().out
