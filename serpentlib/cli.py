@@ -28,14 +28,24 @@ def _stages(text: str | None, available: list[int]) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import metrics
-    from .profile import PROJECT, load_profile
-    from .run import new_run_id, run_stages, summary
+    from .profile import load_profile
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
-    # SIGTERM (a CI timeout, a service stop) interrupts like ^C: the kernel and its builds stop too.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (a CI timeout, a service stop) interrupts like ^C: the kernel and its builds stop
+    # too. Only while this command runs: a caller's own handler (pytest's) is given back.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return _run(args, profile, stages)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args: argparse.Namespace, profile, stages: list[int]) -> int:
+    from . import metrics
+    from .profile import PROJECT
+    from .run import new_run_id, run_stages, summary
+
     run_id = new_run_id(profile.name)
     run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / run_id
     work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name

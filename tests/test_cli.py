@@ -198,3 +198,14 @@ def test_fetch_check_passes_for_mini_and_an_exported_mirror_serves_it(tmp_path, 
     # Each file from the mirror; a file two packages share comes from the new store the second time.
     assert all(ln.endswith(f"mirror {mirror}") or ln.endswith(" store") for ln in rows), rows
     assert sum(ln.endswith(f"mirror {mirror}") for ln in rows) == len(sums)
+
+
+def test_run_gives_back_the_callers_sigterm_handler(capsys):
+    """`serpent run` turns SIGTERM into ^C while it runs only: called in-process (as here), it
+    must not leave that handler behind, or forked workers later ignore pool.terminate()."""
+    import signal
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["run", "--profile", "minii"]) == 2
+    assert main(["run", "--profile", str(PROJECT / "params" / "mini.yaml"), "--run-dir", "/nonexistent/x",
+                 "--work-dir", "/nonexistent/y", "--stage", "9"]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before
