@@ -200,12 +200,14 @@ def test_fetch_check_passes_for_mini_and_an_exported_mirror_serves_it(tmp_path, 
     assert sum(ln.endswith(f"mirror {mirror}") for ln in rows) == len(sums)
 
 
-def test_run_gives_back_the_callers_sigterm_handler(capsys):
+def test_run_gives_back_the_callers_sigterm_handler(tmp_path, capsys):
     """`serpent run` turns SIGTERM into ^C while it runs only: called in-process (as here), it
-    must not leave that handler behind, or forked workers later ignore pool.terminate()."""
+    must not leave that handler behind, or forked workers later ignore pool.terminate(). The
+    profile fails in run_stages, after the handler was set."""
     import signal
     before = signal.getsignal(signal.SIGTERM)
-    assert main(["run", "--profile", "minii"]) == 2
-    assert main(["run", "--profile", str(PROJECT / "params" / "mini.yaml"), "--run-dir", "/nonexistent/x",
-                 "--work-dir", "/nonexistent/y", "--stage", "9"]) == 2
+    profile = write_profile(tmp_path, "stages:\n  1:\n    packagez: [musl]\n")
+    assert main(["run", "--profile", str(profile), "--stage", "1", "--run-dir", str(tmp_path / "run"),
+                 "--work-dir", str(tmp_path / "work")]) == 2
+    assert "packagez" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before
