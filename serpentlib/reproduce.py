@@ -29,27 +29,28 @@ class TreeDiff:
         return round(100 * self.identical / self.files, 2) if self.files else 100.0
 
 
-def fingerprint(root: Path) -> dict[str, str]:
-    """relative path -> sha256 of a file, or `-> target` of a link."""
+def fingerprint(root: Path, paths=None) -> dict[str, str]:
+    """relative path -> sha256 of a file, or `-> target` of a link; every path under `root`, or
+    only `paths` (those missing are left out)."""
+    if paths is None:
+        paths = [str((Path(d) / n).relative_to(root)) for d, _dirs, names in os.walk(root) for n in names]
     out = {}
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            p = Path(dirpath) / name
-            rel = str(p.relative_to(root))
-            if p.is_symlink():
-                out[rel] = "-> " + os.readlink(p)
-            elif p.is_file():
-                h = hashlib.sha256()
-                with open(p, "rb") as fh:
-                    for block in iter(lambda: fh.read(1 << 20), b""):
-                        h.update(block)
-                out[rel] = h.hexdigest()
+    for rel in paths:
+        p = Path(root) / rel
+        if p.is_symlink():
+            out[rel] = "-> " + os.readlink(p)
+        elif p.is_file():
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[rel] = h.hexdigest()
     return out
 
 
 def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
     """A first guess at why two builds of a file differ; diffoscope's first lines where installed."""
-    if not (a.exists() and b.exists()):
+    if not (os.path.lexists(a) and os.path.lexists(b)):  # a link may lead nowhere outside its root
         return "only in one build"
     if a.is_symlink() or b.is_symlink():
         return f"links differ: {os.readlink(a) if a.is_symlink() else 'file'} vs {os.readlink(b) if b.is_symlink() else 'file'}"
@@ -64,6 +65,16 @@ def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
     return f"{kind} contents differ ({len(data_a)} vs {len(data_b)} bytes); install diffoscope for details"
 
 
+def compare_trees(stage: str, ta: Path, tb: Path, work_a: Path, work_b: Path, paths=None) -> TreeDiff:
+    """Two trees file by file (or only `paths`, relative to both), each difference with its cause."""
+    fb = fingerprint(tb, paths)
+    fa = fingerprint(ta, paths)
+    names = sorted(set(fa) | set(fb))
+    bad = [p for p in names if fa.get(p) != fb.get(p)]
+    rows = [{"stage": stage, "path": "/" + p, "cause": cause(ta / p, tb / p, work_a, work_b)} for p in bad]
+    return TreeDiff(stage, len(names), len(names) - len(bad), pd.DataFrame(rows, columns=["stage", "path", "cause"]))
+
+
 def compare_work_dirs(work_a: Path, work_b: Path, stages: list[str] | None = None) -> list[TreeDiff]:
     """Each stage's tree of two builds, file by file."""
     diffs = []
@@ -71,14 +82,8 @@ def compare_work_dirs(work_a: Path, work_b: Path, stages: list[str] | None = Non
         if stages is not None and stage not in stages:
             continue
         ta, tb = Path(work_a) / sub, Path(work_b) / sub
-        if not (ta.is_dir() and tb.is_dir()):
-            continue
-        fa, fb = fingerprint(ta), fingerprint(tb)
-        paths = sorted(set(fa) | set(fb))
-        bad = [p for p in paths if fa.get(p) != fb.get(p)]
-        rows = [{"stage": stage, "path": "/" + p, "cause": cause(ta / p, tb / p, work_a, work_b)} for p in bad]
-        diffs.append(TreeDiff(stage, len(paths), len(paths) - len(bad),
-                              pd.DataFrame(rows, columns=["stage", "path", "cause"])))
+        if ta.is_dir() and tb.is_dir():
+            diffs.append(compare_trees(stage, ta, tb, Path(work_a), Path(work_b)))
     return diffs
 
 

@@ -4,7 +4,10 @@ tree comparison of the fixpoint, and the chroot's compiler environments."""
 import pytest
 
 from serpentlib.errors import SerpentError
-from serpentlib.stages.llvm_checks import compare_trees, lit_records
+from pathlib import Path
+
+from serpentlib.reproduce import compare_trees, fingerprint
+from serpentlib.stages.llvm_checks import lit_records
 from serpentlib.stages.stage3 import native_env
 
 
@@ -22,18 +25,26 @@ def test_lit_results_become_one_record_per_test_with_outcomes():
     assert "boom" in records[1].detail and records[2].reason and records[3].reason
 
 
-def test_compare_trees_names_differing_files_and_links_and_those_one_tree_lacks(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    for top in (a, b):
+def test_the_fixpoint_compare_names_each_differing_file_with_its_cause_and_ignores_the_rest_of_the_root(tmp_path):
+    root, again = tmp_path / "root", tmp_path / "again"
+    for top in (root, again):
         (top / "usr" / "bin").mkdir(parents=True)
         (top / "usr" / "bin" / "same").write_bytes(b"\x7fELF same")
-    (a / "usr" / "bin" / "clang").write_bytes(b"one")
-    (b / "usr" / "bin" / "clang").write_bytes(b"two")
-    (a / "usr" / "bin" / "cc").symlink_to("clang")
-    (b / "usr" / "bin" / "cc").symlink_to("gcc")
-    (a / "usr" / "bin" / "extra").write_bytes(b"x")
-    assert compare_trees(a, b) == (["usr/bin/cc", "usr/bin/clang"], ["usr/bin/extra"])
-    assert compare_trees(a, a) == ([], [])
+    (root / "usr" / "bin" / "clang").write_bytes(b"one")
+    (again / "usr" / "bin" / "clang").write_bytes(b"two /build/llvm-fixpoint/build")
+    (root / "usr" / "bin" / "cc").symlink_to("clang")
+    (again / "usr" / "bin" / "cc").symlink_to("gcc")
+    (again / "usr" / "bin" / "extra").write_bytes(b"x")
+    (root / "usr" / "bin" / "busybox").write_bytes(b"not the rebuild's")  # the root holds more
+    diff = compare_trees("stage3", root, again, Path("/build/llvm"), Path("/build/llvm-fixpoint"),
+                         paths=fingerprint(again).keys())
+    assert (diff.files, diff.identical) == (4, 1)
+    causes = dict(zip(diff.differing["path"], diff.differing["cause"]))
+    assert list(causes) == ["/usr/bin/cc", "/usr/bin/clang", "/usr/bin/extra"]
+    assert causes["/usr/bin/cc"] == "links differ: clang vs gcc"
+    assert causes["/usr/bin/clang"] == "embeds its build's work directory path"
+    assert causes["/usr/bin/extra"] == "only in one build"
+    assert compare_trees("stage3", again, again, again, again).differing.empty
 
 
 def test_the_chroot_environment_follows_the_compiler():

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..build import PackageBuild, StageContext
 from ..metrics import CheckRecord, expected_failure, skipped
 from ..recipes import Recipe
+from ..reproduce import compare_trees, fingerprint
 from ..sandbox import PhaseRecord, Sandbox
 from ..sources import SourceStore
 from ..verify import elf_info, is_elf
@@ -119,17 +120,6 @@ def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[s
     return dest, build
 
 
-def compare_trees(first: Path, second: Path) -> tuple[list[str], list[str]]:
-    """(files that differ, files only one tree has) among the regular files and links of two trees."""
-    def files(top: Path) -> dict[str, Path]:
-        return {str(p.relative_to(top)): p for p in top.rglob("*") if p.is_file() or p.is_symlink()}
-    a, b = files(first), files(second)
-    differ = sorted(k for k in a.keys() & b.keys()
-                    if (a[k].is_symlink() != b[k].is_symlink())
-                    or (a[k].readlink() != b[k].readlink() if a[k].is_symlink() else a[k].read_bytes() != b[k].read_bytes()))
-    return differ, sorted(a.keys() ^ b.keys())
-
-
 def check_fixed_point(stage: str, root: Path, builds: Path, llvm: Recipe, alone: Sandbox, env: dict[str, str],
                       store: SourceStore, logs: Path, key: str,
                       on_record: Callable[[PhaseRecord], None] = lambda r: None
@@ -141,23 +131,16 @@ def check_fixed_point(stage: str, root: Path, builds: Path, llvm: Recipe, alone:
         dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key, on_record)
     except Exception as exc:  # noqa: BLE001 - a failed rebuild is this check's failure, with its log
         return [CheckRecord(stage, "fixed-point", "llvm", False, f"the rebuild failed: {exc}")], None
-    mine = builds / "llvm-installed"
-    shutil.rmtree(mine, ignore_errors=True)
-    for rel in (str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() or p.is_symlink()):
-        (mine / rel).parent.mkdir(parents=True, exist_ok=True)
-        src = root / rel
-        if src.is_symlink():
-            (mine / rel).symlink_to(src.readlink())
-        elif src.is_file():
-            shutil.copy2(src, mine / rel)
-    differ, alone_files = compare_trees(mine, dest)
-    shutil.rmtree(mine, ignore_errors=True)
-    elves = [d for d in differ if is_elf(dest / d)]
-    records = [CheckRecord(stage, "fixed-point", "llvm", not differ and not alone_files,
-                           f"{len(list(dest.rglob('*')))} paths compared; "
-                           + (f"{len(differ)} differ ({len(elves)} ELF): {', '.join(differ[:8])}" if differ else "identical")
-                           + (f"; only in one: {', '.join(alone_files[:5])}" if alone_files else ""))]
-    records += [CheckRecord(stage, "fixed-point-file", d, False, "differs from the root's") for d in differ[:50]]
+    # Only what the rebuild installs is compared: the root holds much more.
+    diff = compare_trees(stage, root, dest, Path("/build/llvm"), Path("/build/llvm-fixpoint"),
+                         paths=fingerprint(dest).keys())
+    bad = diff.differing
+    elves = [p for p in bad["path"] if is_elf(dest / p.lstrip("/"))]
+    records = [CheckRecord(stage, "fixed-point", "llvm", bad.empty,
+                           f"{diff.files} files compared; "
+                           + (f"{len(bad)} differ ({len(elves)} ELF): {', '.join(bad['path'][:8])}" if len(bad)
+                              else "identical"))]
+    records += [CheckRecord(stage, "fixed-point-file", r.path, False, r.cause) for r in bad.head(50).itertuples()]
     return records, build
 
 
