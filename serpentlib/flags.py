@@ -106,6 +106,9 @@ def judge(flags: list[Flag], where: Path) -> list[FlagResult]:
             shows = mark[1](elf_info(where / f"out{i}"))
             status = "honored" if shows else "no effect"
             detail = f"{mark[0]} {'present' if shows else 'absent'} in the output"
+            if not shows and f.flag.startswith("-D_FORTIFY_SOURCE"):
+                detail += (" (fortified __*_chk functions come from the C library's headers, which musl's do not"
+                           " provide, and only in optimised compiles)")
         else:
             same = (where / f"out{i}").read_bytes() == base
             status = "no effect" if same else "honored"
