@@ -20,7 +20,7 @@ from .errors import ProfileError
 from .metrics import CheckRecord
 from .licenses import license_problem
 from .package import FileEntry, Manifest
-from .verify import GLIBC_LIBS, HOST_PATHS, MUSL_INTERP, elf_info, is_elf
+from .verify import GLIBC_LIBS, MUSL_INTERP, elf_info, host_paths_in, is_elf
 
 DEFAULT_ALLOWED = ["/usr", "/etc", "/var"]
 LAYOUT_PACKAGE = "filesystem"
@@ -91,13 +91,11 @@ def rpath_policy(p: Package, _ctx: dict) -> Violations:
 
 
 def host_paths_policy(p: Package, ctx: dict) -> Violations:
-    forbidden = [*HOST_PATHS, *(s.encode() for s in ctx.get("forbidden", []))]
     out = []
     for f in p.manifest.files:
         if f.type != "file":
             continue
-        data = p.where[f.path].read_bytes()
-        hits = [s.decode() for s in forbidden if s in data]
+        hits = host_paths_in(p.where[f.path].read_bytes(), ctx.get("forbidden", []))
         if hits:
             out.append((f.path, f"embeds {', '.join(hits)}"))
     return out

@@ -20,7 +20,20 @@ from .sandbox import Bind, Sandbox
 MUSL_INTERP = "/lib/ld-musl-x86_64.so.1"
 GLIBC_LIBS = re.compile(r"^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux.*|"
                         r"libgcc_s\.so\.1|libstdc\+\+\.so\.6)$")
-HOST_PATHS = (b"/usr/lib/x86_64-linux-gnu", b"/lib/x86_64-linux-gnu", b"/usr/lib/gcc/", b"ld-linux-x86-64")
+# A host path in an ELF file: glibc's multiarch directories, a GCC installation's directory, the
+# path of glibc's loader. A compiler's own tables name the bare prefix "/usr/lib/gcc/" (where
+# to look for a GCC) and the loader's bare name (what to link for a glibc target): not paths.
+HOST_PATHS = re.compile(rb"(?:/usr)?/lib/x86_64-linux-gnu[^\x00\s]*|/usr/lib/gcc/[^\x00\s/][^\x00\s]*"
+                        rb"|/lib(?:64)?/ld-linux-x86-64[^\x00\s]*")
+_HOST_HINTS = (b"x86_64-linux-gnu", b"/usr/lib/gcc/", b"/ld-linux-x86-64")
+
+
+def host_paths_in(data: bytes, extra: Iterable[str] = ()) -> list[str]:
+    """The host paths (see HOST_PATHS) and `extra` strings `data` holds, a few of each."""
+    hits: list[str] = []
+    if any(h in data for h in _HOST_HINTS):  # the regex only where a literal says it may match
+        hits = sorted({m.group().decode(errors="replace") for m in HOST_PATHS.finditer(data)})[:3]
+    return hits + [s for s in extra if s.encode() in data]
 
 
 @dataclass(frozen=True)
@@ -98,7 +111,7 @@ def _each_elf(stage: str, check: str, root: Path, records: list[CheckRecord], pr
 
 def check_elf_hygiene(stage: str, root: Path, extra_forbidden: Iterable[str] = ()) -> list[CheckRecord]:
     """No glibc NEEDED, no RPATH/RUNPATH, musl or no interpreter, no host paths in any ELF under `root`."""
-    forbidden = [*HOST_PATHS, *(s.encode() for s in extra_forbidden)]
+    extra_forbidden = list(extra_forbidden)
     records = []
     for path, rel, info in _each_elf(stage, "elf-readable", root, records):
         problems = []
@@ -109,8 +122,7 @@ def check_elf_hygiene(stage: str, root: Path, extra_forbidden: Iterable[str] = (
             problems.append(f"RPATH/RUNPATH {list(info.rpath)}")
         if info.interpreter not in (None, MUSL_INTERP):
             problems.append(f"interpreter {info.interpreter}")
-        data = path.read_bytes()
-        hits = [s.decode() for s in forbidden if s in data]
+        hits = host_paths_in(path.read_bytes(), extra_forbidden)
         if hits:
             problems.append(f"embeds host paths {hits}")
         records.append(CheckRecord(stage, "elf-clean", rel, not problems, "; ".join(problems) or

@@ -9,6 +9,7 @@ from pathlib import Path
 from serpentlib.reproduce import compare_trees, fingerprint
 from serpentlib.stages.llvm_checks import lit_records
 from serpentlib.stages.stage3 import native_env
+from serpentlib.verify import host_paths_in
 
 
 def test_lit_results_become_one_record_per_test_with_outcomes():
@@ -57,3 +58,14 @@ def test_the_chroot_environment_follows_the_compiler():
     assert "LD_LIBRARY_PATH" not in native_env("clang")    # the root alone needs nothing of it
     with pytest.raises(SerpentError, match="unknown compiler 'gcc'"):
         native_env("gcc")
+
+
+def test_a_compilers_own_tables_are_not_host_paths_but_a_leaked_path_is_named():
+    # What clang holds to find a GCC and to link for glibc targets: a bare prefix and a name.
+    tables = b"\x00x86_64-linux-gnu\x00ld-linux-x86-64.so.2\x00/usr/lib/gcc/\x00"
+    assert host_paths_in(tables) == []
+    leaked = tables + b"/usr/lib/gcc/x86_64-linux-gnu/12/include\x00/lib64/ld-linux-x86-64.so.2\x00" \
+        b"-L/usr/lib/x86_64-linux-gnu -lc\x00/var/tmp/work/stage2\x00"
+    assert host_paths_in(leaked, ["/var/tmp/work", "/serpent"]) == [
+        "/lib64/ld-linux-x86-64.so.2", "/usr/lib/gcc/x86_64-linux-gnu/12/include", "/usr/lib/x86_64-linux-gnu",
+        "/var/tmp/work"]
