@@ -252,11 +252,12 @@ class PackageBuild:
                     tree = self.ctx.store.unpacked(got, source)
                     shutil.copytree(tree, self.src if i == 0 else self.root / f"src{i}", symlinks=True)
             self.mark_done("extract")
-        if r.patches and "patch" not in done:
+        patches = r.patches_for(self.ctx.stage)
+        if patches and "patch" not in done:
             with self.host_phase("patch"):
                 log_file = self.log_path("patch")
                 log_file.unlink(missing_ok=True)
-                apply_patches(r.patches, self.src, self.host_side(), log_file)
+                apply_patches(patches, self.src, self.host_side(), log_file)
             self.mark_done("patch")
         if r.prepare.strip() and "prepare" not in done:  # host-side, like patching: the chroot may lack the tools
             host = self.host_side()

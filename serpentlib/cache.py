@@ -28,7 +28,7 @@ def recipe_inputs(recipe: Recipe, stage: str) -> dict:
     spec = recipe.build_for(stage)
     return {"name": recipe.name, "version": recipe.version, "release": recipe.release,
             "sources": [[s.sha256, list(s.extract), s.strip] for s in recipe.sources],
-            "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches},
+            "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches_for(stage)},
             "prepare": recipe.prepare, "depends": list(recipe.depends), "build": asdict(spec),
             "commands": commands(spec), "stage": stage,
             "source_dir": tree_digest(recipe.source_dir) if recipe.source_dir else None}

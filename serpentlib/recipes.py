@@ -129,8 +129,13 @@ class Recipe:
     build: BuildSpec = BuildSpec()
     checks: tuple[dict[str, str], ...] = ()
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stage_patches: dict[str, tuple[Path, ...]] = field(default_factory=dict)  # a stage's own, after `patches`
     source_dir: Path | None = None
     release: int = 1  # the project's own sources: the source tree, no tarball
+
+    def patches_for(self, stage: str) -> tuple[Path, ...]:
+        """The recipe's patches, then the stage's own (a fix only that stage's build needs)."""
+        return self.patches + self.stage_patches.get(stage, ())
 
     def build_for(self, stage: str) -> BuildSpec:
         """The build spec with the stage's overrides merged over the common one."""
@@ -271,12 +276,21 @@ def load_recipe(recipe_file: Path) -> Recipe:
         raise _fail(recipe_file, "depends", f"'{name}' depends on itself", "remove it from depends")
     checks = tuple(_check_mapping(c, CHECK_FIELDS, recipe_file, f"checks[{i}].")
                    for i, c in enumerate(d["checks"]))
-    stages = {s: d[s] for s in STAGES if d[s]}
+    stages = {s: dict(d[s]) for s in STAGES if d[s]}
+    stage_patches = {}
+    for stage, overrides in stages.items():  # `stageN: {patches: [...]}`: more patches for that stage
+        extra = overrides.pop("patches", [])
+        if not isinstance(extra, list):
+            raise _fail(recipe_file, f"{stage}.patches", f"expected a list, got {extra!r}",
+                        "list paths under the recipe folder, e.g. [patches/0002-fix.patch]")
+        stage_patches[stage] = tuple(recipe_file.parent / str(x) for x in extra)
+        for patch in stage_patches[stage]:
+            check_patch(patch, recipe_file)
     recipe = Recipe(name=name, version=version, summary=d["summary"], license=d["license"],
                     homepage=d["homepage"], sources=sources, path=recipe_file.parent,
                     patches=patches, prepare=d["prepare"], depends=depends,
                     build=_build_spec(d["build"], recipe_file, "build"), checks=checks, stages=stages,
-                    source_dir=source_dir, release=d["release"])
+                    stage_patches={k: v for k, v in stage_patches.items() if v}, source_dir=source_dir, release=d["release"])
     for stage in stages:  # validate each stage's overrides now, not mid-build
         recipe.build_for(stage)
     return recipe

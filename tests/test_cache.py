@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import pytest
 
@@ -42,6 +43,17 @@ def test_key_covers_recipe_env_and_upstream(tmp_path):
     assert base == cache.key(stage3_edit, "stage2", {"CC": "clang"}, ["u1"])
     assert cache.key(musl, "stage3", {}, ["u1"]) != cache.key(stage3_edit, "stage3", {}, ["u1"])
     assert base == cache.key(edited("expect: musl libc", "expect: musl"), "stage2", {"CC": "clang"}, ["u1"])
+
+
+def test_a_stage_patch_counts_for_its_stage_only(tmp_path):
+    """llvm's stage 3 patch (clang's multiarch for musl) is applied in stage 3 alone: it keeps stage
+    2's key, so adding it did not cost stage 2's hour of LLVM."""
+    cache = BuildCache(tmp_path)
+    llvm = load_recipe(ROOT / "recipes" / "llvm" / "recipe.yaml")
+    plain = replace(llvm, stage_patches={})
+    assert llvm.patches_for("stage2") == () and [p.name for p in llvm.patches_for("stage3")] == ["0001-musl-multiarch.patch"]
+    assert cache.key(llvm, "stage2", {}, []) == cache.key(plain, "stage2", {}, [])
+    assert cache.key(llvm, "stage3", {}, []) != cache.key(plain, "stage3", {}, [])
 
 
 def test_put_then_get_and_partial_entries_are_ignored(tmp_path):

@@ -22,6 +22,7 @@ BAD = FIXTURES / "recipes"
     ("bad-patch-headers", ["0001-no-origin.patch lacks the header(s) Origin:, Upstream-Status:"]),
     ("bad-style", ["build.style", "unknown style 'autotool'", "did you mean 'autotools'"]),
     ("bad-stage-key", ["stage1.confgure", "did you mean 'configure'"]),
+    ("bad-stage-patch", ["patches", "0002-only-in-stage3.patch does not exist"]),
     ("bad-name-folder", ["'hullo' differs from its folder 'hello'"]),
     ("bad-yaml", ["not valid YAML"]),
     ("bad-license", ["license", "'MIT AND Foo-Bar'", "Foo-Bar is not on the SPDX license list"]),

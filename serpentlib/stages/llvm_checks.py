@@ -80,6 +80,13 @@ def check_programs(stage: str, root: Path, builds: Path, alone: Sandbox, logs: P
                                        f"exit {rec.exit_code}; {said.splitlines()[-1][:120] if said else ''!r}"))
             if (where / out).is_file():
                 records.append(_elf_record(stage, root, where / out, link))
+    # What build systems ask the compiler about the system (Python's configure stops on a wrong one).
+    log_file = logs / "clang-multiarch.log"
+    rec = alone.run("clang -print-multiarch", cwd="/", log=log_file, stage=stage, phase="check")
+    said = log_file.read_text(errors="replace").strip()
+    records.append(CheckRecord(stage, "clang-multiarch", "clang -print-multiarch",
+                               rec.exit_code == 0 and said.splitlines()[-1:] == ["x86_64-linux-musl"],
+                               f"exit {rec.exit_code}; {said[-120:]!r} (musl's is x86_64-linux-musl)"))
     shutil.rmtree(where, ignore_errors=True)
     return records
 

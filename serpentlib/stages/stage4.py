@@ -109,7 +109,7 @@ def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str, s
     info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
             "sources": [{"file": s.filename, "sha256": s.sha256, "url": s.url, "debian": s.debian or "",
                          "repacked": s.repacked} for s in recipe.sources],
-            "patches": [patch_info(p) for p in recipe.patches],
+            "patches": [patch_info(p) for p in recipe.patches_for("stage3")],
             "build_depends": list(recipe.depends),
             "seed": {k: seed[k] for k in ("suite", "key", "clang", "packages_digest")}}
     if recipe.source_dir:
