@@ -159,7 +159,8 @@ def special(root, spec):
         for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             os.symlink(target, os.path.join(dev, name))
-        os.makedirs(os.path.join(dev, "shm"), exist_ok=True)
+        os.makedirs(os.path.join(dev, "shm"), exist_ok=True)  # POSIX semaphores (Python's multiprocessing, lit)
+        mount("tmpfs", os.path.join(dev, "shm"), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=64m")
 
 
 def main(spec_path):
