@@ -85,6 +85,20 @@ def failed_phase(run_dir: Path, stage: int) -> dict | None:
     return bad.iloc[-1].to_dict()
 
 
+def logged_kernel(stderr_log: Path) -> type:
+    """A kernel manager whose kernel's own stderr (its start-up warnings; the traceback it prints
+    when it is interrupted after the run has left) goes to `stderr_log`, not the run's output."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class LoggedKernel(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+            stderr_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(stderr_log, "ab") as fh:  # the kernel has its own copy once started
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": fh})
+
+    return LoggedKernel
+
+
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
                kernel: str = KERNEL, log_output: bool = True, metrics_db: str | None = None,
                use_cache: bool = True, recheck: bool = False, run_id: str = "") -> RunInfo:
@@ -126,7 +140,8 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
             try:
                 papermill.execute_notebook(str(notebook), str(run_dir / notebook.name), parameters=params,
                                            kernel_name=kernel, cwd=str(PROJECT), log_output=log_output,
-                                           progress_bar=False, report_mode=False)
+                                           progress_bar=False, report_mode=False,
+                                           kernel_manager_class=logged_kernel(run_dir / "logs" / f"kernel-stage{n}.log"))
             except PapermillExecutionError as exc:
                 if exc.ename == "KeyboardInterrupt":  # the kernel was interrupted: as ^C on the run
                     raise KeyboardInterrupt from None

@@ -58,6 +58,9 @@ def test_run_succeeds(run):
     seed = info["seed"]  # stage 0 is recorded: suite, key, the seed compiler and its versions
     assert seed["suite"] == "bookworm" and seed["clang"].startswith("Debian clang version 14.")
     assert seed["versions"]["clang-14"] and seed["versions"]["libc6"]
+    # The kernels' own chatter goes to the run's logs, not into what the user reads.
+    assert "[IPKernelApp]" not in proc.stdout + proc.stderr
+    assert all((run_dir / "logs" / f"kernel-stage{n}.log").is_file() for n in (1, 2, 3, 4))
 
 
 def test_make_bootstrap_leaves_the_hosts_apt_configuration_alone(run):
