@@ -145,10 +145,21 @@ def check_table(checks: pd.DataFrame):
     return style
 
 
+def lit_table(checks: pd.DataFrame) -> pd.DataFrame:
+    """LLVM's lit suites: per suite, how many tests had each outcome (a lit record's subject is
+    `suite: test`)."""
+    lit = checks[checks["check"] == "lit"]
+    if lit.empty:
+        return pd.DataFrame({"lit": ["no lit suite ran"]})
+    return outcome_counts(lit.assign(suite=lit["subject"].str.split(": ", n=1).str[0]), ["suite"])
+
+
 def check_list(checks: pd.DataFrame, hide: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """The checks worth reading one by one: every one that did not simply pass, and those of the
     kinds not in `hide`; with outcome, reason and detail (and the run replayed, when cached)."""
     rows = checks[(checks["outcome"] != "pass") | ~checks["check"].isin(hide)]
+    # lit's UNSUPPORTED tests (hundreds: targets not built) are counted in lit_table, not listed
+    rows = rows[~((rows["check"] == "lit") & (rows["outcome"] == "skip"))]
     columns = ["check", "subject", "outcome", "reason", "detail"]
     if (checks["cached_from"] != "").any():
         columns.append("cached_from")

@@ -177,3 +177,22 @@ def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
         "checks.csv", "index.html", "run.json", "stage1-toolchain.html"]
     assert "bytes in" in capsys.readouterr().out
+
+
+def test_lit_results_are_counted_per_suite_and_its_many_skips_are_one_row_per_reason(tmp_path):
+    from serpentlib import metrics, plots
+    from serpentlib.stages.llvm_checks import lit_records
+    run = make_run(tmp_path, "lit")
+    result = {"tests": [{"name": f"lld :: ELF/{i}.s", "code": code} for i, code in
+                        enumerate(["PASS", "PASS", "UNSUPPORTED", "UNSUPPORTED", "UNSUPPORTED", "XFAIL"])]}
+    recorder = Recorder(run, "lit", "mini")
+    for record in lit_records("stage3", "lld/test/ELF", result):
+        recorder.add(record)
+    checks = metrics.load(run, "checks", "stage3")
+    table = plots.lit_table(checks).set_index("suite")
+    assert table.loc["lld/test/ELF", ["pass", "skip", "xfail", "fail", "total"]].tolist() == [2, 3, 1, 0, 6]
+    listed = plots.check_list(checks, hide=["lit"])
+    assert list(listed[listed["check"] == "lit"]["outcome"]) == ["xfail"]
+    page = write_index(run).read_text()
+    excused = page[page.index("<h2>Expected failures and skips</h2>"):page.index("<h2>Slowest packages</h2>")]
+    assert excused.count("UNSUPPORTED") == 1 and "3, e.g. lld/test/ELF: ELF/2.s" in excused
