@@ -62,6 +62,8 @@ class StageContext:
     host_env: dict[str, str] = field(default_factory=dict)
     jobs: int = os.cpu_count() or 1
     keep_build_trees: bool = False
+    # Packages whose finished tree stays, stamped `installed` (the LLVM fixpoint compares its objects).
+    keep_trees: frozenset[str] = frozenset()
     on_record: Callable[[PhaseRecord], None] = lambda record: None
     # Called with the finished DESTDIR before it is merged and removed (the build cache keeps it).
     on_installed: Callable[[Path, "SizeRecord"], None] = lambda destdir, size: None
@@ -307,7 +309,9 @@ class PackageBuild:
         with self.host_phase("merge"):
             self.ctx.on_installed(self.destdir, size)
             merge_tree(self.destdir, self.ctx.install_root)
-            if not self.ctx.keep_build_trees:
+            if r.name in self.ctx.keep_trees:
+                self.mark_done("installed")
+            elif not self.ctx.keep_build_trees:
                 shutil.rmtree(self.root, ignore_errors=True)
         return self.records, size
 
@@ -315,7 +319,8 @@ class PackageBuild:
         """Install a cached build instead of building: one `cached` phase, no build work, whose
         record names the run that built it."""
         self.cached_from = from_run
-        shutil.rmtree(self.root, ignore_errors=True)  # a tree an earlier failed attempt left
+        if not (self.recipe.name in self.ctx.keep_trees and "installed" in self.phases_done()):
+            shutil.rmtree(self.root, ignore_errors=True)  # a tree an earlier failed attempt left
         with self.host_phase("cached"):
             merge_tree(cached_destdir, self.ctx.install_root)
         return self.records

@@ -1,5 +1,8 @@
 """One package's phases: what a failing phase done in this process records."""
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from serpentlib import progress
@@ -77,3 +80,22 @@ def test_ninja_progress_and_the_time_left(tmp_path):
     assert progress.estimate_left(100, 400, 60.0, [1000.0, 4000.0, 2000.0]) == (1500.0, "from 3 earlier run(s)")
     assert progress.estimate_left(100, 400, 60.0, []) == (180.0, "from the pace so far")
     assert "100/400 steps (25%)" in progress.describe("stage2 llvm build", 100, 400, 60.0, [])
+
+
+def test_a_kept_tree_stays_after_the_build_and_when_the_package_later_comes_from_the_cache(tmp_path):
+    """The stage's LLVM tree stays for the fixpoint's object compare: stamped `installed`, and not
+    removed when a later run installs the package from the cache; other trees go as before."""
+    recipe = load_recipe(FIXTURES / "recipes" / "good" / "resumes" / "recipe.yaml")
+    tree = tmp_path / "work" / "build" / "resumes"
+    kept = replace(_context(tmp_path, []), keep_trees=frozenset({"resumes"}))
+    with pytest.raises(BuildError):
+        PackageBuild(recipe, kept, key="k1").run()
+    PackageBuild(recipe, kept, key="k1").run()
+    assert json.loads((tree / "resume.json").read_text())["done"][-1] == "installed"
+    assert (tree / "build" / "build-runs").is_file()
+    cached = tmp_path / "cache" / "dest"
+    (cached / "usr" / "share").mkdir(parents=True)
+    PackageBuild(recipe, kept, key="k1").restore(cached)  # a later run, from the cache
+    assert (tree / "build" / "build-runs").is_file()
+    PackageBuild(recipe, _context(tmp_path, []), key="k1").restore(cached)
+    assert not tree.exists()

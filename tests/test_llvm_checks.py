@@ -1,11 +1,12 @@
 """The pieces of stage 3's clang checks that need no LLVM build: lit's results as records, the
 tree comparison of the fixpoint, and the chroot's compiler environments."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from serpentlib.errors import SerpentError
-from pathlib import Path
-
 from serpentlib.reproduce import compare_trees, fingerprint
 from serpentlib.stages.llvm_checks import lit_records
 from serpentlib.stages.stage3 import native_env
@@ -69,3 +70,48 @@ def test_a_compilers_own_tables_are_not_host_paths_but_a_leaked_path_is_named():
     assert host_paths_in(leaked, ["/var/tmp/work", "/serpent"]) == [
         "/lib64/ld-linux-x86-64.so.2", "/usr/lib/gcc/x86_64-linux-gnu/12/include", "/usr/lib/x86_64-linux-gnu",
         "/var/tmp/work"]
+
+
+def _fixpoint_trees(tmp_path, programs_differ: bool, objects_differ: bool, runtimes_differ: bool):
+    """A root and a rebuild of it, their build trees' objects and both resource directories."""
+    from serpentlib.stages.llvm_checks import LINK_RUNTIME
+    root, dest, serpent = tmp_path / "root", tmp_path / "dest", tmp_path / "serpent"
+    first, second = tmp_path / "llvm" / "build", tmp_path / "llvm-fixpoint" / "build"
+    for top in (root, dest):
+        (top / "usr" / "bin").mkdir(parents=True)
+        (top / "usr" / "include").mkdir(parents=True)
+        (top / "usr" / "include" / "h.h").write_text("same\n")
+    (root / "usr" / "bin" / "clang-14").write_bytes(b"\x7fELF clang linked with stage 2's crtbegin")
+    (dest / "usr" / "bin" / "clang-14").write_bytes(b"\x7fELF clang linked with the root's crtbegin" if programs_differ
+                                                     else b"\x7fELF clang linked with stage 2's crtbegin")
+    for top, text in ((first, b"\x7fELF Sema"), (second, b"\x7fELF Sema, other code" if objects_differ else b"\x7fELF Sema")):
+        (top / "lib" / "Sema").mkdir(parents=True)
+        (top / "lib" / "Sema" / "Sema.cpp.o").write_bytes(text)
+    for top, text in ((serpent, b"stage 2's"), (root, b"the root's" if runtimes_differ else b"stage 2's")):
+        (top / LINK_RUNTIME).mkdir(parents=True, exist_ok=True)
+        (top / LINK_RUNTIME / "clang_rt.crtbegin-x86_64.o").write_bytes(text)
+    return root, dest, serpent, first, second
+
+
+def test_the_fixpoint_passes_on_identical_files_and_excuses_only_a_difference_the_links_explain(tmp_path):
+    from serpentlib.stages.llvm_checks import judge_fixed_point
+
+    def outcomes(name, **kw):
+        records = judge_fixed_point("stage3", *_fixpoint_trees(tmp_path / name, **kw))
+        return {(r.check, r.subject): r.outcome for r in records}, records
+
+    same, _ = outcomes("same", programs_differ=False, objects_differ=False, runtimes_differ=True)
+    assert same == {("fixed-point", "llvm"): "pass"}
+    linked, records = outcomes("linked", programs_differ=True, objects_differ=False, runtimes_differ=True)
+    assert linked == {("fixed-point", "llvm"): "xfail", ("fixed-point-file", "/usr/bin/clang-14"): "xfail",
+                      ("fixed-point-objects", "llvm"): "pass"}
+    assert "clang_rt.crtbegin-x86_64.o" in records[0].reason
+    # Different objects, or no difference in what the links add: a real failure.
+    code, _ = outcomes("code", programs_differ=True, objects_differ=True, runtimes_differ=True)
+    assert code[("fixed-point", "llvm")] == code[("fixed-point-objects", "llvm")] == "fail"
+    unexplained, _ = outcomes("unexplained", programs_differ=True, objects_differ=False, runtimes_differ=False)
+    assert unexplained[("fixed-point", "llvm")] == "fail"
+    root, dest, serpent, first, second = _fixpoint_trees(tmp_path / "gone", True, False, True)
+    shutil.rmtree(first)
+    gone = judge_fixed_point("stage3", root, dest, serpent, first, second)
+    assert gone[0].outcome == "fail" and "to compare objects with" in gone[0].detail

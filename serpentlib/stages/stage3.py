@@ -206,7 +206,8 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     env["TARGET"] = target
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
-                     host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env)
+                     host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env,
+                     keep_trees=frozenset({"llvm"} if compiler == "clang" and fixpoint else ()))
     st.build(ctx, packages, chain=True)
     checks = st.cached_checks(recheck)
     if checks is None:
@@ -243,7 +244,7 @@ def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, package
     llvm = load_recipes(st.recipes, ["llvm"])["llvm"]
     # As the packages were built, tuning flags included, but with nothing from /serpent.
     env = {k: v for k, v in (build_env or native_env(compiler)).items() if k != "LD_LIBRARY_PATH"}
-    found, build = llvm_checks.check_fixed_point("stage3", root, builds, llvm, alone, env, st.store, logs,
+    found, build = llvm_checks.check_fixed_point("stage3", root, serpent, builds, llvm, alone, env, st.store, logs,
                                                  key="fixpoint-" + st.keys["llvm"],
                                                  on_record=lambda rec: (st.recorder.add(rec), st.result.phases.append(rec)))
     checks += found if fixpoint else []
