@@ -207,7 +207,8 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     ctx = st.context(root, chroot_sandbox(root, builds, serpent, env), env,
                      inside=lambda p: "/build/" + str(Path(p).relative_to(builds)),
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env,
-                     keep_trees=frozenset({"llvm"} if compiler == "clang" and fixpoint else ()))
+                     # The LLVM tree stays: the fixpoint, now or in a later run, compares its objects.
+                     keep_trees=frozenset({"llvm"} if compiler == "clang" else ()))
     st.build(ctx, packages, chain=True)
     checks = st.cached_checks(recheck)
     if checks is None:
