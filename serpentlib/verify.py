@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import shutil
@@ -57,8 +58,34 @@ def is_elf(path: Path) -> bool:
         return False
 
 
-def elf_info(path: Path) -> ElfInfo:
-    with open(path, "rb") as fh:
+def is_archive(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == b"!<arch>\n"
+    except OSError:
+        return False
+
+
+def archive_members(path: Path) -> Iterable[bytes]:
+    """The ELF objects in a static library (ar's format: 60-byte headers, members padded to even)."""
+    data = Path(path).read_bytes()
+    at = 8
+    while at + 60 <= len(data):
+        size = int(data[at + 48:at + 58].decode().strip() or 0)
+        member = data[at + 60:at + 60 + size]
+        if member[:4] == b"\x7fELF":
+            yield member
+        at += 60 + size + (size & 1)
+
+
+def archive_info(path: Path) -> list[ElfInfo]:
+    """elf_info of each ELF object in a static library, all named by the library's path."""
+    return [elf_info(path, io.BytesIO(member)) for member in archive_members(path)]
+
+
+def elf_info(path: Path, stream=None) -> ElfInfo:
+    """What an ELF file says of itself; from `stream` when given (an archive's member)."""
+    with (open(path, "rb") if stream is None else stream) as fh:
         elf = ELFFile(fh)
         interp = soname = None
         needed: list[str] = []

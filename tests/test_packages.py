@@ -351,6 +351,30 @@ def test_a_flag_must_leave_its_mark_in_the_packages_unless_the_compiler_cannot_h
     assert reasons.loc[("-fno-such-flag-at-all", "xfail"), "packages"].split(", ") == ["bound", "lazy", "docs"]
 
 
+@pytest.mark.skipif(not (have("clang") and have("llvm-ar")), reason="needs the host clang and llvm-ar (make setup installs them)")
+def test_a_static_librarys_objects_show_a_compiler_flag(tmp_path):
+    """compiler-rt installs its builtins as an archive and two crt objects: the stack protector's
+    mark is in the archive's members (an odd-sized member before them tests ar's padding)."""
+    flags = tuning.parse_flags({"harden": {"cflags": "-fstack-protector-all"}})
+    results = [tuning.FlagResult("harden", "-fstack-protector-all", "cflags", "honored", "")]
+    src = tmp_path / "f.c"
+    src.write_text(tuning.PROBE_C.replace("int main", "int not_main"))
+    trees = {"guarded": "-fstack-protector-all", "bare": "-fno-stack-protector"}
+    manifests, where = {}, {}
+    for name, cflag in trees.items():
+        lib = tmp_path / "trees" / name / "usr" / "lib"
+        lib.mkdir(parents=True)
+        (tmp_path / "odd.txt").write_text("odd")
+        subprocess.run(["clang", cflag, "-c", "-o", str(tmp_path / "f.o"), str(src)], check=True)
+        subprocess.run(["llvm-ar", "rc", str(lib / "libf.a"), str(tmp_path / "odd.txt"), str(tmp_path / "f.o")], check=True)
+        subprocess.run(["clang", "-fno-stack-protector", "-c", "-o", str(lib / "crtbegin.o"), str(src)], check=True)
+        manifests[name], where[name] = package(tmp_path, name, {})
+        manifests[name].build = {"flags": {f.flag: "honored" for f in flags}}
+    got = {r.subject: r for r in flag_records(manifests, where, results)}
+    assert got["guarded"].outcome == "pass" and "1 of 2 ELF files show __stack_chk_fail" in got["guarded"].detail
+    assert got["bare"].outcome == "fail"
+
+
 def test_bad_flag_groups_are_clear_errors():
     with pytest.raises(policy.ProfileError, match="harden"):
         tuning.parse_flags({"harden": {"cflag": "-O2"}})

@@ -23,7 +23,7 @@ from ..metrics import CheckRecord, expected_failure, skipped
 from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
 from ..recipes import Recipe, load_recipes, patch_headers
 from ..repo import Repository, write_index
-from ..verify import ElfInfo, check_in_root, elf_info, is_elf
+from ..verify import ElfInfo, archive_info, check_in_root, elf_info, is_archive, is_elf
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function, stage_marker
 from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks, write_base_files
 from .stage3 import chroot_sandbox, native_env
@@ -150,7 +150,9 @@ def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path
     records = []
     for m in manifests.values():
         applied = m.build.get("flags", {})
-        elves = [elf_info(where[m.name][f.path]) for f in m.files if f.type == "file" and is_elf(where[m.name][f.path])]
+        files = [where[m.name][f.path] for f in m.files if f.type == "file"]
+        # A static library's objects carry a compiler flag's marks too (compiler-rt's builtins).
+        elves = [elf_info(p) for p in files if is_elf(p)] + [i for p in files if is_archive(p) for i in archive_info(p)]
         for r in results:
             if r.flag not in applied:
                 continue
