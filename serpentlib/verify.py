@@ -50,20 +50,20 @@ class ElfInfo:
     symbols: frozenset[str] = frozenset()  # undefined dynamic symbols and a few telling defined ones
 
 
-def is_elf(path: Path) -> bool:
+def _starts_with(path: Path, magic: bytes) -> bool:
     try:
         with open(path, "rb") as fh:
-            return fh.read(4) == b"\x7fELF"
+            return fh.read(len(magic)) == magic
     except OSError:
         return False
+
+
+def is_elf(path: Path) -> bool:
+    return _starts_with(path, b"\x7fELF")
 
 
 def is_archive(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(8) == b"!<arch>\n"
-    except OSError:
-        return False
+    return _starts_with(path, b"!<arch>\n")
 
 
 def archive_members(path: Path) -> Iterable[bytes]:
