@@ -79,8 +79,15 @@ def archive_members(path: Path) -> Iterable[bytes]:
 
 
 def archive_info(path: Path) -> list[ElfInfo]:
-    """elf_info of each ELF object in a static library, all named by the library's path."""
-    return [elf_info(path, io.BytesIO(member)) for member in archive_members(path)]
+    """elf_info of each ELF object in a static library, all named by the library's path; a member
+    pyelftools cannot read is left out (an unreadable ELF file is elf_closure's to report)."""
+    out = []
+    for member in archive_members(path):
+        try:
+            out.append(elf_info(path, io.BytesIO(member)))
+        except (ELFError, ValueError):
+            continue
+    return out
 
 
 def elf_info(path: Path, stream=None) -> ElfInfo:
