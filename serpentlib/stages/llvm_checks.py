@@ -223,9 +223,9 @@ def _lit_deps(project: str) -> str:
     tools = ["FileCheck", "count", "not", "split-file", "yaml2obj", "obj2yaml", "llvm-mc", "llvm-objdump", "llvm-readobj",
              "llvm-readelf", "llvm-nm", "llvm-ar", "llvm-as", "llvm-dis", "llvm-dwarfdump", "llvm-objcopy", "llvm-strip",
              "llvm-config", "llc", "opt", "llvm-bcanalyzer", "llvm-strings", "llvm-symbolizer", "llvm-lto2"]
-    # Not LLVM's own {lld,clang}-test-depends: clang's builds its unit tests, libclang and clang-repl.
-    # ld.lld and clang++ are no targets: building lld and clang makes those links.
-    return " ".join(tools + (["lld"] if project == "lld" else ["clang", "clang-resource-headers"]))
+    # lld's suites: LLVM's own lld-test-depends (a few more tools). Not clang-test-depends: that builds
+    # clang's unit tests, libclang and clang-repl. clang++ is no target: building clang makes the link.
+    return " ".join(tools + (["lld", "lld-test-depends"] if project == "lld" else ["clang", "clang-resource-headers"]))
 
 
 def lit_records(stage: str, suite: str, result: dict) -> list[CheckRecord]:
