@@ -88,6 +88,28 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """Stop a sandbox's namespace: SIGINT to its processes first (unshare blocks it, the namespace's
+    init passes it on), so ninja and make stop their jobs and every process is reaped up the chain
+    and its CPU time reaches this process; SIGKILL to unshare if that takes longer than `grace`."""
+    reaped = False
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not reaped:
+            reaped = os.waitpid(proc.pid, os.WNOHANG)[0] != 0
+            time.sleep(0 if reaped else 0.05)
+    except ProcessLookupError:
+        pass
+    finally:
+        if not reaped:  # slow, gone already, or a second ^C: the namespace goes down with unshare
+            proc.kill()
+            try:
+                os.waitpid(proc.pid, 0)
+            except ChildProcessError:
+                pass
+
+
 @dataclass
 class Sandbox:
     """Where and how commands run: an optional root to chroot into, binds, the environment."""
@@ -165,8 +187,7 @@ class Sandbox:
                 try:
                     _, status, usage = os.wait4(proc.pid, 0)
                 except BaseException:  # interrupted: take the whole namespace down, then re-raise
-                    proc.kill()
-                    os.wait4(proc.pid, 0)
+                    _stop(proc)
                     raise
                 finally:
                     if timer:

@@ -135,3 +135,32 @@ def test_commands_get_default_signal_dispositions(tmp_path, root_required):
     lines = dict(line.split(":\t") for line in output(tmp_path / "s.log").splitlines() if ":\t" in line)
     assert rec.exit_code == 0
     assert int(lines["SigIgn"], 16) & (1 << (13 - 1)) == 0, "SIGPIPE (13) is not ignored"
+
+
+INTERRUPTED_WORK = textwrap.dedent(r"""
+    import resource, sys
+    from pathlib import Path
+    from serpentlib.sandbox import Sandbox
+    log = Path(sys.argv[1])
+    (log.parent / "Makefile").write_text("all: a b\na b:\n\t@while :; do :; done\n")
+    try:  # two busy jobs under make, as a build runs them
+        Sandbox().run(f'echo started; exec make -s -j2 -C {log.parent}', cwd='/', log=log)
+    except KeyboardInterrupt:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print(f"{usage.ru_utime + usage.ru_stime:.2f}")
+""")
+
+
+def test_an_interrupted_command_is_stopped_and_its_cpu_time_is_counted(tmp_path, root_required):
+    """^C stops the namespace politely first, so its processes are reaped up the chain and the
+    CPU they used reaches the caller (an interrupted build phase records it); none is left."""
+    log = tmp_path / "busy.log"
+    proc = subprocess.Popen([sys.executable, "-c", INTERRUPTED_WORK, str(log)], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while "started" not in (log.read_text() if log.exists() else ""):
+        assert time.monotonic() < deadline, "the sandboxed command never started"
+        time.sleep(0.05)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    cpu = float(proc.communicate(timeout=20)[0])
+    assert cpu > 1.0, f"the busy children's CPU time was lost: {cpu} s"
