@@ -57,6 +57,8 @@ def test_the_chroot_environment_follows_the_compiler():
     assert (clang["CC"], clang["CXX"], clang["AR"]) == ("clang", "clang++", "llvm-ar")
     assert clang["LD_LIBRARY_PATH"] == "/serpent/usr/lib"  # /serpent's LLVM needs its libc++
     assert "LD_LIBRARY_PATH" not in native_env("clang")    # the root alone needs nothing of it
+    # Debug info (Python and ninja build with -g) names /serpent's headers where the root has them.
+    assert all("-ffile-prefix-map=/serpent/=/" in clang[k].split() for k in ("CFLAGS", "CXXFLAGS"))
     with pytest.raises(SerpentError, match="unknown compiler 'gcc'"):
         native_env("gcc")
 

@@ -43,6 +43,11 @@ COMPILERS = ("tcc", "clang")
 SERPENT_LINKS = {"tcc": ["dash:sh"], "clang": ["dash:sh", "clang", "clang++", "llvm-ar", "llvm-ranlib", "llvm-nm"]}
 
 
+# What a build with -g (Python's, ninja's) records of /serpent's headers names them where the
+# root has its own: /usr/include/c++/v1, /usr/lib/clang/14.0.6/include.
+SERPENT_MAP = "-ffile-prefix-map=/serpent/=/"
+
+
 def native_env(compiler: str = "tcc", serpent: bool = False) -> dict[str, str]:
     """The chroot's build environment for its compiler; `serpent`: while /serpent is mounted.
 
@@ -53,7 +58,7 @@ def native_env(compiler: str = "tcc", serpent: bool = False) -> dict[str, str]:
     if compiler == "clang":
         env = {"CC": "clang", "CXX": "clang++", "AR": "llvm-ar", "RANLIB": "llvm-ranlib", "NM": "llvm-nm",
                "STRIP": "llvm-strip", "OBJCOPY": "llvm-objcopy", "READELF": "llvm-readelf",
-               "CFLAGS": "-O2 -pipe", "CXXFLAGS": "-O2 -pipe"}
+               "CFLAGS": f"-O2 -pipe {SERPENT_MAP}", "CXXFLAGS": f"-O2 -pipe {SERPENT_MAP}"}
         if serpent:
             env["LD_LIBRARY_PATH"] = "/serpent/usr/lib"
         return {**env, **common}
@@ -200,7 +205,7 @@ def stage3(*, target: str, packages: list[str], cflags: str = "-O2 -pipe", flags
     env = native_env(compiler, serpent=True)
     _compiler, results = probe_flags(st, serpent, flag_list, compiler)
     if flag_list:
-        env.update(tuning.build_env(results))
+        env.update(tuning.build_env(results, SERPENT_MAP if compiler == "clang" else ""))
     host_env = {**cross_env(bindir, target, cflags, st.seed.clang["triple"]),
                 "SYSROOT": str(st.base / "stage1" / "sysroot")}
     env["TARGET"] = target
