@@ -155,3 +155,27 @@ def test_a_stage_starts_afresh_but_keeps_its_build_trees_for_resuming(tmp_path):
     fresh(work, keep=BUILD_TREES)
     assert sorted(p.name for p in work.iterdir()) == ["build"]
     assert (work / "build" / "llvm" / "resume.json").is_file()
+
+
+@pytest.mark.build
+def test_a_kept_tree_stays_when_a_later_run_takes_its_package_from_the_cache(tmp_path, root_required):
+    """The stage 3 LLVM tree the fixpoint compares objects with: kept after its build, and still
+    there when the next run's stage installs LLVM from the cache (that run may be the fixpoint's)."""
+    from serpentlib.profile import load_profile
+    from serpentlib.sandbox import Sandbox
+    from serpentlib.stages.common import begin
+    from .conftest import FIXTURES
+
+    def stage(run_id, keep):
+        st = begin("stage1", work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id), run_id=run_id,
+                   profile="test", recipes_dir=str(FIXTURES / "recipes" / "good"),
+                   seed=load_profile("mini").common["seed"])
+        (st.work / "root").mkdir(parents=True, exist_ok=True)
+        st.build(st.context(st.work / "root", Sandbox(), {}, keep_trees=frozenset(keep)), ["builds-slowly"])
+        st.finish([])
+        return st.hits
+
+    tree = tmp_path / "work" / "stage1" / "build" / "builds-slowly"
+    assert stage("a", {"builds-slowly"}) == 0 and json.loads((tree / "resume.json").read_text())["done"][-1] == "installed"
+    assert stage("b", {"builds-slowly"}) == 1 and tree.is_dir()  # from the cache, the tree kept
+    assert stage("c", set()) == 1 and not tree.exists()          # not kept: gone, as before

@@ -149,7 +149,7 @@ class StageRun:
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             if hit:
                 dest, size = hit
-                PackageBuild(recipe, ctx).restore(dest, self.cache.built_by(key))
+                PackageBuild(recipe, ctx, key).restore(dest, self.cache.built_by(key))  # the key: a kept tree stays
                 self.hits += 1
             else:
                 ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size,
