@@ -89,6 +89,8 @@ def _fixpoint_trees(tmp_path, programs_differ: bool, objects_differ: bool, runti
     for top, text in ((first, b"\x7fELF Sema"), (second, b"\x7fELF Sema, other code" if objects_differ else b"\x7fELF Sema")):
         (top / "lib" / "Sema").mkdir(parents=True)
         (top / "lib" / "Sema" / "Sema.cpp.o").write_bytes(text)
+    (second / "utils" / "FileCheck").mkdir(parents=True)  # lit built its tools in the rebuild's tree
+    (second / "utils" / "FileCheck" / "FileCheck.cpp.o").write_bytes(b"\x7fELF FileCheck")
     for top, text in ((serpent, b"stage 2's"), (root, b"the root's" if runtimes_differ else b"stage 2's")):
         (top / LINK_RUNTIME).mkdir(parents=True, exist_ok=True)
         (top / LINK_RUNTIME / "clang_rt.crtbegin-x86_64.o").write_bytes(text)
