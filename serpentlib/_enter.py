@@ -177,7 +177,9 @@ def main(spec_path):
     if child == 0:
         # Python ignores SIGPIPE (and SIGXFSZ); an ignored signal survives exec, and a build whose
         # pipelines see EPIPE instead of dying behaves differently (xz's xzgrep test failed so).
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        # A run started in the background ignores SIGINT: the build must not, or ^C cannot stop
+        # make and ninja politely.
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         try:
             os.execve(argv[0], argv, env)

@@ -138,9 +138,10 @@ def test_commands_get_default_signal_dispositions(tmp_path, root_required):
 
 
 INTERRUPTED_WORK = textwrap.dedent(r"""
-    import resource, sys
+    import resource, signal, sys
     from pathlib import Path
     from serpentlib.sandbox import Sandbox
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     log = Path(sys.argv[1])
     (log.parent / "Makefile").write_text("all: a b\na b:\n\t@while :; do :; done\n")
     try:  # two busy jobs under make, as a build runs them
