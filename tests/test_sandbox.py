@@ -164,4 +164,4 @@ def test_an_interrupted_command_is_stopped_and_its_cpu_time_is_counted(tmp_path,
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     cpu = float(proc.communicate(timeout=20)[0])
-    assert cpu > 1.0, f"the busy children's CPU time was lost: {cpu} s"
+    assert cpu > 0.25, f"the busy children's CPU time was lost: {cpu} s"  # the old stop gave 0.0
