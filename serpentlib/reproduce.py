@@ -29,11 +29,16 @@ class TreeDiff:
         return round(100 * self.identical / self.files, 2) if self.files else 100.0
 
 
+def tree_paths(root: Path) -> list[str]:
+    """Every file and link under `root`, relative to it."""
+    return [str((Path(d) / n).relative_to(root)) for d, _dirs, names in os.walk(root) for n in names]
+
+
 def fingerprint(root: Path, paths=None) -> dict[str, str]:
     """relative path -> sha256 of a file, or `-> target` of a link; every path under `root`, or
     only `paths` (those missing are left out)."""
     if paths is None:
-        paths = [str((Path(d) / n).relative_to(root)) for d, _dirs, names in os.walk(root) for n in names]
+        paths = tree_paths(root)
     out = {}
     for rel in paths:
         p = Path(root) / rel

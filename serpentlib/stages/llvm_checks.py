@@ -14,7 +14,7 @@ from pathlib import Path
 from ..build import PackageBuild, StageContext
 from ..metrics import CheckRecord, expected_failure, skipped
 from ..recipes import Recipe
-from ..reproduce import compare_trees, fingerprint
+from ..reproduce import compare_trees, tree_paths
 from ..sandbox import PhaseRecord, Sandbox
 from ..sources import SourceStore
 from ..verify import elf_info, is_elf
@@ -157,7 +157,7 @@ def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: 
     differ, the object files of the stage's build tree (`first`) against the rebuild's (`second`)."""
     # Only what the rebuild installs is compared: the root holds much more.
     diff = compare_trees(stage, root, dest, Path("/build/llvm"), Path("/build/llvm-fixpoint"),
-                         paths=fingerprint(dest).keys())
+                         paths=tree_paths(dest))
     bad = diff.differing
     elves = [p for p in bad["path"] if is_elf(dest / p.lstrip("/"))]
     detail = (f"{diff.files} installed files compared; "
