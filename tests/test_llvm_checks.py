@@ -8,7 +8,7 @@ import pytest
 
 from serpentlib.errors import SerpentError
 from serpentlib.reproduce import compare_trees, fingerprint
-from serpentlib.stages.llvm_checks import lit_records
+from serpentlib.stages.llvm_checks import LIT_EXPECTED_FAILURES, lit_records
 from serpentlib.stages.stage3 import native_env
 from serpentlib.verify import host_paths_in
 
@@ -25,6 +25,16 @@ def test_lit_results_become_one_record_per_test_with_outcomes():
         ("lld/test/ELF: ELF/a.s", "pass", True), ("lld/test/ELF: ELF/b.s", "fail", False),
         ("lld/test/ELF: ELF/c.s", "xfail", True), ("lld/test/ELF: ELF/d.s", "skip", True)]
     assert "boom" in records[1].detail and records[2].reason and records[3].reason
+
+
+def test_a_listed_lit_failure_is_an_xfail_with_its_reason_and_passing_makes_it_an_xpass():
+    name = "lld :: ELF/lto/resolution-err.ll"
+    failed, passed = (lit_records("stage3", "lld/test/ELF", {"tests": [{"name": name, "code": code}]})[0]
+                      for code in ("FAIL", "PASS"))
+    assert (failed.outcome, failed.passed, passed.outcome) == ("xfail", True, "xpass")
+    assert "root" in failed.reason and failed.reason == LIT_EXPECTED_FAILURES["lld/test/ELF: ELF/lto/resolution-err.ll"]
+    other = lit_records("stage3", "lld/test/ELF", {"tests": [{"name": "lld :: ELF/x.s", "code": "FAIL"}]})[0]
+    assert other.outcome == "fail"
 
 
 def test_the_fixpoint_compare_names_each_differing_file_with_its_cause_and_ignores_the_rest_of_the_root(tmp_path):
