@@ -22,7 +22,7 @@ from pathlib import Path
 from . import progress
 from .errors import BuildError, DiskFullError, SerpentError
 from .recipes import Recipe
-from .sandbox import PhaseRecord, Sandbox, now_iso
+from .sandbox import INTERRUPTED, Interrupted, PhaseRecord, Sandbox, now_iso
 from .sources import SourceStore, apply_patches
 from .styles import PHASES, commands
 
@@ -118,7 +118,6 @@ def merge_tree(src: Path, dest: Path) -> None:
                 shutil.copy2(s, t)
 
 
-INTERRUPTED = 130  # the exit code of a phase stopped by ^C or SIGTERM, as a shell reports it
 
 
 def phase_start(who: int = resource.RUSAGE_SELF) -> tuple:
@@ -290,8 +289,9 @@ class PackageBuild:
                 with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", earlier):
                     record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
                                                       package=r.name, version=r.version, phase=phase, env=env))
-            except KeyboardInterrupt:  # ^C, SIGTERM: the sandbox stopped the build; its time is kept too
-                self._record(process_phase(self.ctx.stage, r.name, r.version, phase, since, INTERRUPTED,
+            except KeyboardInterrupt as exc:  # ^C, SIGTERM: the sandbox stopped the build; its cost is kept too
+                self._record(exc.record if isinstance(exc, Interrupted) else
+                             process_phase(self.ctx.stage, r.name, r.version, phase, since, INTERRUPTED,
                                            str(logfile), resource.RUSAGE_CHILDREN))
                 raise
             if record.exit_code != 0:

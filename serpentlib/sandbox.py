@@ -88,26 +88,40 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _stop(proc: subprocess.Popen, grace: float = 3.0) -> None:
+INTERRUPTED = 130  # the exit code of a command stopped by ^C or SIGTERM, as a shell reports it
+
+
+def _stop(proc: subprocess.Popen, grace: float = 3.0):
     """Stop a sandbox's namespace: SIGINT to its processes first (unshare blocks it, the namespace's
     init passes it on), so ninja and make stop their jobs and every process is reaped up the chain
-    and its CPU time reaches this process; SIGKILL to unshare if that takes longer than `grace`."""
-    reaped = False
+    and its CPU time reaches this process; SIGKILL to unshare if that takes longer than `grace`.
+    Returns the namespace's resource usage (None if it was reaped elsewhere)."""
+    usage = None
     try:
         os.killpg(proc.pid, signal.SIGINT)
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and not reaped:
-            reaped = os.waitpid(proc.pid, os.WNOHANG)[0] != 0
-            time.sleep(0 if reaped else 0.05)
-    except ProcessLookupError:
+        while time.monotonic() < deadline and usage is None:
+            pid, _, rusage = os.wait4(proc.pid, os.WNOHANG)
+            usage = rusage if pid else None
+            time.sleep(0 if usage else 0.05)
+    except (ProcessLookupError, ChildProcessError):
         pass
     finally:
-        if not reaped:  # slow, gone already, or a second ^C: the namespace goes down with unshare
+        if usage is None:  # slow, gone already, or a second ^C: the namespace goes down with unshare
             proc.kill()
             try:
-                os.waitpid(proc.pid, 0)
+                usage = os.wait4(proc.pid, 0)[2]
             except ChildProcessError:
                 pass
+    return usage
+
+
+class Interrupted(KeyboardInterrupt):
+    """^C or SIGTERM stopped a sandboxed command; `record` is what it used until then (exit 130)."""
+
+    def __init__(self, record: PhaseRecord) -> None:
+        super().__init__()
+        self.record = record
 
 
 @dataclass
@@ -174,6 +188,13 @@ class Sandbox:
         with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
             json.dump(spec, fh)
         start, t0 = now_iso(), time.monotonic()
+
+        def _record(usage, code: int) -> PhaseRecord:
+            return PhaseRecord(stage=stage, package=package, version=version, phase=phase, start=start,
+                               end=now_iso(), wall_s=round(time.monotonic() - t0, 3), user_s=round(usage.ru_utime, 3),
+                               sys_s=round(usage.ru_stime, 3), max_rss_kb=int(usage.ru_maxrss), exit_code=code,
+                               log=str(log))
+
         try:
             with open(log, "ab") as out:
                 out.write(f"# {now_iso()} {phase or 'run'}: {command if isinstance(command, str) else ' '.join(argv)}\n".encode())
@@ -186,8 +207,10 @@ class Sandbox:
                     timer.start()
                 try:
                     _, status, usage = os.wait4(proc.pid, 0)
-                except BaseException:  # interrupted: take the whole namespace down, then re-raise
-                    _stop(proc)
+                except BaseException as exc:  # interrupted: take the whole namespace down, then re-raise
+                    usage = _stop(proc)
+                    if isinstance(exc, KeyboardInterrupt) and usage is not None:
+                        raise Interrupted(_record(usage, INTERRUPTED)) from exc
                     raise
                 finally:
                     if timer:
@@ -200,7 +223,4 @@ class Sandbox:
         tail = log_tail(log, 3)
         if (code == 125 and "serpent sandbox:" in tail) or "unshare failed" in tail:
             raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}", userns_hint())
-        return PhaseRecord(stage=stage, package=package, version=version, phase=phase, start=start, end=now_iso(),
-                           wall_s=round(time.monotonic() - t0, 3), user_s=round(usage.ru_utime, 3),
-                           sys_s=round(usage.ru_stime, 3), max_rss_kb=int(usage.ru_maxrss), exit_code=code,
-                           log=str(log))
+        return _record(usage, code)

@@ -275,6 +275,7 @@ def test_a_run_stopped_by_sigterm_stops_its_build_and_the_next_run_resumes_it(tm
     assert json.loads((run_a / "run.json").read_text())["stages"]["1"] == "interrupted"
     stopped = pd.read_csv(run_a / "phases.csv").query("package == 'interrupted' and phase == 'build'")
     assert list(stopped["exit_code"]) == [130] and stopped["wall_s"].iloc[0] > 0  # its time is kept
+    assert stopped["max_rss_kb"].iloc[0] > 0  # and its peak memory
     stamp = json.loads((work / "stage1" / "build" / "interrupted" / "resume.json").read_text())
     assert stamp["done"] == ["extract", "configure"]
     again = subprocess.run(argv + ["--run-dir", str(run_b)], capture_output=True, text=True, timeout=600)

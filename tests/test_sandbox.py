@@ -140,15 +140,15 @@ def test_commands_get_default_signal_dispositions(tmp_path, root_required):
 INTERRUPTED_WORK = textwrap.dedent(r"""
     import resource, signal, sys
     from pathlib import Path
-    from serpentlib.sandbox import Sandbox
+    from serpentlib.sandbox import Interrupted, Sandbox
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     log = Path(sys.argv[1])
     (log.parent / "Makefile").write_text("all: a b\na b:\n\t@while :; do :; done\n")
     try:  # two busy jobs under make, as a build runs them
-        Sandbox().run(f'echo started; exec make -s -j2 -C {log.parent}', cwd='/', log=log)
-    except KeyboardInterrupt:
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        print(f"{usage.ru_utime + usage.ru_stime:.2f}")
+        Sandbox().run(f'echo started; exec make -s -j2 -C {log.parent}', cwd='/', log=log, phase="build")
+    except Interrupted as stop:
+        usage, r = resource.getrusage(resource.RUSAGE_CHILDREN), stop.record
+        print(f"{usage.ru_utime + usage.ru_stime:.2f} {r.user_s + r.sys_s:.2f} {r.max_rss_kb} {r.exit_code} {r.wall_s}")
 """)
 
 
@@ -163,5 +163,7 @@ def test_an_interrupted_command_is_stopped_and_its_cpu_time_is_counted(tmp_path,
         time.sleep(0.05)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
-    cpu = float(proc.communicate(timeout=20)[0])
-    assert cpu > 0.25, f"the busy children's CPU time was lost: {cpu} s"  # the old stop gave 0.0
+    cpu, recorded, rss, code, wall = proc.communicate(timeout=20)[0].split()
+    assert float(cpu) > 0.25, f"the busy children's CPU time was lost: {cpu} s"  # the old stop gave 0.0
+    # The interrupted command's own record: its CPU, its peak memory, exit 130, the time it ran.
+    assert float(recorded) > 0.25 and int(rss) > 0 and int(code) == 130 and float(wall) >= 2
