@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import metrics, plots
 from .errors import SerpentError, log_tail
+from .sandbox import INTERRUPTED
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
@@ -69,13 +70,18 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     failed = {k: v for k, v in stages.items() if v != "passed"}
     n_failed_checks = int((~checks["passed"]).sum()) if not checks.empty else 0
     ok = not failed and n_failed_checks == 0
+    stopped = [k for k, v in stages.items() if v == "interrupted"]
+    why = info.get("failure") or (f"Interrupted in stage {stopped[0]}: the records made until then are here, and "
+                                  "the same command resumes the run." if stopped else "The run did not pass.")
     banner = (f"<div class='banner ok'>All {len(stages)} stage(s) passed; {html.escape(count_outcomes(checks))}.</div>"
-              if ok else f"<div class='banner bad'>{html.escape(info.get('failure', 'The run did not pass.'))}</div>")
+              if ok else f"<div class='banner bad'>{html.escape(why)}</div>")
     tail = ""
     bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
     if not bad.empty:
         row = bad.iloc[-1]
-        tail = (f"<h2>Failing step: {html.escape(str(row['package']))} in {html.escape(str(row['phase']))}</h2>"
+        took = f"{row['wall_s']:.0f} s" if row["wall_s"] < 60 else f"{row['wall_s'] / 60:.1f} min"
+        what = f"Interrupted step (after {took})" if row["exit_code"] == INTERRUPTED else "Failing step"
+        tail = (f"<h2>{what}: {html.escape(str(row['package']))} in {html.escape(str(row['phase']))}</h2>"
                 f"<p>log: <code>{html.escape(str(row['log']))}</code></p><pre>{html.escape(log_tail(Path(row['log']), 40))}</pre>")
     summary = pd.DataFrame([{"stage": k, "outcome": v} for k, v in stages.items()])
     origins = metrics.package_origins(phases).reset_index()
@@ -92,7 +98,9 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         per["checks_replayed_from"] = per["stage"].map(replayed)
         per["stage"] = per["stage"].str.replace("stage", "")
         summary = summary.merge(per.rename(columns={"total": "checks"}), on="stage", how="left")
-    outcome_html = _table(summary)
+    # Counts stay whole numbers where a stage that did not run left gaps.
+    counts = [c for c in summary.columns if c not in ("stage", "outcome", "wall_s", "checks_replayed_from")]
+    outcome_html = _table(summary.astype({c: "Int64" for c in counts}))
     for word in ("passed", "failed", "interrupted", "not run"):
         outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
     built = phases[phases["origin"] == "built"] if not phases.empty else phases

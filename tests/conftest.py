@@ -90,7 +90,7 @@ PACKAGES = {"musl": 30.0, "dash": 6.0, "bash": 38.0, "make": 16.0}
 
 
 def make_run(base, run_id, times=PACKAGES, failing_check=None, failed_phase=None, stage="stage2", folder=None,
-             cached_from=None):
+             cached_from=None, interrupted_phase=None):
     """A run directory as `serpent run` leaves it: run.json and the Recorder's CSV files and logs.
     `folder` (default: the run id) is where under `base`; with `cached_from`, every package is
     taken from the build cache that run filled."""
@@ -102,7 +102,7 @@ def make_run(base, run_id, times=PACKAGES, failing_check=None, failed_phase=None
         for phase, share in phases:
             log = run_dir / "logs" / stage / pkg / f"{phase}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
-            code = 2 if failed_phase == (pkg, phase) else 0
+            code = 2 if failed_phase == (pkg, phase) else 130 if interrupted_phase == (pkg, phase) else 0
             log.write_text(f"# {phase}\n" + ("error: something broke\n" if code else "ok\n"))
             rec.add(PhaseRecord(stage, pkg, "1.0", phase, "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:10+00:00",
                                 round(wall * share, 3) or 0.05, wall * share * 0.9, 0.1, 50000, code, str(log),
@@ -111,7 +111,8 @@ def make_run(base, run_id, times=PACKAGES, failing_check=None, failed_phase=None
         rec.add(CheckRecord(stage, "runs-in-root", f"{pkg}: --version", pkg != failing_check, "exit 0"))
     info = RunInfo(run_id=run_id, profile="mini", run_dir=str(run_dir), work_dir="/w", host={"hostname": "h", "cpus": 2},
                    started=f"2026-01-01T00:{len(list(base.iterdir())):02d}:00+00:00",
-                   stages={"2": "failed" if failed_phase else "passed"}, duration_s=sum(times.values()),
+                   stages={"2": "failed" if failed_phase else "interrupted" if interrupted_phase else "passed"},
+                   duration_s=sum(times.values()),
                    failure="stage 2 failed: bash in build (exit 2)" if failed_phase else "")
     info.save()
     return run_dir

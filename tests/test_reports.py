@@ -1,5 +1,7 @@
 """Reports, the metrics database, run comparison and explore.ipynb, on runs made here."""
 
+import json
+import re
 import shutil
 import subprocess
 
@@ -62,6 +64,17 @@ def test_failed_run_report_says_what_failed_and_keeps_the_rest(tmp_path):
     assert "stage 2 failed: bash in build" in page
     assert "Failing step: bash in build" in page and "error: something broke" in page
     assert "musl" in page and "phases.csv" in page
+
+
+def test_an_interrupted_run_report_says_so_and_how_to_go_on(tmp_path):
+    run = make_run(tmp_path, "stopped", interrupted_phase=("bash", "build"))
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "stages": {**info["stages"], "3": "not run"}}))
+    page = write_index(run).read_text()
+    # The stage that did not run leaves gaps; the counts of the others stay whole numbers.
+    assert re.search(r"<td class='interrupted'>interrupted</td>\s*<td>\d+</td>", page)
+    assert "Interrupted in stage 2" in page and "the same command resumes" in page
+    assert re.search(r"Interrupted step \(after [\d.]+ (s|min)\): bash in build", page) and "Failing step" not in page
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
