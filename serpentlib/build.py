@@ -118,8 +118,6 @@ def merge_tree(src: Path, dest: Path) -> None:
                 shutil.copy2(s, t)
 
 
-
-
 def phase_start(who: int = resource.RUSAGE_SELF) -> tuple:
     return now_iso(), time.monotonic(), resource.getrusage(who)
 
