@@ -6,6 +6,7 @@ import argparse
 import logging
 import shutil
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -180,11 +181,19 @@ def cmd_stage0(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from . import cost
+    from .history import History
     from .report import write_index
 
     run_dir = Path(args.run)
     if not (run_dir / "run.json").exists():
         raise SerpentError(f"{run_dir} is not a run directory (no run.json)", "give a directory made by serpent run")
+    if args.db or not (run_dir / cost.FILE).is_file():  # what the result cost, from the runs that made it
+        try:
+            with History(args.db) as history:
+                cost.write(run_dir, history)
+        except (SerpentError, OSError, sqlite3.Error) as exc:  # the report goes on without it
+            print(f"warning: what the result cost is left out: {exc}", file=sys.stderr)
     print(write_index(run_dir, code=args.code))
     return 0
 
@@ -302,6 +311,8 @@ def parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)write a run's index.html and notebook HTML")
     rp.add_argument("run", help="the run directory")
     rp.add_argument("--code", action="store_true", help="show the notebooks' code too")
+    rp.add_argument("--db", help="the metrics database to work out what the result cost from (default: as "
+                                 "`serpent ingest`); without it, a cost.csv the run has is kept")
     rp.set_defaults(func=cmd_report)
     pub = sub.add_parser("publish", help="copy a run's report (index.html, the stages' HTML, the records) for others")
     pub.add_argument("run", help="the run directory")

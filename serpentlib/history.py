@@ -20,13 +20,13 @@ from . import metrics
 from .errors import SerpentError
 
 DEFAULT_DB = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "serpentlib" / "metrics.sqlite"
-RUN_COLUMNS = ["run_id", "profile", "started", "finished", "duration_s", "host", "stages", "run_dir"]
+RUN_COLUMNS = ["run_id", "profile", "started", "finished", "duration_s", "host", "stages", "run_dir", "work_dir"]
 # The store's schema version (SQLite's user_version). Stores written before it had one are
 # version 1. A change to the tables raises it and adds a step to MIGRATIONS.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, profile TEXT, started TEXT, finished TEXT,
-    duration_s REAL, host TEXT, stages TEXT, run_dir TEXT);
+    duration_s REAL, host TEXT, stages TEXT, run_dir TEXT, work_dir TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS phases (run_id TEXT, profile TEXT, stage TEXT, package TEXT, version TEXT, phase TEXT,
     start TEXT, "end" TEXT, wall_s REAL, user_s REAL, sys_s REAL, max_rss_kb INTEGER, exit_code INTEGER, log TEXT,
     origin TEXT NOT NULL DEFAULT 'built', from_run TEXT NOT NULL DEFAULT '');
@@ -72,7 +72,20 @@ def _to_v3(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE checks ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3}  # version -> step from the one before
+def _to_v4(conn: sqlite3.Connection) -> None:
+    """Runs name their work directory (the build cache and the build trees a resumed build goes on
+    with are there); for older runs it is read from run.json where the run directory still is."""
+    if "work_dir" not in _columns(conn, "runs"):
+        conn.execute("ALTER TABLE runs ADD COLUMN work_dir TEXT NOT NULL DEFAULT ''")
+    for run_id, run_dir in conn.execute("SELECT run_id, run_dir FROM runs").fetchall():
+        try:
+            work_dir = json.loads((Path(run_dir) / "run.json").read_text()).get("work_dir", "")
+        except (OSError, ValueError, TypeError):
+            continue
+        conn.execute("UPDATE runs SET work_dir = ? WHERE run_id = ?", (str(work_dir or ""), run_id))
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4}  # version -> step from the one before
 
 
 @dataclass(frozen=True)
@@ -171,7 +184,7 @@ class History:
         run = {"run_id": run_id, "profile": info["profile"], "started": info["started"],
                "finished": info.get("finished", ""), "duration_s": info.get("duration_s", 0.0),
                "host": json.dumps(info.get("host", {})), "stages": json.dumps(info.get("stages", {})),
-               "run_dir": str(run_dir.resolve())}
+               "run_dir": str(run_dir.resolve()), "work_dir": str(info.get("work_dir", ""))}
         new = {"runs": pd.DataFrame([run]), **tables}
         with self.conn:
             for table, df in new.items():  # staged beside the store, so that both read back alike
@@ -197,7 +210,8 @@ class History:
         """How the staged run differs from the stored one with the same id ("" when it does not)."""
         found = []
         for table in ("runs", *metrics.TABLES):
-            columns = [c for c in _columns(self.conn, f"temp.new_{table}") if c != "run_dir"]  # only a name
+            # Names only; an older run's work_dir is blank when its run.json was gone at migration.
+            columns = [c for c in _columns(self.conn, f"temp.new_{table}") if c not in ("run_dir", "work_dir")]
             select = f"SELECT {_quoted(columns)} FROM"
             order = f"ORDER BY {', '.join(str(i + 1) for i in range(len(columns)))}"
             stored = self.conn.execute(f"{select} main.{table} WHERE run_id = ? {order}", (run_id,)).fetchall()

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 
-from . import metrics, plots
+from . import cost, metrics, plots
 from .errors import SerpentError, log_tail
 from .sandbox import INTERRUPTED
 
@@ -55,6 +55,30 @@ def count_outcomes(checks: pd.DataFrame) -> str:
     counts = checks["outcome"].value_counts()
     parts = [f"{counts[o]} {o}" for o in metrics.OUTCOMES if counts.get(o, 0)]
     return f"{len(checks)} checks" + (": " + ", ".join(parts) if parts else "")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def cost_html(spent: pd.DataFrame) -> str:
+    """What the run's result cost to build (cost.csv), over every run it took."""
+    if spent.empty:
+        return ""
+    complete = spent["complete"].astype(str).str.lower().eq("true")
+    runs = len(set(" ".join(spent["run_ids"].astype(str)).split()))
+    cpu = spent["user_s"] + spent["sys_s"]
+    costliest = (spent.assign(wall_min=(spent["wall_s"] / 60).round(1), cpu_min=(cpu / 60).round(1),
+                              peak_rss_mb=(spent["max_rss_kb"] / 1024).round(0).astype(int))
+                 .nlargest(8, "wall_s")[["stage", "package", "origin", "wall_min", "cpu_min", "peak_rss_mb", "runs"]])
+    gaps = ("" if complete.all() else
+            f"<p><b>Incomplete:</b> part of the work behind {', '.join(spent.loc[~complete, 'package'])} is in runs "
+            "the metrics database does not hold (never added, or from another work directory).</p>")
+    return (f"<h2>What the result cost</h2><p>The build work behind this run's packages, built here or taken from "
+            f"the build cache, interrupted and resumed builds counted whole: {_minutes(spent['wall_s'].sum())} wall, "
+            f"{_minutes(cpu.sum())} CPU, peak {spent['max_rss_kb'].max() / 1024:.0f} MB in one process, over {runs} "
+            f"run(s) (<a href=\"{cost.FILE}\">{cost.FILE}</a>).</p>{gaps}{_table(cost.per_stage(spent))}"
+            f"<p>The costliest packages:</p>{_table(costliest)}")
 
 
 def write_index(run_dir: Path, code: bool = False) -> Path:
@@ -139,6 +163,7 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 {banner}
 <h2>Stages</h2>{outcome_html}
 {tail}
+{cost_html(cost.load(run_dir))}
 <h2>Plots</h2>{images or '<p>no records</p>'}
 <h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>

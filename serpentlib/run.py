@@ -163,9 +163,15 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
 
 def finish_run(run_dir: Path, metrics_db: str | None = None) -> None:
     """Reports and the metrics database; a problem here is logged, never hides the run's own outcome."""
+    from . import cost
     from .history import History
     from .report import write_index
 
+    try:  # before the report, which shows it
+        with History(metrics_db) as history:
+            cost.write(run_dir, history)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not work out what the result of %s cost: %s", run_dir, exc)
     try:
         log.info("report: %s", write_index(run_dir))
     except Exception as exc:  # noqa: BLE001 - the run's outcome matters more than its report

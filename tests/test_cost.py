@@ -1,0 +1,85 @@
+"""What a run's result cost: a build interrupted, resumed and then taken from the cache is counted
+whole, over the runs of its own work directory only; a run missing from the store shows."""
+
+import sqlite3
+
+import pytest
+
+from serpentlib import cost
+from serpentlib.cli import main
+from serpentlib.history import SCHEMA_VERSION, History
+from serpentlib.metrics import Recorder
+from serpentlib.report import write_index
+from serpentlib.run import RunInfo
+from serpentlib.sandbox import PhaseRecord
+
+
+def a_run(base, run_id, minute, phases, work_dir="/w/full", package="llvm", cached_from=""):
+    """A run directory whose stage 3 worked on one package: `phases` are (phase, wall s, exit code)."""
+    run_dir = base / run_id
+    rec = Recorder(run_dir, run_id, "full")
+    for phase, wall, code in phases:
+        rec.add(PhaseRecord("stage3", package, "14", phase, "", "", wall, wall * 2, 1.0, 1000 * wall, code, "",
+                            origin="cached" if cached_from else "built", from_run=cached_from))
+    RunInfo(run_id=run_id, profile="full", run_dir=str(run_dir), work_dir=work_dir, host={},
+            started=f"2026-01-01T00:{minute:02d}:00+00:00", stages={"3": "passed"}).save()
+    return run_dir
+
+
+@pytest.fixture
+def store(tmp_path):
+    """Three runs built one LLVM (started, resumed twice); a run in another work directory stopped
+    an LLVM build of its own in between; a fifth run takes the result from the build cache."""
+    runs = [a_run(tmp_path, "a", 1, [("fetch", 1, 0), ("extract", 40, 0), ("configure", 30, 0), ("build", 600, 130)]),
+            a_run(tmp_path, "x", 2, [("fetch", 1, 0), ("resume", 0, 0), ("build", 5000, 130)], work_dir="/elsewhere"),
+            a_run(tmp_path, "b", 3, [("fetch", 1, 0), ("resume", 0, 0), ("build", 400, 130)]),
+            a_run(tmp_path, "c", 4, [("fetch", 1, 0), ("resume", 0, 0), ("build", 3000, 0), ("install", 20, 0)])]
+    with History(tmp_path / "m.sqlite") as h:
+        for run_dir in runs:
+            h.ingest(run_dir)
+    return tmp_path
+
+
+def test_a_resumed_build_costs_the_work_of_every_run_on_its_tree(store):
+    with History(store / "m.sqlite") as h:
+        spent = cost.result_cost(store / "c", h)
+    row = spent.iloc[0]
+    assert (row["origin"], row["runs"], row["run_ids"], bool(row["complete"])) == ("built", 3, "a b c", True)
+    assert row["wall_s"] == 1 + 40 + 30 + 600 + 1 + 400 + 1 + 3000 + 20  # not run x's 5000 s: another tree
+    assert row["user_s"] == 2 * row["wall_s"] and row["max_rss_kb"] == 3_000_000
+
+
+def test_a_cached_package_costs_what_the_runs_that_built_it_spent_and_the_report_says_so(store):
+    cached = a_run(store, "d", 5, [("cached", 0.2, 0)], cached_from="c")
+    assert main(["report", str(cached), "--db", str(store / "m.sqlite")]) == 0
+    spent = cost.load(cached)
+    assert spent["run_ids"].tolist() == ["a b c"] and spent["wall_s"].tolist() == [4093.0]
+    page = (cached / "index.html").read_text()
+    assert "What the result cost" in page and "68 min wall, 2.3 h CPU" in page and "over 3 run(s)" in page
+    assert "Incomplete" not in page and 'href="cost.csv"' in page
+
+
+def test_a_chain_that_leaves_the_store_is_marked_incomplete(store, tmp_path):
+    with History(store / "m.sqlite") as h:
+        h.conn.execute("DELETE FROM phases WHERE run_id = 'a'")
+        h.conn.commit()
+        resumed = cost.result_cost(store / "c", h)
+        lost = cost.result_cost(a_run(tmp_path, "e", 6, [("cached", 0.2, 0)], cached_from="gone"), h)
+    assert not resumed["complete"].iloc[0] and resumed["run_ids"].iloc[0] == "b c"
+    assert not lost["complete"].iloc[0] and lost["wall_s"].iloc[0] == 0
+    with History(store / "m.sqlite") as h:
+        cost.write(tmp_path / "e", h)
+    page = write_index(tmp_path / "e").read_text()
+    assert "Incomplete" in page and "llvm" in page
+
+
+def test_a_version_3_store_learns_each_runs_work_directory_from_its_run_json(store):
+    db = store / "m.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE runs DROP COLUMN work_dir")
+        conn.execute("PRAGMA user_version = 3")
+    (store / "b" / "run.json").unlink()  # a run directory since removed: its work directory is not known
+    with History(db) as h:
+        assert h.version == 3 and SCHEMA_VERSION == 4
+        dirs = dict(zip(h.runs()["run_id"], h.runs()["work_dir"]))
+    assert dirs == {"a": "/w/full", "x": "/elsewhere", "b": "", "c": "/w/full"}
