@@ -124,7 +124,8 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         summary = summary.merge(per.rename(columns={"total": "checks"}), on="stage", how="left")
     # Counts stay whole numbers where a stage that did not run left gaps.
     counts = [c for c in summary.columns if c not in ("stage", "outcome", "wall_s", "checks_replayed_from")]
-    outcome_html = _table(summary.astype({c: "Int64" for c in counts}))
+    summary = summary.astype({c: "Int64" for c in counts}).astype(object)
+    outcome_html = _table(summary.where(summary.notna(), ""))  # to_html shows a missing Int64 as <NA>
     for word in ("passed", "failed", "interrupted", "not run"):
         outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
     built = phases[phases["origin"] == "built"] if not phases.empty else phases

@@ -73,6 +73,7 @@ def test_an_interrupted_run_report_says_so_and_how_to_go_on(tmp_path):
     page = write_index(run).read_text()
     # The stage that did not run leaves gaps; the counts of the others stay whole numbers.
     assert re.search(r"<td class='interrupted'>interrupted</td>\s*<td>\d+</td>", page)
+    assert re.search(r"<td class='not'>not run</td>\s*<td></td>", page) and "&lt;NA&gt;" not in page
     assert "Interrupted in stage 2" in page and "the same command resumes" in page
     assert re.search(r"Interrupted step \(after [\d.]+ (s|min)\): bash in build", page) and "Failing step" not in page
 
