@@ -281,10 +281,10 @@ class PackageBuild:
             if command is None or phase in done:
                 continue
             logfile = self.log_path(phase)
-            earlier = progress.earlier_walls(self.ctx.stage, r.name, phase) if phase == "build" else []
+            paces = progress.earlier_paces(self.ctx.stage, r.name, phase) if phase == "build" else []
             since = phase_start(resource.RUSAGE_CHILDREN)
             try:
-                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", earlier):
+                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces):
                     record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
                                                       package=r.name, version=r.version, phase=phase, env=env))
             except KeyboardInterrupt as exc:  # ^C, SIGTERM: the sandbox stopped the build; its cost is kept too

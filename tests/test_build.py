@@ -3,11 +3,13 @@
 import json
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 
 from serpentlib import progress
 from serpentlib.build import PackageBuild, StageContext
 from serpentlib.errors import BuildError
+from serpentlib.history import History
 from serpentlib.recipes import load_recipe
 from serpentlib.sandbox import Sandbox
 from serpentlib.sources import SourceStore
@@ -76,10 +78,29 @@ def test_ninja_progress_and_the_time_left(tmp_path):
     assert progress.ninja_progress(log) is None
     log.write_text("# start\n[1/400] Building CXX object a.o\n[100/400] Linking CXX executable bin/x\n")
     assert progress.ninja_progress(log) == (100, 400)
-    # From earlier runs: their median, scaled by the part left; else from this run's pace.
-    assert progress.estimate_left(100, 400, 60.0, [1000.0, 4000.0, 2000.0]) == (1500.0, "from 3 earlier run(s)")
+    # From earlier runs: the steps left at their median pace; else at this run's pace.
+    assert progress.estimate_left(100, 400, 60.0, [2.0, 4.0, 3.0]) == (900.0, "from 3 earlier run(s)")
     assert progress.estimate_left(100, 400, 60.0, []) == (180.0, "from the pace so far")
     assert "100/400 steps (25%)" in progress.describe("stage2 llvm build", 100, 400, 60.0, [])
+
+
+def test_the_pace_of_earlier_runs_counts_the_steps_each_did(tmp_path):
+    """A build that resumed did only the steps left: its pace is its wall time over those, so a
+    resumed build's time left is not taken for a whole build's. Stopped builds and lost logs give none."""
+    logs = {}
+    for name, text in {"whole": "[1/400] a\n[400/400] b\n", "resumed": "[1/100] a\n[100/100] b\n",
+                       "stopped": "[1/400] a\n[50/400] b\n"}.items():
+        logs[name] = tmp_path / f"{name}.log"
+        logs[name].write_text(text)
+    rows = [("whole", 800.0, 0), ("resumed", 300.0, 0), ("stopped", 100.0, 130), ("gone", 500.0, 0)]
+    phases = pd.DataFrame([{"run_id": n, "profile": "full", "stage": "stage3", "package": "llvm", "version": "14",
+                            "phase": "build", "wall_s": w, "exit_code": code, "origin": "built",
+                            "log": str(logs.get(n, tmp_path / "gone.log"))} for n, w, code in rows])
+    with History(tmp_path / "m.sqlite") as h:
+        h.add_frames(pd.DataFrame({"run_id": [n for n, *_ in rows]}), phases=phases)
+    paces = progress.earlier_paces("stage3", "llvm", "build", tmp_path / "m.sqlite")
+    assert sorted(paces) == [2.0, 3.0]
+    assert progress.estimate_left(10, 110, 30.0, paces) == (250.0, "from 2 earlier run(s)")
 
 
 def test_a_kept_tree_stays_after_the_build_and_when_the_package_later_comes_from_the_cache(tmp_path):
