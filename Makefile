@@ -38,7 +38,7 @@ fetch: setup
 # debootstrap; the libc-support and libwildebeest tests compare with the host's glibc through its clang.
 test: TEST_PACKAGES = chromium debootstrap clang libclang-rt-dev
 test: setup
-	$(VENV)/bin/pytest -ra $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -ra --durations=15 $(PYTEST_ARGS)
 
 test-fast: venv
 	$(VENV)/bin/pytest -ra -m "not build" $(PYTEST_ARGS)
