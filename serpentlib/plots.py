@@ -225,8 +225,8 @@ def policy_table(checks: pd.DataFrame):
     pol = checks[checks["check"].str.startswith("policy:")]
     if pol.empty:
         return pd.DataFrame({"policies": ["none recorded"]}).style
-    state = pol.assign(state=[("ok" if d == "ok" else "excused") if p else "FAIL"
-                              for p, d in zip(pol["passed"], pol["detail"])])
+    state = pol.assign(state=["excused" if o == "xfail" else "ok" if p else "FAIL"
+                              for p, o in zip(pol["passed"], pol["outcome"])])
     table = state.pivot_table(index="subject", columns="check", values="state", aggfunc="first", fill_value="")
     table.columns = [c.removeprefix("policy:") for c in table.columns]
     colors = {"ok": "background-color:#e8f5e9", "excused": "background-color:#fff8e1",

@@ -24,17 +24,34 @@ GLIBC_LIBS = re.compile(r"^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\
 # A host path in an ELF file: glibc's multiarch directories, a GCC installation's directory, the
 # path of glibc's loader. A compiler's own tables name the bare prefix "/usr/lib/gcc/" (where
 # to look for a GCC) and the loader's bare name (what to link for a glibc target): not paths.
-HOST_PATHS = re.compile(rb"(?:/usr)?/lib/x86_64-linux-gnu[^\x00\s]*|/usr/lib/gcc/[^\x00\s/][^\x00\s]*"
+# A glob is no path: Python's Makefile tells lcov to leave out '/usr/lib/gcc/*'.
+HOST_PATHS = re.compile(rb"(?:/usr)?/lib/x86_64-linux-gnu[^\x00\s]*|/usr/lib/gcc/[^\x00\s/*][^\x00\s]*"
                         rb"|/lib(?:64)?/ld-linux-x86-64[^\x00\s]*")
 _HOST_HINTS = (b"x86_64-linux-gnu", b"/usr/lib/gcc/", b"/ld-linux-x86-64")
 
 
+# A path given as the old prefix of one of these flags is one the build maps away, not one it uses:
+# a package that records its CFLAGS (python3-config, bashbug) holds `-ffile-prefix-map=/serpent/=/`.
+PREFIX_MAPS = re.compile(rb"-f(?:file|debug|macro|profile)-prefix-map=$")
+
+
+def _used(data: bytes, path: bytes) -> bool:
+    """Whether `data` holds `path` other than as the old prefix of a prefix-map flag."""
+    at = data.find(path)
+    while at >= 0:
+        if not PREFIX_MAPS.search(data, max(at - 24, 0), at):
+            return True
+        at = data.find(path, at + 1)
+    return False
+
+
 def host_paths_in(data: bytes, extra: Iterable[str] = ()) -> list[str]:
-    """The host paths (see HOST_PATHS) and `extra` strings `data` holds, a few of each."""
+    """The host paths (see HOST_PATHS) and `extra` strings `data` holds, a few of each; an `extra`
+    path that appears only as what a prefix-map flag maps away is not one."""
     hits: list[str] = []
     if any(h in data for h in _HOST_HINTS):  # the regex only where a literal says it may match
         hits = sorted({m.group().decode(errors="replace") for m in HOST_PATHS.finditer(data)})[:3]
-    return hits + [s for s in extra if s.encode() in data]
+    return hits + [s for s in extra if s.encode() in data and _used(data, s.encode())]
 
 
 @dataclass(frozen=True)

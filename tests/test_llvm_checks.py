@@ -75,13 +75,21 @@ def test_the_chroot_environment_follows_the_compiler():
 
 def test_a_compilers_own_tables_are_not_host_paths_but_a_leaked_path_is_named():
     # What clang holds to find a GCC and to link for glibc targets: a bare prefix and a name.
-    tables = b"\x00x86_64-linux-gnu\x00ld-linux-x86-64.so.2\x00/usr/lib/gcc/\x00"
+    tables = b"\x00x86_64-linux-gnu\x00ld-linux-x86-64.so.2\x00/usr/lib/gcc/\x00 '/usr/lib/gcc/*' \\\n"
     assert host_paths_in(tables) == []
     leaked = tables + b"/usr/lib/gcc/x86_64-linux-gnu/12/include\x00/lib64/ld-linux-x86-64.so.2\x00" \
         b"-L/usr/lib/x86_64-linux-gnu -lc\x00/var/tmp/work/stage2\x00"
     assert host_paths_in(leaked, ["/var/tmp/work", "/serpent"]) == [
         "/lib64/ld-linux-x86-64.so.2", "/usr/lib/gcc/x86_64-linux-gnu/12/include", "/usr/lib/x86_64-linux-gnu",
         "/var/tmp/work"]
+
+
+def test_a_path_a_prefix_map_flag_maps_away_is_not_one_the_file_uses():
+    # What python3-config and bashbug record of the CFLAGS stage 3 built them with.
+    recorded = b"CFLAGS='-ffile-prefix-map=/serpent/=/ -O2 -fdebug-prefix-map=/var/tmp/work/b=/usr/src'\n"
+    assert host_paths_in(recorded, ["/serpent/", "/var/tmp/work"]) == []
+    assert host_paths_in(recorded + b"CC=/serpent/usr/bin/clang\n", ["/serpent/", "/var/tmp/work"]) == ["/serpent/"]
+    assert host_paths_in(b"-I/var/tmp/work/include", ["/var/tmp/work"]) == ["/var/tmp/work"]
 
 
 def _fixpoint_trees(tmp_path, programs_differ: bool, objects_differ: bool, runtimes_differ: bool):
