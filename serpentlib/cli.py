@@ -180,6 +180,35 @@ def cmd_stage0(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shell(args: argparse.Namespace) -> int:
+    import os
+
+    from .profile import PROJECT, load_profile
+    from .sandbox import Bind, Sandbox
+
+    profile = load_profile(args.profile)
+    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    root = work_dir / f"stage{args.stage}" / "root"
+    if not (root / "usr" / "bin").is_dir():
+        raise SerpentError(f"no stage {args.stage} root in {work_dir} ({root} is missing or empty)",
+                           f"build it first: serpent run --profile {profile.name} --stage {args.stage}"
+                           + (f" --work-dir {args.work_dir}" if args.work_dir else "") + ", or give its --work-dir")
+    binds = []
+    if args.serpent:
+        if args.stage != 3:
+            raise SerpentError("--serpent is for stage 3: only its root is built with stage 2 at /serpent",
+                               "leave --serpent out, or use --stage 3")
+        binds = [Bind(work_dir / "stage2" / "root", "/serpent", readonly=True)]
+    shell = next((s for s in ("/usr/bin/bash", "/usr/bin/sh", "/bin/sh") if (root / s.lstrip("/")).exists()), "/bin/sh")
+    # The root as an overlay, read-only; /tmp is a scratch tmpfs, gone with the shell.
+    sandbox = Sandbox(seed=root, binds=binds, shell=shell, path="/usr/bin:/usr/sbin:/bin:/sbin",
+                      env={"HOME": "/tmp", "TERM": os.environ.get("TERM", "dumb"),
+                           "PS1": f"(serpent {profile.name} stage{args.stage}) \\w \\$ "})
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    # The command is found on the root's PATH by its shell.
+    return sandbox.interactive([shell, "-c", 'exec "$@"', shell, *command] if command else [shell, "-i"], cwd="/tmp")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import cost
     from .history import History
@@ -308,6 +337,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--db", help="metrics database: a path or sqlite:///PATH (default: $SERPENT_METRICS_DB or "
                                 "~/.local/share/serpentlib/metrics.sqlite)")
     r.set_defaults(func=cmd_run)
+    sh = sub.add_parser("shell", help="a shell (or a command) in a stage's root, read-only, with a scratch /tmp")
+    sh.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
+    sh.add_argument("--stage", type=int, choices=(2, 3, 4), default=3, help="whose root (default: 3)")
+    sh.add_argument("--work-dir", help="where the run's roots are (default: work/<profile>)")
+    sh.add_argument("--serpent", action="store_true", help="stage 3 with stage 2's root at /serpent, as it is built")
+    sh.add_argument("command", nargs=argparse.REMAINDER, help="what to run instead of an interactive shell")
+    sh.set_defaults(func=cmd_shell)
     rp = sub.add_parser("report", help="(re)write a run's index.html and notebook HTML")
     rp.add_argument("run", help="the run directory")
     rp.add_argument("--code", action="store_true", help="show the notebooks' code too")

@@ -19,6 +19,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -175,18 +177,8 @@ class Sandbox:
         SandboxError only when the sandbox itself cannot be set up.
         """
         argv = [self.shell, "-c", command] if isinstance(command, str) else list(command)
-        spec = {"root": str(self.root) if self.root else None,
-                "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
-                "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
-                "writable": None if self.writable is None else [str(Path(p).absolute()) for p in self.writable],
-                "visible": [str(Path(p).absolute()) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
-                "argv": argv, "env": self.environment(env), "seed": str(self.seed) if self.seed else None}
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
-        if self.seed is not None:  # the overlay's scratch: a tmpfs on it, seen only in the namespace
-            spec["scratch"] = tempfile.mkdtemp(prefix="serpent-seed-")
-        with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
-            json.dump(spec, fh)
         start, t0 = now_iso(), time.monotonic()
 
         def _record(usage, code: int) -> PhaseRecord:
@@ -195,32 +187,58 @@ class Sandbox:
                                sys_s=round(usage.ru_stime, 3), max_rss_kb=int(usage.ru_maxrss), exit_code=code,
                                log=str(log))
 
-        try:
-            with open(log, "ab") as out:
-                out.write(f"# {now_iso()} {phase or 'run'}: {command if isinstance(command, str) else ' '.join(argv)}\n".encode())
-                out.flush()
-                proc = subprocess.Popen(self.command(Path(fh.name)), stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, env={"PATH": DEFAULT_PATH},
-                                        preexec_fn=_die_with_parent, start_new_session=True)
-                timer = threading.Timer(timeout, proc.kill) if timeout else None
+        with self._spec_file(argv, cwd, env) as spec_file, open(log, "ab") as out:
+            out.write(f"# {now_iso()} {phase or 'run'}: {command if isinstance(command, str) else ' '.join(argv)}\n".encode())
+            out.flush()
+            proc = subprocess.Popen(self.command(spec_file), stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env={"PATH": DEFAULT_PATH},
+                                    preexec_fn=_die_with_parent, start_new_session=True)
+            timer = threading.Timer(timeout, proc.kill) if timeout else None
+            if timer:
+                timer.start()
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException as exc:  # interrupted: take the whole namespace down, then re-raise
+                usage = _stop(proc)
+                if isinstance(exc, KeyboardInterrupt) and usage is not None:
+                    raise Interrupted(_record(usage, INTERRUPTED)) from exc
+                raise
+            finally:
                 if timer:
-                    timer.start()
-                try:
-                    _, status, usage = os.wait4(proc.pid, 0)
-                except BaseException as exc:  # interrupted: take the whole namespace down, then re-raise
-                    usage = _stop(proc)
-                    if isinstance(exc, KeyboardInterrupt) and usage is not None:
-                        raise Interrupted(_record(usage, INTERRUPTED)) from exc
-                    raise
-                finally:
-                    if timer:
-                        timer.cancel()
-                proc.returncode = code = os.waitstatus_to_exitcode(status)
-        finally:
-            os.unlink(fh.name)
-            if spec.get("scratch"):
-                os.rmdir(spec["scratch"])
+                    timer.cancel()
+            proc.returncode = code = os.waitstatus_to_exitcode(status)
         tail = log_tail(log, 3)
         if (code == 125 and "serpent sandbox:" in tail) or "unshare failed" in tail:
             raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}", userns_hint())
         return _record(usage, code)
+
+    def interactive(self, argv: list[str], cwd: Path | str = "/") -> int:
+        """Run `argv` on this terminal (a shell in a root, say); its exit code. ^C reaches it as
+        it would any program in the foreground."""
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is the command's, not ours
+        try:
+            with self._spec_file(argv, cwd, None) as spec_file:
+                return subprocess.run(self.command(spec_file), env={"PATH": DEFAULT_PATH},
+                                      preexec_fn=_die_with_parent, check=False).returncode
+        finally:
+            signal.signal(signal.SIGINT, before)
+
+    @contextmanager
+    def _spec_file(self, argv: list[str], cwd: Path | str, env: dict[str, str] | None) -> Iterator[Path]:
+        """What the namespace's init (_enter.py) sets up and runs, as a file for it to read."""
+        spec = {"root": str(self.root) if self.root else None,
+                "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
+                "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
+                "writable": None if self.writable is None else [str(Path(p).absolute()) for p in self.writable],
+                "visible": [str(Path(p).absolute()) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
+                "argv": argv, "env": self.environment(env), "seed": str(self.seed) if self.seed else None}
+        if self.seed is not None:  # the overlay's scratch: a tmpfs on it, seen only in the namespace
+            spec["scratch"] = tempfile.mkdtemp(prefix="serpent-seed-")
+        with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
+            json.dump(spec, fh)
+        try:
+            yield Path(fh.name)
+        finally:
+            os.unlink(fh.name)
+            if spec.get("scratch"):
+                os.rmdir(spec["scratch"])

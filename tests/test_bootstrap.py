@@ -18,7 +18,7 @@ from serpentlib.profile import PROJECT, load_profile
 from serpentlib.sandbox import Bind, Sandbox
 from serpentlib.seed import SeedSpec
 
-from .conftest import APT_BEFORE_AND_AFTER, serpent
+from .conftest import APT_BEFORE_AND_AFTER, serpent, tree_digest
 
 pytestmark = pytest.mark.build
 PROFILE = load_profile("mini")
@@ -194,6 +194,24 @@ def test_an_unseen_program_compiles_and_runs_in_stage3_without_serpent(run, tmp_
     assert out == [f"{a * b} {len(str(a * b))}"]
     interp = subprocess.run(["llvm-readelf", "-l", str(tmp_path / "prog")], capture_output=True, text=True).stdout
     assert "/lib/ld-musl-x86_64.so.1" in interp
+
+
+def test_serpent_shell_runs_in_a_stage_root_that_it_leaves_as_it_was(run, tmp_path):
+    """`serpent shell`: the root read-only, a scratch /tmp, /serpent only when asked, the command's
+    exit code; nothing of it stays in the root or mounted."""
+    _, _, work_dir = run
+    root = work_dir / "stage3" / "root"
+    before = tree_digest(root)
+    script = ("cd /tmp && printf 'int main(void){return 7;}' > t.c && tcc t.c -o t; ./t; echo $?; "
+              "test -d /serpent/usr && echo serpent; touch /usr/x 2>/dev/null || echo read-only; exit 4")
+    alone = serpent("shell", "--work-dir", str(work_dir), "--", "sh", "-c", script, db=tmp_path / "m.sqlite")
+    assert (alone.returncode, alone.stdout.split()) == (4, ["7", "read-only"]), alone.stderr
+    with_serpent = serpent("shell", "--work-dir", str(work_dir), "--serpent", "--", "sh", "-c", script,
+                           db=tmp_path / "m.sqlite")
+    assert with_serpent.stdout.split() == ["7", "serpent", "read-only"], with_serpent.stderr
+    assert tree_digest(root) == before and str(work_dir) not in Path("/proc/self/mountinfo").read_text()
+    missing = serpent("shell", "--work-dir", str(tmp_path / "none"), db=tmp_path / "m.sqlite")
+    assert missing.returncode == 2 and "no stage 3 root" in missing.stderr and "serpent run" in missing.stderr
 
 
 def test_executed_notebooks_have_no_error_and_show_plots(run):
