@@ -209,6 +209,34 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return sandbox.interactive([shell, "-c", 'exec "$@"', shell, *command] if command else [shell, "-i"], cwd="/tmp")
 
 
+def cmd_policies(args: argparse.Namespace) -> int:
+    from .profile import PROJECT, load_profile
+    from .stages.stage4 import preview
+
+    profile = load_profile(args.profile)
+    if 3 not in profile.stage_numbers or 4 not in profile.stage_numbers:
+        raise SerpentError(f"profile {profile.name} has no stages 3 and 4 to preview", "give a profile that has both")
+    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    s3, s4 = profile.parameters(3), profile.parameters(4)
+    checks, missing = preview(work_dir, Path(profile.common.get("recipes_dir") or PROJECT / "recipes"), s3["packages"],
+                              s4.get("allowed_tree"), s4.get("policy_exceptions"), s4.get("cflags", ""))
+    built = len(s3["packages"]) - len(missing)
+    print(f"stage 4's checks over the {built} of {len(s3['packages'])} stage 3 packages built so far in {work_dir}"
+          + (f" (not yet: {', '.join(missing)})" if missing else ""))
+    counts: dict[str, int] = {}
+    excused: dict[tuple[str, str, str], list[str]] = {}  # one line per reason: FORTIFY's is every package's
+    for c in checks:
+        counts[c.outcome] = counts.get(c.outcome, 0) + 1
+        if c.outcome == "fail":
+            print(f"  fail  {c.check} {c.subject}: {c.detail[:300]}")
+        elif c.outcome in ("xfail", "xpass"):
+            excused.setdefault((c.outcome, c.check, c.reason), []).append(c.subject)
+    for (outcome, check, reason), subjects in excused.items():
+        print(f"  {outcome} {check} {', '.join(subjects)}: {reason}")
+    print(", ".join(f"{n} {o}" for o, n in sorted(counts.items())) or "nothing to check yet")
+    return 1 if counts.get("fail") else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from . import cost
     from .history import History
@@ -344,6 +372,10 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--serpent", action="store_true", help="stage 3 with stage 2's root at /serpent, as it is built")
     sh.add_argument("command", nargs=argparse.REMAINDER, help="what to run instead of an interactive shell")
     sh.set_defaults(func=cmd_shell)
+    po = sub.add_parser("policies", help="stage 4's policy and flag checks over what stage 3 has built so far")
+    po.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
+    po.add_argument("--work-dir", help="where the run builds (default: work/<profile>)")
+    po.set_defaults(func=cmd_policies)
     rp = sub.add_parser("report", help="(re)write a run's index.html and notebook HTML")
     rp.add_argument("run", help="the run directory")
     rp.add_argument("--code", action="store_true", help="show the notebooks' code too")

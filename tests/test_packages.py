@@ -426,3 +426,32 @@ def test_an_install_interrupted_while_unpacking_leaves_nothing(tmp_path, repo, m
     with pytest.raises(KeyboardInterrupt):
         root.install(repo, ["tool"])
     assert snapshot(tmp_path / "root") == before
+
+
+def test_serpent_policies_previews_stage_4_on_the_newest_build_of_each_stage_3_package(tmp_path, capsys):
+    """Before stage 3 ends: stage 4's policies over its build cache, the newest build of each
+    package; a path a prefix-map flag maps away is no leak, a work-directory path is."""
+    from serpentlib.cli import main
+    from serpentlib.profile import load_profile
+
+    work = tmp_path / "work"
+
+    def built(key, package, files, mtime):
+        dest = work / "cache" / "stage3" / key / "dest"
+        for rel, text in files.items():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_text(text)
+        size = dest.parent / "size.json"
+        size.write_text(json.dumps({"stage": "stage3", "package": package, "version": "1", "source_bytes": 0,
+                                    "build_bytes": 0, "installed_bytes": 1, "files": len(files), "elf_files": 0}))
+        os.utime(size, (mtime, mtime))
+
+    built("old", "zlib", {"usr/share/doc/zlib/notes": "CC=/serpent/usr/bin/clang\n"}, 1000)  # superseded: not judged
+    built("new", "zlib", {"usr/share/doc/zlib/notes": "CFLAGS=-ffile-prefix-map=/serpent/=/ -O2\n"}, 2000)
+    built("d", "dash", {"usr/share/doc/dash/notes": f"built in {work}/stage3/build/dash\n"}, 1500)
+    assert main(["policies", "--profile", "mini", "--work-dir", str(work)]) == 1
+    out = capsys.readouterr().out
+    packages = load_profile("mini").parameters(3)["packages"]
+    assert f"the 2 of {len(packages)} stage 3 packages built so far" in out and "not yet: linux-headers" in out
+    failing = [line for line in out.splitlines() if line.startswith("  fail")]
+    assert failing == [f"  fail  policy:no-host-paths dash: /usr/share/doc/dash/notes: embeds {work}"], out
