@@ -136,8 +136,10 @@ def process_phase(stage: str, package: str, version: str, phase: str, since: tup
 class PackageBuild:
     """One recipe built in one stage."""
 
-    def __init__(self, recipe: Recipe, ctx: StageContext, key: str = "") -> None:
-        self.recipe, self.ctx, self.key = recipe, ctx, key
+    def __init__(self, recipe: Recipe, ctx: StageContext, key: str = "", paced_like: str = "") -> None:
+        """`paced_like`: the package whose earlier builds give the time left when this one has
+        none of its own (the fixpoint's rebuild of LLVM: LLVM's)."""
+        self.recipe, self.ctx, self.key, self.paced_like = recipe, ctx, key, paced_like
         self.spec = recipe.build_for(ctx.stage)
         self.root = ctx.work / "build" / recipe.name
         self.src = self.root / "src"
@@ -282,6 +284,8 @@ class PackageBuild:
                 continue
             logfile = self.log_path(phase)
             paces = progress.earlier_paces(self.ctx.stage, r.name, phase) if phase == "build" else []
+            if phase == "build" and not paces and self.paced_like:
+                paces = progress.earlier_paces(self.ctx.stage, self.paced_like, phase)
             since = phase_start(resource.RUSAGE_CHILDREN)
             try:
                 with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces):

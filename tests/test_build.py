@@ -103,6 +103,21 @@ def test_the_pace_of_earlier_runs_counts_the_steps_each_did(tmp_path):
     assert progress.estimate_left(10, 110, 30.0, paces) == (250.0, "from 2 earlier run(s)")
 
 
+def test_a_build_with_no_earlier_pace_of_its_own_takes_the_one_it_is_paced_like(tmp_path, monkeypatch):
+    """The fixpoint's rebuild of LLVM has never finished before: its time left comes from LLVM's."""
+    asked = []
+    monkeypatch.setattr(progress, "earlier_paces", lambda stage, name, phase: asked.append(name) or [])
+    recipe = load_recipe(FIXTURES / "recipes" / "good" / "resumes" / "recipe.yaml")
+    with pytest.raises(BuildError):
+        PackageBuild(recipe, _context(tmp_path, []), key="k1", paced_like="llvm").run()
+    assert asked == ["resumes", "llvm"]
+    asked.clear()
+    with pytest.raises(BuildError):
+        (tmp_path / "other").mkdir()
+        PackageBuild(recipe, _context(tmp_path / "other", []), key="k1").run()
+    assert asked == ["resumes"]
+
+
 def test_a_kept_tree_stays_after_the_build_and_when_the_package_later_comes_from_the_cache(tmp_path):
     """The stage's LLVM tree stays for the fixpoint's object compare: stamped `installed`, and not
     removed when a later run installs the package from the cache; other trees go as before."""

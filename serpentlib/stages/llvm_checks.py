@@ -122,7 +122,7 @@ def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[s
     ctx = StageContext(stage=stage, work=builds.parent, install_root=dest, store=store, sandbox=alone, logs=logs,
                        env=env, inside=lambda p: "/build/" + str(Path(p).relative_to(builds)), keep_build_trees=True,
                        on_record=on_record)
-    build = PackageBuild(again, ctx, key)
+    build = PackageBuild(again, ctx, key, paced_like=llvm.name)
     build.run()
     return dest, build
 
