@@ -137,3 +137,35 @@ def test_the_fixpoint_passes_on_identical_files_and_excuses_only_a_difference_th
     shutil.rmtree(first)
     gone = judge_fixed_point("stage3", root, dest, serpent, first, second)
     assert gone[0].outcome == "fail" and "to compare objects with" in gone[0].detail
+
+
+def test_the_fixpoints_rebuild_is_patched_outside_the_chroot_as_the_stages_build_was(tmp_path):
+    """The recipe's stage 3 patch goes on the rebuild's tree from outside (stage 0 in a run): the
+    chroot sees that tree only at /build. Here the chroot is empty, so the rebuild then fails to
+    configure, and its record says so."""
+    from serpentlib.recipes import load_recipe
+    from serpentlib.sandbox import Bind, Sandbox
+    from serpentlib.sources import SourceStore
+    from serpentlib.stages.llvm_checks import check_fixed_point
+
+    recipe_dir = tmp_path / "recipes" / "patched"
+    (recipe_dir / "src").mkdir(parents=True)
+    (recipe_dir / "src" / "hello.txt").write_text("old\n")
+    (recipe_dir / "patches").mkdir()
+    (recipe_dir / "patches" / "0001-new.patch").write_text(
+        "Origin: serpentlib\nUpstream-Status: inappropriate\n\n--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-old\n+new\n")
+    (recipe_dir / "recipe.yaml").write_text(
+        "name: patched\nversion: '1'\nsummary: a stage 3 patch\nlicense: MIT\nsource_dir: src\nsources: []\n"
+        "build:\n  style: script\n  configure: 'true'\n  build: 'true'\n  install: 'true'\n"
+        "stage3:\n  patches: [patches/0001-new.patch]\n")
+    builds = tmp_path / "work" / "build"
+    builds.mkdir(parents=True)
+    (tmp_path / "empty").mkdir()
+    chroot = Sandbox(root=tmp_path / "empty", binds=[Bind(builds, "/build", readonly=False)])  # as stage 3's, bare
+    records, build = check_fixed_point("stage3", tmp_path / "root", tmp_path / "serpent", builds,
+                                       load_recipe(recipe_dir / "recipe.yaml"), chroot, {},
+                                       SourceStore(tmp_path / "store"), tmp_path / "logs", key="k",
+                                       host_sandbox=Sandbox())
+    assert (builds / "llvm-fixpoint" / "src" / "hello.txt").read_text() == "new\n"
+    assert build is None and len(records) == 1 and not records[0].passed
+    assert "llvm-fixpoint failed in configure" in records[0].detail, records[0].detail

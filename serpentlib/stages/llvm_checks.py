@@ -112,16 +112,18 @@ def _elf_record(stage: str, root: Path, path: Path, link: str) -> CheckRecord:
 
 
 def _rebuild(stage: str, llvm: Recipe, builds: Path, alone: Sandbox, env: dict[str, str], store: SourceStore,
-             logs: Path, key: str, on_record: Callable[[PhaseRecord], None]) -> tuple[Path, PackageBuild]:
+             logs: Path, key: str, on_record: Callable[[PhaseRecord], None],
+             host_sandbox: Sandbox | None = None) -> tuple[Path, PackageBuild]:
     """LLVM built again by the root's own clang, as the recipe builds it, into a scratch root;
-    its tree is kept (lit runs in it) and resumes like any build under the same `key`."""
+    its tree is kept (lit runs in it) and resumes like any build under the same `key`. As in the
+    stage's own build, its patches are applied outside the chroot (`host_sandbox`: stage 0)."""
     again = replace(llvm, name="llvm-fixpoint")
     dest = builds / "llvm-fixpoint-root"
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
     ctx = StageContext(stage=stage, work=builds.parent, install_root=dest, store=store, sandbox=alone, logs=logs,
                        env=env, inside=lambda p: "/build/" + str(Path(p).relative_to(builds)), keep_build_trees=True,
-                       on_record=on_record)
+                       on_record=on_record, host_sandbox=host_sandbox)
     build = PackageBuild(again, ctx, key, paced_like=llvm.name)
     build.run()
     return dest, build
@@ -138,7 +140,7 @@ LINK_RUNTIME = "usr/lib/clang/14.0.6/lib/linux"
 
 def check_fixed_point(stage: str, root: Path, serpent: Path, builds: Path, llvm: Recipe, alone: Sandbox,
                       env: dict[str, str], store: SourceStore, logs: Path, key: str,
-                      on_record: Callable[[PhaseRecord], None] = lambda r: None
+                      on_record: Callable[[PhaseRecord], None] = lambda r: None, host_sandbox: Sandbox | None = None
                       ) -> tuple[list[CheckRecord], PackageBuild | None]:
     """GCC's stage 2 / stage 3 compare: the stage 3 clang (built by stage 2's) rebuilds LLVM with
     the same options (its build tree's path mapped away); every installed file must equal the
@@ -146,7 +148,7 @@ def check_fixed_point(stage: str, root: Path, serpent: Path, builds: Path, llvm:
     stage's LLVM tree is kept for this): identical objects put the difference in what the links
     add. The rebuild's phases are recorded as package `llvm-fixpoint`."""
     try:
-        dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key, on_record)
+        dest, build = _rebuild(stage, llvm, builds, alone, env, store, logs, key, on_record, host_sandbox)
     except Exception as exc:  # noqa: BLE001 - a failed rebuild is this check's failure, with its log
         return [CheckRecord(stage, "fixed-point", "llvm", False, f"the rebuild failed: {exc}")], None
     return judge_fixed_point(stage, root, dest, serpent, builds / "llvm" / "build", build.objdir), build

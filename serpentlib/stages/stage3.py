@@ -252,7 +252,8 @@ def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, package
     env = {k: v for k, v in (build_env or native_env(compiler)).items() if k != "LD_LIBRARY_PATH"}
     found, build = llvm_checks.check_fixed_point("stage3", root, serpent, builds, llvm, alone, env, st.store, logs,
                                                  key="fixpoint-" + st.keys["llvm"],
-                                                 on_record=lambda rec: (st.recorder.add(rec), st.result.phases.append(rec)))
+                                                 on_record=lambda rec: (st.recorder.add(rec), st.result.phases.append(rec)),
+                                                 host_sandbox=st.seed_sandbox())
     checks += found if fixpoint else []
     checks += llvm_checks.check_lit("stage3", build, alone, lit_suites or [], st.jobs, logs)
     if build is not None:
