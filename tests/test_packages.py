@@ -455,3 +455,24 @@ def test_serpent_policies_previews_stage_4_on_the_newest_build_of_each_stage_3_p
     assert f"the 2 of {len(packages)} stage 3 packages built so far" in out and "not yet: linux-headers" in out
     failing = [line for line in out.splitlines() if line.startswith("  fail")]
     assert failing == [f"  fail  policy:no-host-paths dash: /usr/share/doc/dash/notes: embeds {work}"], out
+
+
+def test_busybox_leaves_a_path_to_the_package_that_ships_the_program(tmp_path):
+    """llvm's `strings` and busybox's applet link: one owner in the repository, the real program."""
+    from serpentlib.metrics import CheckRecord
+    from serpentlib.package import FileEntry
+    from serpentlib.stages.stage4 import yield_applet_links
+
+    def manifest(name, files):
+        return Manifest(name=name, version="1", release=1, license="MIT", summary="", homepage="", files=files)
+
+    busybox = manifest("busybox", [FileEntry("/usr/bin/busybox", "file", 0o755, 1, "x"),
+                                   FileEntry("/usr/bin/strings", "link", 0o777, target="busybox"),
+                                   FileEntry("/usr/bin/ls", "link", 0o777, target="busybox")])
+    llvm = manifest("llvm", [FileEntry("/usr/bin/llvm-strings", "file", 0o755, 1, "y"),
+                             FileEntry("/usr/bin/strings", "link", 0o777, target="llvm-strings")])
+    records = yield_applet_links({"busybox": busybox, "llvm": llvm})
+    assert [f.path for f in busybox.files] == ["/usr/bin/busybox", "/usr/bin/ls"]
+    assert records == [CheckRecord("stage4", "applet-yields", "busybox", True,
+                                   "/usr/bin/strings: llvm's program, not busybox's applet")]
+    assert yield_applet_links({"busybox": busybox, "llvm": llvm}) == []  # nothing left to give up

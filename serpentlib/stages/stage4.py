@@ -190,6 +190,22 @@ def manifest_of(recipe: Recipe, tree: Path, build: dict) -> tuple[Manifest, dict
                     build=build), where
 
 
+def yield_applet_links(manifests: dict[str, Manifest]) -> list[CheckRecord]:
+    """busybox's applet links are a fallback: where another package ships the program itself
+    (llvm's `strings`), busybox's package leaves that path to it, as the stage 3 root has it (the
+    later package's file won there). One record names each link given up."""
+    busybox = manifests.get("busybox")
+    if busybox is None:
+        return []
+    owners = {f.path: m.name for m in manifests.values() if m is not busybox for f in m.files if f.type != "dir"}
+    given = [f for f in busybox.files if f.type == "link" and Path(f.target).name == "busybox" and f.path in owners]
+    if not given:
+        return []
+    busybox.files = [f for f in busybox.files if f not in given]
+    return [CheckRecord("stage4", "applet-yields", "busybox", True,
+                        "; ".join(f"{f.path}: {owners[f.path]}'s program, not busybox's applet" for f in given))]
+
+
 def judge(manifests: dict[str, Manifest], where: dict[str, dict[str, Path]], flag_results: list[tuning.FlagResult],
           exceptions: list[policy.Waiver], allowed: list[str] | None, forbidden: list[str],
           unresolved: dict[str, dict[str, list[str]]]) -> list[CheckRecord]:
@@ -221,8 +237,9 @@ def preview(work_dir: Path, recipes_dir: Path, packages: list[str], allowed_tree
         for name, tree in newest.items():
             build = build_info(recipes[name], flag_results, compiler, cflags, seed)
             manifests[name], where[name] = manifest_of(recipes[name], tree, build)
-        checks = judge(manifests, where, flag_results, exceptions, allowed_tree, [str(work_dir), "/serpent/"],
-                       resolve(manifests))
+        checks = yield_applet_links(manifests)
+        checks += judge(manifests, where, flag_results, exceptions, allowed_tree, [str(work_dir), "/serpent/"],
+                        resolve(manifests))
     # An exception for a package not built yet matches nothing for now: not a failure of the preview.
     checks = [c for c in checks if not ("matches nothing" in c.detail and c.subject not in newest)]
     return checks, [n for n in packages if n not in newest]
@@ -274,6 +291,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             manifests[name], where[name] = manifest_of(recipe, hit[0], build_info(recipe, flag_results, compiler_version,
                                                                                   cflags, st.seed.facts()))
         st.keys[name] = keys[name]
+    yielded = yield_applet_links(manifests)
     unresolved = resolve(manifests)
     repo = st.work / "repo"
     for m in manifests.values():
@@ -282,7 +300,8 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     write_index(repo, list(manifests.values()), store)
     write_package_table(st.run / "packages.csv", manifests, repo)
 
-    checks = judge(manifests, where, flag_results, exceptions, allowed_tree, [str(st.base), "/serpent/"], unresolved)
+    checks = yielded + judge(manifests, where, flag_results, exceptions, allowed_tree, [str(st.base), "/serpent/"],
+                             unresolved)
     (st.work / "root").mkdir()
     try:
         with timed(st, "root", "-", "install"):
