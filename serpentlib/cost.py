@@ -21,12 +21,11 @@ COLUMNS = ["stage", "package", "origin", "wall_s", "user_s", "sys_s", "max_rss_k
 FILE = "cost.csv"
 
 
-def _chain(own: pd.DataFrame, run_id: str, started: str, earlier: pd.DataFrame, runs: pd.DataFrame,
-           ) -> tuple[list[pd.DataFrame], bool]:
-    """The phases behind one package: `own` (built in run `run_id`), then while the earliest part
-    began with `resume`, the phases of the latest earlier run of the same work directory that built
-    it (`earlier`: the store's built phases of this stage and package, with each run's start).
-    False when a run of the chain is missing from the store."""
+def _chain(own: pd.DataFrame, started: str, earlier: pd.DataFrame) -> tuple[list[pd.DataFrame], bool]:
+    """The phases behind one package: `own` (built in a run that started at `started`), then while
+    the earliest part began with `resume`, the phases of the latest earlier run of the same work
+    directory that built it (`earlier`: the store's built phases of this stage and package, with
+    each run's start). False when a run of the chain is missing from the store."""
     parts = [own]
     while "resume" in set(parts[-1]["phase"]):
         before = earlier[earlier["started"] < started]
@@ -35,6 +34,11 @@ def _chain(own: pd.DataFrame, run_id: str, started: str, earlier: pd.DataFrame, 
         started = before["started"].max()
         parts.append(before[before["started"] == started])
     return parts, True
+
+
+def run_count(run_ids: pd.Series) -> int:
+    """How many runs the `run_ids` column names, each once."""
+    return len(set(" ".join(run_ids.astype(str)).split()))
 
 
 def result_cost(run_dir: Path, history: History) -> pd.DataFrame:
@@ -52,13 +56,11 @@ def result_cost(run_dir: Path, history: History) -> pd.DataFrame:
         stored = stored[stored["origin"] == "built"].merge(runs, on="run_id")
         cached = mine["origin"].eq("cached").any()
         if cached:  # the run that built it: its phases, from the store
-            maker = str(mine["from_run"].max())
-            own = stored[stored["run_id"] == maker]
-            known = not own.empty
-            started = own["started"].iloc[0] if known else ""
+            own = stored[stored["run_id"] == str(mine["from_run"].max())]
+            started = own["started"].iloc[0] if not own.empty else ""
         else:
-            own, known, started = mine[mine["origin"] == "built"], True, str(info.get("started", ""))
-        parts, complete = _chain(own, maker if cached else me, started, stored, runs) if known else ([own], False)
+            own, started = mine[mine["origin"] == "built"], str(info.get("started", ""))
+        parts, complete = _chain(own, started, stored) if started else ([own], False)
         work = pd.concat(parts, ignore_index=True)
         ids = list(dict.fromkeys(work["run_id"].astype(str)))
         rows.append({"stage": stage, "package": package, "origin": "cached" if cached else "built",
@@ -77,7 +79,10 @@ def write(run_dir: Path, history: History) -> Path:
 
 def load(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / FILE
-    return pd.read_csv(path, keep_default_na=False) if path.is_file() else pd.DataFrame(columns=COLUMNS)
+    if not path.is_file():
+        return pd.DataFrame(columns=COLUMNS)
+    spent = pd.read_csv(path, keep_default_na=False)
+    return spent.assign(complete=spent["complete"].astype(str).str.lower().eq("true"))
 
 
 def per_stage(cost: pd.DataFrame) -> pd.DataFrame:
@@ -88,6 +93,5 @@ def per_stage(cost: pd.DataFrame) -> pd.DataFrame:
     g = cost.assign(cpu_s=cost["user_s"] + cost["sys_s"]).groupby("stage", sort=False)
     out = pd.DataFrame({"wall_min": (g["wall_s"].sum() / 60).round(1), "cpu_min": (g["cpu_s"].sum() / 60).round(1),
                         "peak_rss_mb": (g["max_rss_kb"].max() / 1024).round(0).astype(int),
-                        "runs": g["run_ids"].agg(lambda s: len(set(" ".join(s).split()))),
-                        "complete": g["complete"].agg(lambda c: bool(c.astype(str).str.lower().eq("true").all()))})
+                        "runs": g["run_ids"].agg(run_count), "complete": g["complete"].all()})
     return out.reset_index()

@@ -65,8 +65,7 @@ def cost_html(spent: pd.DataFrame) -> str:
     """What the run's result cost to build (cost.csv), over every run it took."""
     if spent.empty:
         return ""
-    complete = spent["complete"].astype(str).str.lower().eq("true")
-    runs = len(set(" ".join(spent["run_ids"].astype(str)).split()))
+    complete, runs = spent["complete"], cost.run_count(spent["run_ids"])
     cpu = spent["user_s"] + spent["sys_s"]
     costliest = (spent.assign(wall_min=(spent["wall_s"] / 60).round(1), cpu_min=(cpu / 60).round(1),
                               peak_rss_mb=(spent["max_rss_kb"] / 1024).round(0).astype(int))

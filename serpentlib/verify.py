@@ -51,7 +51,7 @@ def host_paths_in(data: bytes, extra: Iterable[str] = ()) -> list[str]:
     hits: list[str] = []
     if any(h in data for h in _HOST_HINTS):  # the regex only where a literal says it may match
         hits = sorted({m.group().decode(errors="replace") for m in HOST_PATHS.finditer(data)})[:3]
-    return hits + [s for s in extra if s.encode() in data and _used(data, s.encode())]
+    return hits + [s for s in extra if _used(data, s.encode())]
 
 
 @dataclass(frozen=True)

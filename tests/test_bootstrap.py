@@ -234,6 +234,13 @@ def test_report_and_metrics_database(run):
     with History(run_dir.parent / "metrics.sqlite") as h:
         assert list(h.runs()["run_id"]) == [json.loads((run_dir / "run.json").read_text())["run_id"]]
         assert len(h.trend("stage3", "tcc")) == 1
+    # A cold run built everything itself: what its result cost is its own work, package by package.
+    from serpentlib import cost
+    spent = cost.load(run_dir)
+    phases = table(run_dir, "phases")
+    assert len(spent) == len(phases.groupby(["stage", "package"])) and spent["complete"].all()
+    assert (spent["runs"] == 1).all() and (spent["origin"] == "built").all()
+    assert abs(spent["wall_s"].sum() - phases["wall_s"].sum()) < 1 and "What the result cost" in page
 
 
 def test_stage4_repository_and_root(run):
