@@ -35,7 +35,8 @@ def recipe_inputs(recipe: Recipe, stage: str) -> dict:
 
 
 class BuildCache:
-    """`<root>/<key>/dest` (the package's DESTDIR) and `<root>/<key>/size.json`."""
+    """`<root>/<key>/dest` (the package's DESTDIR), `<root>/<key>/size.json` and the build's own
+    `build.log` (what stage 4 reads a flag from where the files cannot show it)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -49,16 +50,26 @@ class BuildCache:
             return None
         return entry / "dest", SizeRecord(**json.loads((entry / "size.json").read_text()))
 
-    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "") -> None:
-        """Keep a finished build under `key`, with the id of the run that built it."""
+    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "", build_log: Path | None = None) -> None:
+        """Keep a finished build under `key`, with the id of the run that built it and its build log."""
         entry, partial = self.root / key, self.root / f"{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         shutil.copytree(destdir, partial / "dest", symlinks=True)
         (partial / "size.json").write_text(json.dumps(asdict(size)))
         (partial / "built-by.json").write_text(json.dumps({"run_id": run_id}))
+        if build_log is not None and build_log.is_file():
+            shutil.copy2(build_log, partial / "build.log")
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(partial, entry)
+
+    @staticmethod
+    def log_in(entry: Path) -> Path | None:
+        return entry / "build.log" if (entry / "build.log").is_file() else None
+
+    def build_log(self, key: str) -> Path | None:
+        """The log of the build phase that filled the entry (None for entries older than that record)."""
+        return self.log_in(self.root / key)
 
     def built_by(self, key: str) -> str:
         """The id of the run whose build filled the entry ("" for entries older than that record)."""

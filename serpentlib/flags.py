@@ -15,6 +15,8 @@ package's ELF files for the flags that leave a mark.
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +40,36 @@ def _marks(flag: str):
     if flag.startswith("-D_FORTIFY_SOURCE"):
         return "__*_chk calls", lambda i: any(s != "__stack_chk_fail" for s in i.symbols)
     return None
+
+
+# Compiler flags that mark only the functions they apply to, and which those are: a package none
+# of whose functions is one shows no mark, though the flag was on every compile.
+SELECTIVE = {
+    "-fstack-protector-strong": "functions with a local array or a local whose address is taken",
+    "-fstack-protector": "functions with a local char array of 8 bytes or more",
+    "-D_FORTIFY_SOURCE": "calls to the C library functions it can check",
+}
+COMPILER = re.compile(r"^(?:.*-)?(?:clang|clang\+\+|gcc|g\+\+|cc|c\+\+|tcc)(?:-[0-9.]+)?$")
+
+
+def marks_only(flag: str) -> str | None:
+    """What the flag marks, when it marks only some functions (see SELECTIVE); None otherwise."""
+    return SELECTIVE.get(flag.split("=")[0])
+
+
+def compile_commands(log: str) -> list[list[str]]:
+    """The compiler commands that compile a source file (`-c`) in a build log, as words: how
+    Debian's blhc reads a build's flags where the binary cannot show them."""
+    out = []
+    for line in log.splitlines():
+        line = line.strip().removeprefix("libtool: compile:").strip()
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            words = line.split()
+        if words and COMPILER.match(words[0].rsplit("/", 1)[-1]) and "-c" in words:
+            out.append(words)
+    return out
 
 
 @dataclass(frozen=True)
@@ -149,4 +181,4 @@ def load(path: Path) -> tuple[str, list[FlagResult]]:
     return data["compiler"], [FlagResult(**r) for r in data["flags"]]
 
 
-__all__ = ["Flag", "FlagResult", "PROBE_C", "build_env", "judge", "load", "mark_name", "parse_flags", "probe_script", "save", "shows"]
+__all__ = ["Flag", "FlagResult", "PROBE_C", "build_env", "compile_commands", "judge", "load", "mark_name", "marks_only", "parse_flags", "probe_script", "save", "shows"]

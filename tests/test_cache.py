@@ -69,6 +69,10 @@ def test_put_then_get_and_partial_entries_are_ignored(tmp_path):
     cache.put("k", dest, size)
     got_dest, got_size = cache.get("k")
     assert got_size == size and (got_dest / "usr" / "bin" / "alias").readlink().as_posix() == "tool"
+    assert cache.build_log("k") is None  # none was given
+    (tmp_path / "build.log").write_text("clang -O2 -c tool.c\n")
+    cache.put("k2", dest, size, "run-1", tmp_path / "build.log")
+    assert cache.build_log("k2").read_text() == "clang -O2 -c tool.c\n" and cache.built_by("k2") == "run-1"
 
 
 def test_stage_key_needs_a_completed_stage(tmp_path):

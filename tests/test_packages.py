@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+import textwrap
 
 import pandas as pd
 import pytest
@@ -374,6 +375,62 @@ def test_a_static_librarys_objects_show_a_compiler_flag(tmp_path):
     got = {r.subject: r for r in flag_records(manifests, where, results)}
     assert got["guarded"].outcome == "pass" and "1 of 2 ELF files show __stack_chk_fail" in got["guarded"].detail
     assert got["bare"].outcome == "fail"
+
+
+@pytest.mark.skipif(not (have("clang") and have("llvm-ar") and have("make")),
+                    reason="needs the host clang, llvm-ar and make (make setup installs them)")
+def test_a_selective_flag_with_no_function_to_mark_is_read_from_the_build_log(tmp_path):
+    """-fstack-protector-strong guards only functions with local arrays or address-taken locals:
+    libwildebeest, built with it by clang, has none and shows no __stack_chk_fail. Its build log
+    (make's own echo) decides: the flag on every compile passes; a compile without it, or no log
+    at all, fails; a flag that marks every function (-all) is not excused by its log."""
+    (tmp_path / "a.c").write_text("int add(int a, int b) { return a + b; }\n")
+    (tmp_path / "b.c").write_text("long twice(long x) { return 2 * x; }\n")
+    makefile = ("F = -O2 -fstack-protector-strong\nlib.a: a.o b.o\n\tllvm-ar rcs $@ a.o b.o\n"
+                "a.o: a.c\n\tclang $(F) -c a.c -o a.o\nb.o: b.c\n\tclang $(G) -c b.c -o b.o\n")
+    (tmp_path / "Makefile").write_text(makefile)
+    manifests, where, logs = {}, {}, {}
+    for name, g in (("whole", "$(F)"), ("missed", "-O2"), ("unlogged", "$(F)")):
+        out = subprocess.run(["make", "-s" if name == "unlogged" else "-B", f"G={g}"], cwd=tmp_path, check=True,
+                             capture_output=True, text=True).stdout
+        lib = tmp_path / "trees" / name / "usr" / "lib"
+        lib.mkdir(parents=True)
+        (tmp_path / "lib.a").rename(lib / "libw.a")
+        manifests[name], where[name] = package(tmp_path, name, {})
+        manifests[name].build = {"flags": {"-fstack-protector-strong": "honored", "-fstack-protector-all": "honored"}}
+        if name != "unlogged":
+            logs[name] = tmp_path / f"{name}.log"
+            logs[name].write_text(f"# build: set -e\nmake -j2 CC=clang\n{out}")
+        for f in tmp_path.glob("*.o"):
+            f.unlink()
+    results = [tuning.FlagResult("harden", f, "cflags", "honored", "") for f in ("-fstack-protector-strong",
+                                                                                 "-fstack-protector-all")]
+    got = {(r.subject, r.check.removeprefix("flag:")): r for r in flag_records(manifests, where, results, logs)}
+    whole = got["whole", "-fstack-protector-strong"]
+    assert whole.outcome == "pass" and "0 of 2 ELF files show __stack_chk_fail" in whole.detail
+    assert "on every compile command in its build log (2 of 2)" in whole.detail
+    missed = got["missed", "-fstack-protector-strong"]
+    assert missed.outcome == "fail" and "1 of 2 compile commands without it, the first: clang -O2 -c b.c" in missed.detail
+    assert got["unlogged", "-fstack-protector-strong"].outcome == "fail"
+    assert "no build log is kept" in got["unlogged", "-fstack-protector-strong"].detail
+    assert {got[n, "-fstack-protector-all"].outcome for n in manifests} == {"fail"}
+
+
+def test_compile_commands_are_read_from_a_build_log():
+    log = textwrap.dedent("""\
+        # 2026-12-01T16:35:39 build: set -e
+        make -j"$JOBS" CC="$CC" CFLAGS="$CFLAGS"
+        /usr/bin/clang-14 -O2 -DNAME='"x y"' -c obstack.c -o obstack.o
+        libtool: compile:  x86_64-linux-musl-gcc -O2 -c z.c  -fPIC -o .libs/z.o
+        clang -o prog prog.o -lz
+        clang-tblgen -c x.td
+        rm -f libwildebeest.a
+        """)
+    got = tuning.compile_commands(log)
+    assert [c[0] for c in got] == ["/usr/bin/clang-14", "x86_64-linux-musl-gcc"]
+    assert got[0][2] == "-DNAME=\"x y\""
+    assert tuning.marks_only("-D_FORTIFY_SOURCE=2") and tuning.marks_only("-fstack-protector-strong")
+    assert tuning.marks_only("-fstack-protector-all") is None
 
 
 def test_bad_flag_groups_are_clear_errors():

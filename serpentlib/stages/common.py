@@ -152,8 +152,8 @@ class StageRun:
                 PackageBuild(recipe, ctx, key).restore(dest, self.cache.built_by(key))  # the key: a kept tree stays
                 self.hits += 1
             else:
-                ctx.on_installed = lambda destdir, size, key=key: self.cache.put(key, destdir, size,
-                                                                                 self.recorder.run_id)
+                ctx.on_installed = lambda destdir, size, key=key, name=name: self.cache.put(
+                    key, destdir, size, self.recorder.run_id, ctx.logs / name / "build.log")
                 _, size = build_package(recipe, ctx, key)
             self.recorder.add(size)
             self.result.sizes.append(size)

@@ -144,11 +144,13 @@ def resolve(manifests: dict[str, Manifest]) -> dict[str, dict[str, list[str]]]:
 
 
 def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path]],
-                 results: list[tuning.FlagResult]) -> list[CheckRecord]:
+                 results: list[tuning.FlagResult], logs: dict[str, Path | None] | None = None) -> list[CheckRecord]:
     """For each package built in the chroot and each flag the profile asks for, one record:
     - the compiler cannot honour it (rejected, or accepted without effect): xfail, the verdict its reason;
     - honoured, and it leaves a mark: the package must show it, fail otherwise: a linker flag in
       every dynamic ELF file, a compiler flag in at least one (it marks only the functions it applies to);
+      where a compiler flag that marks only some functions shows nowhere, the package's build log
+      (`logs`) tells: the flag on every compile command passes, else it fails;
     - honoured, but there is no mark to look for, or no ELF file that could carry it: skip."""
     records = []
     for m in manifests.values():
@@ -156,15 +158,18 @@ def flag_records(manifests: dict[str, Manifest], where: dict[str, dict[str, Path
         files = [where[m.name][f.path] for f in m.files if f.type == "file"]
         # A static library's objects carry a compiler flag's marks too (compiler-rt's builtins).
         elves = [elf_info(p) for p in files if is_elf(p)] + [i for p in files if is_archive(p) for i in archive_info(p)]
+        log = (logs or {}).get(m.name)
         for r in results:
             if r.flag not in applied:
                 continue
-            records.append(flag_record(m.name, r, [i for i in elves if not i.static or r.kind == "cflags"]))
+            records.append(flag_record(m.name, r, [i for i in elves if not i.static or r.kind == "cflags"],
+                                       log.read_text(errors="replace") if log and log.is_file() else None))
     return records
 
 
-def flag_record(package: str, r: tuning.FlagResult, elves: list[ElfInfo]) -> CheckRecord:
-    """One flag in one package's ELF files (those it could mark); see flag_records."""
+def flag_record(package: str, r: tuning.FlagResult, elves: list[ElfInfo], log: str | None = None) -> CheckRecord:
+    """One flag in one package's ELF files (those it could mark), and its build log's text where the
+    files cannot tell; see flag_records."""
     check = f"flag:{r.flag}"
     if r.status != "honored":
         return expected_failure(CheckRecord("stage4", check, package, False, f"compiler: {r.status}"),
@@ -177,9 +182,25 @@ def flag_record(package: str, r: tuning.FlagResult, elves: list[ElfInfo]) -> Che
                                                  f"could show {mark}")
     shown = sum(bool(tuning.shows(r.flag, i)) for i in elves)
     ok = shown == len(elves) if r.kind == "ldflags" else shown > 0
-    return CheckRecord("stage4", check, package, ok, f"compiler: honored; {shown} of {len(elves)} ELF files show {mark}"
-                       + ("" if ok else f" (a {'linker' if r.kind == 'ldflags' else 'compiler'} flag must leave it in "
-                                        f"{'every one' if r.kind == 'ldflags' else 'at least one'})"))
+    detail = f"compiler: honored; {shown} of {len(elves)} ELF files show {mark}"
+    if ok:
+        return CheckRecord("stage4", check, package, True, detail)
+    marks = tuning.marks_only(r.flag) if r.kind == "cflags" else None
+    if marks is None:
+        return CheckRecord("stage4", check, package, False, detail + f" (a {'linker' if r.kind == 'ldflags' else 'compiler'}"
+                           f" flag must leave it in {'every one' if r.kind == 'ldflags' else 'at least one'})")
+    # It marks only some functions: none here may be one. The build log says whether it was there.
+    if log is None:
+        return CheckRecord("stage4", check, package, False, detail + f"; it marks only {marks}, and no build log "
+                           "is kept with this build to show that the flag was on its compiles")
+    compiles = tuning.compile_commands(log)
+    lacking = [c for c in compiles if r.flag not in c]
+    if not compiles or lacking:
+        return CheckRecord("stage4", check, package, False, detail + "; and its build log shows "
+                           + (f"{len(lacking)} of {len(compiles)} compile commands without it, the first: "
+                              f"{' '.join(lacking[0])[:200]}" if lacking else "no compile command to check"))
+    return CheckRecord("stage4", check, package, True, detail + f": it marks only {marks}, and none is here; the flag "
+                       f"is on every compile command in its build log ({len(compiles)} of {len(compiles)})")
 
 
 def manifest_of(recipe: Recipe, tree: Path, build: dict) -> tuple[Manifest, dict[str, Path]]:
@@ -209,11 +230,12 @@ def yield_applet_links(manifests: dict[str, Manifest]) -> list[CheckRecord]:
 
 def judge(manifests: dict[str, Manifest], where: dict[str, dict[str, Path]], flag_results: list[tuning.FlagResult],
           exceptions: list[policy.Waiver], allowed: list[str] | None, forbidden: list[str],
-          unresolved: dict[str, dict[str, list[str]]]) -> list[CheckRecord]:
-    """The policies over every package, then each tuning flag in each package built in the chroot."""
+          unresolved: dict[str, dict[str, list[str]]], logs: dict[str, Path | None]) -> list[CheckRecord]:
+    """The policies over every package, then each tuning flag in each package built in the chroot
+    (`logs`: each one's build log, kept in the build cache)."""
     checks = policy.check_policies([policy.Package(m, where[m.name]) for m in manifests.values()], exceptions,
                                    allowed=allowed, forbidden=forbidden, unresolved=unresolved)
-    return checks + flag_records({n: m for n, m in manifests.items() if n != "filesystem"}, where, flag_results)
+    return checks + flag_records({n: m for n, m in manifests.items() if n != "filesystem"}, where, flag_results, logs)
 
 
 def preview(work_dir: Path, recipes_dir: Path, packages: list[str], allowed_tree: list[str] | None = None,
@@ -227,7 +249,7 @@ def preview(work_dir: Path, recipes_dir: Path, packages: list[str], allowed_tree
     for size in sorted(cache.glob("*/size.json"), key=lambda p: p.stat().st_mtime):
         name = json.loads(size.read_text()).get("package", "")
         if name in packages:
-            newest[name] = size.parent / "dest"
+            newest[name] = size.parent
     compiler, flag_results = tuning.load(work_dir / "stage3" / "flags.json")
     recipes = load_recipes(recipes_dir, list(newest))
     # An exception for a package not built yet would match nothing for now: it waits.
@@ -237,12 +259,12 @@ def preview(work_dir: Path, recipes_dir: Path, packages: list[str], allowed_tree
     with tempfile.TemporaryDirectory(prefix="serpent-preview-") as tmp:
         manifests, where = {}, {}
         manifests["filesystem"], where["filesystem"] = filesystem_package(Path(tmp) / "filesystem")
-        for name, tree in newest.items():
+        for name, entry in newest.items():
             build = build_info(recipes[name], flag_results, compiler, cflags, seed)
-            manifests[name], where[name] = manifest_of(recipes[name], tree, build)
+            manifests[name], where[name] = manifest_of(recipes[name], entry / "dest", build)
         checks = yield_applet_links(manifests)
         checks += judge(manifests, where, flag_results, exceptions, allowed_tree, [str(work_dir), "/serpent/"],
-                        resolve(manifests))
+                        resolve(manifests), {n: BuildCache.log_in(entry) for n, entry in newest.items()})
     return checks, [n for n in packages if n not in newest]
 
 
@@ -302,7 +324,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     write_package_table(st.run / "packages.csv", manifests, repo)
 
     checks = yielded + judge(manifests, where, flag_results, exceptions, allowed_tree, [str(st.base), "/serpent/"],
-                             unresolved)
+                             unresolved, {n: cache.build_log(keys[n]) for n in names})
     (st.work / "root").mkdir()
     try:
         with timed(st, "root", "-", "install"):
