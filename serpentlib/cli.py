@@ -183,6 +183,7 @@ def cmd_stage0(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     import os
 
+    from .lock import holder
     from .profile import PROJECT, load_profile
     from .sandbox import Bind, Sandbox
 
@@ -193,6 +194,11 @@ def cmd_shell(args: argparse.Namespace) -> int:
         raise SerpentError(f"no stage {args.stage} root in {work_dir} ({root} is missing or empty)",
                            f"build it first: serpent run --profile {profile.name} --stage {args.stage}"
                            + (f" --work-dir {args.work_dir}" if args.work_dir else "") + ", or give its --work-dir")
+    busy = holder(work_dir)
+    if busy:  # a run rebuilds a stage's root from the cache as it starts the stage: the shell may see half of it
+        print(f"serpent shell: {work_dir} is in use by {busy.get('purpose') or 'a run'} (pid {busy.get('pid', '?')}, "
+              f"since {busy.get('since', '?')}); a root that run is making may be incomplete under this shell",
+              file=sys.stderr)
     binds = []
     if args.serpent:
         if args.stage != 3:

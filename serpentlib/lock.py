@@ -33,10 +33,7 @@ def lock_work_dir(base: Path, purpose: str = "") -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        try:
-            holder = json.loads(path.read_text() or "{}")
-        except (OSError, ValueError):
-            holder = {}
+        holder = _holder(path)
         raise SerpentError(
             f"the work directory {base} is in use by another run (pid {holder.get('pid', '?')}, "
             f"{holder.get('purpose', 'serpent')}, since {holder.get('since', '?')})",
@@ -45,6 +42,28 @@ def lock_work_dir(base: Path, purpose: str = "") -> None:
     os.write(fd, json.dumps({"pid": os.getpid(), "purpose": purpose,
                              "since": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode())
     _held[base] = fd
+
+
+def _holder(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def holder(base: Path) -> dict | None:
+    """Who holds the lock on `base` now ({pid, purpose, since}), or None when nobody does; it
+    takes nothing (a look, for what only reads the work directory)."""
+    path = Path(base).resolve() / ".lock"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _holder(path)
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
 
 
 def hand_down(base: Path) -> None:

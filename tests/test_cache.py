@@ -104,6 +104,22 @@ def test_a_second_run_on_the_same_work_dir_refuses_naming_the_holder(tmp_path):
     lock_work_dir(tmp_path)  # the holder is gone: its lock went with it
 
 
+def test_a_look_at_the_lock_names_its_holder_and_takes_nothing(tmp_path):
+    """What `serpent shell` warns with: a run holds the work directory, whose roots may be changing."""
+    from serpentlib.lock import holder as holder_of
+    assert holder_of(tmp_path) is None  # never locked
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        got = holder_of(tmp_path)
+        assert got["pid"] == holder.pid and got["purpose"] == "test holder"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert holder_of(tmp_path) is None  # the lock file stays, unheld
+    lock_work_dir(tmp_path)  # and the look took nothing
+
+
 def test_serpent_run_refuses_a_work_dir_in_use(tmp_path, capsys):
     from serpentlib.cli import main
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "work")], stdout=subprocess.PIPE, text=True)
