@@ -19,12 +19,15 @@ def test_lit_results_become_one_record_per_test_with_outcomes():
         {"name": "lld :: ELF/b.s", "code": "FAIL", "output": "error: boom"},
         {"name": "lld :: ELF/c.s", "code": "XFAIL"},
         {"name": "lld :: ELF/d.s", "code": "UNSUPPORTED"},
+        {"name": "lld :: ELF/e.s", "code": "UNSUPPORTED", "output": "Test requires the following unavailable features: arm\n"},
     ]}
     records = lit_records("stage3", "lld/test/ELF", result)
     assert [(r.subject, r.outcome, r.passed) for r in records] == [
         ("lld/test/ELF: ELF/a.s", "pass", True), ("lld/test/ELF: ELF/b.s", "fail", False),
-        ("lld/test/ELF: ELF/c.s", "xfail", True), ("lld/test/ELF: ELF/d.s", "skip", True)]
+        ("lld/test/ELF: ELF/c.s", "xfail", True), ("lld/test/ELF: ELF/d.s", "skip", True),
+        ("lld/test/ELF: ELF/e.s", "skip", True)]
     assert "boom" in records[1].detail and records[2].reason and records[3].reason
+    assert records[4].reason == "UNSUPPORTED: Test requires the following unavailable features: arm"
 
 
 def test_a_listed_lit_failure_is_an_xfail_with_its_reason_and_passing_makes_it_an_xpass():
