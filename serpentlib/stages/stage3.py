@@ -8,6 +8,7 @@ host and configured, built and installed inside the chroot, by /serpent/usr/bin/
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from ..sources import SourceStore, extract
 from . import llvm_checks
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
 from .stage2 import cross_env, make_root_layout, write_base_files, recipe_checks, root_sandbox, toolchain
+
+log = logging.getLogger(__name__)
 
 CHROOT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin:/serpent/usr/bin"
 SERPENT_SHELL = "/serpent/usr/bin/bash"
@@ -254,8 +257,13 @@ def verify_stage3(st: StageRun, root: Path, builds: Path, serpent: Path, package
                                                  key="fixpoint-" + st.keys["llvm"],
                                                  on_record=lambda rec: (st.recorder.add(rec), st.result.phases.append(rec)),
                                                  host_sandbox=st.seed_sandbox())
-    checks += found if fixpoint else []
-    checks += llvm_checks.check_lit("stage3", build, alone, lit_suites or [], st.jobs, logs)
-    if build is not None:
+    found = found if fixpoint else []
+    for record in found[:1]:
+        log.info("stage3 fixpoint: %s: %s", record.outcome, record.detail[:300])
+    found += llvm_checks.check_lit("stage3", build, alone, lit_suites or [], st.jobs, logs)
+    checks += found
+    # The rebuild's tree (2 GB) goes once its records pass; after a failure it stays, so that the
+    # next run resumes it (ninja has nothing left to do) instead of building LLVM again for hours.
+    if build is not None and all(c.passed for c in found):
         shutil.rmtree(build.root, ignore_errors=True)
     return checks
