@@ -286,9 +286,13 @@ class PackageBuild:
             paces = progress.earlier_paces(self.ctx.stage, r.name, phase) if phase == "build" else []
             if phase == "build" and not paces and self.paced_like:
                 paces = progress.earlier_paces(self.ctx.stage, self.paced_like, phase)
+            steps = {}
+            for like in ([r.name] + ([self.paced_like] if self.paced_like else [])) if phase == "build" else []:
+                steps = steps or progress.earlier_steps(self.ctx.stage, like, phase)
             since = phase_start(resource.RUSAGE_CHILDREN)
             try:
-                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces):
+                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces, steps=steps,
+                                    tree_log=self.objdir / ".ninja_log", jobs=self.ctx.jobs):
                     record = self._record(sandbox.run(command, cwd=cwd, log=logfile, stage=self.ctx.stage,
                                                       package=r.name, version=r.version, phase=phase, env=env))
             except KeyboardInterrupt as exc:  # ^C, SIGTERM: the sandbox stopped the build; its cost is kept too

@@ -1,5 +1,7 @@
 """Progress of a long phase: ninja's `[done/total]` lines read from the phase's log while it runs,
-with the time left estimated from earlier runs in the metrics history, or else from the pace so far.
+with the time left estimated from earlier runs in the metrics history: the step times an earlier
+build's ninja log gives the outputs this tree has not built yet, else their median pace per step,
+or else the pace so far.
 """
 
 from __future__ import annotations
@@ -52,11 +54,59 @@ def earlier_paces(stage: str, package: str, phase: str, db: str | Path | None = 
     return paces
 
 
-def estimate_left(done: int, total: int, elapsed: float, paces: list[float]) -> tuple[float, str] | None:
-    """Seconds left and where the estimate comes from: the steps left at the median pace of earlier
-    runs, or at the pace of this run so far."""
+def step_times(ninja_log: Path) -> dict[str, float]:
+    """Seconds per output of a ninja log (`.ninja_log`: start and end in ms, mtime, output, hash);
+    an output's last entry counts."""
+    try:
+        lines = Path(ninja_log).read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    times = {}
+    for line in lines:
+        parts = line.split("\t")
+        if len(parts) == 5 and parts[0].isdigit() and parts[1].isdigit():
+            times[parts[3]] = (int(parts[1]) - int(parts[0])) / 1000
+    return times
+
+
+def earlier_steps(stage: str, package: str, phase: str, db: str | Path | None = None) -> dict[str, float]:
+    """The step times of the newest earlier run that finished this phase and whose ninja log is
+    kept beside the phase's log (`ninja_log.log`); empty when there is none."""
+    from .history import db_path
+    path = db_path(db)
+    if not path.is_file():
+        return {}
+    try:
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute(
+                "SELECT log FROM phases WHERE stage = ? AND package = ? AND phase = ? AND exit_code = 0 "
+                "AND origin = 'built' ORDER BY rowid DESC LIMIT 20", (stage, package, phase)).fetchall()
+    except sqlite3.Error:
+        return {}
+    for (logfile,) in rows:
+        times = step_times(Path(logfile).with_name("ninja_log.log")) if logfile else {}
+        if times:
+            return times
+    return {}
+
+
+def work_left(steps: dict[str, float], tree_log: Path, jobs: int) -> float | None:
+    """Seconds left: the earlier build's times of the outputs this tree's ninja log does not have
+    yet, over the jobs that run at once. Heavy steps (clang's Sema, CodeGen) weigh what they took."""
+    if not steps or not Path(tree_log).is_file():  # not started yet, or no ninja build
+        return None
+    done = step_times(tree_log)
+    return sum(t for out, t in steps.items() if out not in done) / max(jobs, 1)
+
+
+def estimate_left(done: int, total: int, elapsed: float, paces: list[float],
+                  left_s: float | None = None) -> tuple[float, str] | None:
+    """Seconds left and where the estimate comes from: `left_s` (see work_left), or the steps left
+    at the median pace of earlier runs, or at the pace of this run so far."""
     if total <= 0:
         return None
+    if left_s is not None:
+        return left_s, "from an earlier build's step times"
     if paces:
         return statistics.median(paces) * (total - done), f"from {len(paces)} earlier run(s)"
     if done <= 0:
@@ -64,17 +114,20 @@ def estimate_left(done: int, total: int, elapsed: float, paces: list[float]) -> 
     return elapsed / done * (total - done), "from the pace so far"
 
 
-def describe(label: str, done: int, total: int, elapsed: float, paces: list[float]) -> str:
+def describe(label: str, done: int, total: int, elapsed: float, paces: list[float],
+             left_s: float | None = None) -> str:
     text = f"{label}: {done}/{total} steps ({100 * done / total:.0f}%) after {elapsed / 60:.1f} min"
-    est = estimate_left(done, total, elapsed, paces)
+    est = estimate_left(done, total, elapsed, paces, left_s)
     if est:
         text += f", about {est[0] / 60:.0f} min left ({est[1]})"
     return text
 
 
 @contextmanager
-def watch(logfile: Path, label: str, paces: list[float], every: float = 60.0) -> Iterator[None]:
-    """Log the progress of a running ninja build every `every` seconds, until the block ends."""
+def watch(logfile: Path, label: str, paces: list[float], every: float = 60.0, steps: dict[str, float] | None = None,
+          tree_log: Path | None = None, jobs: int = 1) -> Iterator[None]:
+    """Log the progress of a running ninja build every `every` seconds, until the block ends; with
+    an earlier build's `steps` and this build's ninja log (`tree_log`), the time left is theirs."""
     stop = threading.Event()
     start = time.monotonic()
 
@@ -83,7 +136,8 @@ def watch(logfile: Path, label: str, paces: list[float], every: float = 60.0) ->
         while not stop.wait(every):
             now = ninja_progress(logfile)
             if now and now != last:
-                log.info("%s", describe(label, *now, time.monotonic() - start, paces))
+                left = work_left(steps or {}, tree_log, jobs) if tree_log is not None else None
+                log.info("%s", describe(label, *now, time.monotonic() - start, paces, left))
                 last = now
 
     thread = threading.Thread(target=loop, name=f"progress {label}", daemon=True)

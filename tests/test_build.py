@@ -103,6 +103,34 @@ def test_the_pace_of_earlier_runs_counts_the_steps_each_did(tmp_path):
     assert progress.estimate_left(10, 110, 30.0, paces) == (250.0, "from 2 earlier run(s)")
 
 
+def test_the_time_left_weighs_the_outputs_left_by_what_they_took_in_an_earlier_build(tmp_path):
+    """LLVM's steps are far from equal (clang's Sema files take minutes, a tablegen seconds): the
+    time left is the earlier build's times of the outputs this tree has not built yet, over the
+    jobs. The earlier build's ninja log is the one kept beside its build log; one without it gives none."""
+    def ninja_log(path, steps):  # ninja's own format, v5: start and end in ms, mtime, output, hash
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# ninja log v5\n" + "".join(f"{a}\t{b}\t0\t{out}\tfeed\n" for out, a, b in steps))
+    earlier = tmp_path / "run-e" / "logs" / "stage3" / "llvm"
+    ninja_log(earlier / "ninja_log.log", [("Sema.o", 0, 240000), ("Lex.o", 0, 20000), ("tblgen.inc", 0, 2000),
+                                          ("Lex.o", 30000, 50000), ("bin/clang", 240000, 300000)])
+    (earlier / "build.log").write_text("[5/5] Linking CXX executable bin/clang\n")
+    (tmp_path / "run-f").mkdir()
+    phases = pd.DataFrame([{"run_id": run, "profile": "full", "stage": "stage3", "package": "llvm", "version": "14",
+                            "phase": "build", "wall_s": 300.0, "exit_code": 0, "origin": "built", "log": str(log)}
+                           for run, log in (("e", earlier / "build.log"), ("f", tmp_path / "run-f" / "build.log"))])
+    with History(tmp_path / "m.sqlite") as h:
+        h.add_frames(pd.DataFrame({"run_id": ["e", "f"]}), phases=phases)
+    steps = progress.earlier_steps("stage3", "llvm", "build", tmp_path / "m.sqlite")  # f is newer, but has no ninja log
+    assert steps == {"Sema.o": 240.0, "Lex.o": 20.0, "tblgen.inc": 2.0, "bin/clang": 60.0}
+    tree = tmp_path / "tree" / ".ninja_log"
+    assert progress.work_left(steps, tree, 2) is None  # the build has not started
+    ninja_log(tree, [("tblgen.inc", 0, 1500), ("Lex.o", 0, 18000)])
+    assert progress.work_left(steps, tree, 2) == 150.0  # Sema.o and the link: 300 s of steps, 2 at once
+    assert progress.estimate_left(2, 4, 20.0, [1.0], 150.0) == (150.0, "from an earlier build's step times")
+    assert "about 2 min left (from an earlier build's step times)" in progress.describe("llvm", 2, 4, 20.0, [1.0], 150.0)
+    assert progress.earlier_steps("stage3", "zlib", "build", tmp_path / "m.sqlite") == {}
+
+
 def test_a_build_with_no_earlier_pace_of_its_own_takes_the_one_it_is_paced_like(tmp_path, monkeypatch):
     """The fixpoint's rebuild of LLVM has never finished before: its time left comes from LLVM's."""
     asked = []
