@@ -283,12 +283,10 @@ class PackageBuild:
             if command is None or phase in done:
                 continue
             logfile = self.log_path(phase)
-            paces = progress.earlier_paces(self.ctx.stage, r.name, phase) if phase == "build" else []
-            if phase == "build" and not paces and self.paced_like:
-                paces = progress.earlier_paces(self.ctx.stage, self.paced_like, phase)
-            steps = {}
-            for like in ([r.name] + ([self.paced_like] if self.paced_like else [])) if phase == "build" else []:
-                steps = steps or progress.earlier_steps(self.ctx.stage, like, phase)
+            # Earlier builds of this package, else of the one it is paced like: the first that has any.
+            likes = ([r.name] + ([self.paced_like] if self.paced_like else [])) if phase == "build" else []
+            paces = next(filter(None, (progress.earlier_paces(self.ctx.stage, n, phase) for n in likes)), [])
+            steps = next(filter(None, (progress.earlier_steps(self.ctx.stage, n, phase) for n in likes)), {})
             since = phase_start(resource.RUSAGE_CHILDREN)
             try:
                 with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces, steps=steps,

@@ -32,22 +32,26 @@ def ninja_progress(logfile: Path, tail: int = 65536) -> tuple[int, int] | None:
     return (int(found[-1][0]), int(found[-1][1])) if found else None
 
 
-def earlier_paces(stage: str, package: str, phase: str, db: str | Path | None = None, last: int = 20) -> list[float]:
-    """Seconds per ninja step of this phase in the `last` earlier runs that finished it, from the
-    history: the wall time over the steps its log shows (a resumed build did only those left)."""
+def _finished(stage: str, package: str, phase: str, db: str | Path | None, last: int) -> list[tuple[float, str]]:
+    """(wall seconds, log) of the `last` earlier runs that finished this phase, newest first."""
     from .history import db_path  # here: history imports the build records, which import this
     path = db_path(db)
     if not path.is_file():
         return []
     try:
         with sqlite3.connect(path) as conn:
-            rows = conn.execute(
+            return conn.execute(
                 "SELECT wall_s, log FROM phases WHERE stage = ? AND package = ? AND phase = ? AND exit_code = 0 "
                 "AND origin = 'built' ORDER BY rowid DESC LIMIT ?", (stage, package, phase, last)).fetchall()
     except sqlite3.Error:  # an older or foreign database: no estimate from it
         return []
+
+
+def earlier_paces(stage: str, package: str, phase: str, db: str | Path | None = None, last: int = 20) -> list[float]:
+    """Seconds per ninja step of this phase in the `last` earlier runs that finished it, from the
+    history: the wall time over the steps its log shows (a resumed build did only those left)."""
     paces = []
-    for wall, logfile in rows:
+    for wall, logfile in _finished(stage, package, phase, db, last):
         steps = ninja_progress(Path(logfile)) if wall and logfile else None
         if steps and steps[0] == steps[1] > 0:  # its log is still there and shows ninja done
             paces.append(wall / steps[1])
@@ -72,28 +76,17 @@ def step_times(ninja_log: Path) -> dict[str, float]:
 def earlier_steps(stage: str, package: str, phase: str, db: str | Path | None = None) -> dict[str, float]:
     """The step times of the newest earlier run that finished this phase and whose ninja log is
     kept beside the phase's log (`ninja_log.log`); empty when there is none."""
-    from .history import db_path
-    path = db_path(db)
-    if not path.is_file():
-        return {}
-    try:
-        with sqlite3.connect(path) as conn:
-            rows = conn.execute(
-                "SELECT log FROM phases WHERE stage = ? AND package = ? AND phase = ? AND exit_code = 0 "
-                "AND origin = 'built' ORDER BY rowid DESC LIMIT 20", (stage, package, phase)).fetchall()
-    except sqlite3.Error:
-        return {}
-    for (logfile,) in rows:
+    for _, logfile in _finished(stage, package, phase, db, 20):
         times = step_times(Path(logfile).with_name("ninja_log.log")) if logfile else {}
         if times:
             return times
     return {}
 
 
-def work_left(steps: dict[str, float], tree_log: Path, jobs: int) -> float | None:
+def work_left(steps: dict[str, float], tree_log: Path | None, jobs: int) -> float | None:
     """Seconds left: the earlier build's times of the outputs this tree's ninja log does not have
     yet, over the jobs that run at once. Heavy steps (clang's Sema, CodeGen) weigh what they took."""
-    if not steps or not Path(tree_log).is_file():  # not started yet, or no ninja build
+    if not steps or tree_log is None or not tree_log.is_file():  # not started yet, or no ninja build
         return None
     done = step_times(tree_log)
     return sum(t for out, t in steps.items() if out not in done) / max(jobs, 1)
@@ -136,7 +129,7 @@ def watch(logfile: Path, label: str, paces: list[float], every: float = 60.0, st
         while not stop.wait(every):
             now = ninja_progress(logfile)
             if now and now != last:
-                left = work_left(steps or {}, tree_log, jobs) if tree_log is not None else None
+                left = work_left(steps or {}, tree_log, jobs)
                 log.info("%s", describe(label, *now, time.monotonic() - start, paces, left))
                 last = now
 
