@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import html
 import json
 import re
@@ -184,21 +185,32 @@ addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
     return out
 
 
+PUBLISH_GZIP = 1 << 20  # a record bigger than this is published gzipped (an SBOM lists every file)
+
+
 def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
     """Copy a run's report to `dest` for others to read: index.html and what it links to in the
     run directory (the stages' HTML, run.json, phases, sizes and checks, the root's SBOM), not
-    the logs or the notebooks. Returns (file, bytes) per file copied."""
+    the logs or the notebooks. A record over 1 MiB goes as NAME.gz, and the page links that.
+    Returns (file, bytes) per file written."""
     run_dir, dest = Path(run_dir), Path(dest)
     index = run_dir / "index.html"
     if not index.is_file():
         raise SerpentError(f"{run_dir} has no index.html", f"write it first: serpent report {run_dir}")
-    links = re.findall(r'href="([^"#?]+)"', index.read_text(errors="replace"))
-    names = ["index.html"] + sorted({h for h in links if "://" not in h and not h.startswith("/")
-                                     and ".." not in Path(h).parts and Path(h).parts[0] != "logs"
-                                     and (run_dir / h).is_file()})
+    page = index.read_text(errors="replace")
+    links = re.findall(r'href="([^"#?]+)"', page)
+    names = sorted({h for h in links if "://" not in h and not h.startswith("/")
+                    and ".." not in Path(h).parts and Path(h).parts[0] != "logs" and (run_dir / h).is_file()})
     copied = []
     for name in names:
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(run_dir / name, dest / name)
+        if (run_dir / name).stat().st_size > PUBLISH_GZIP and not name.endswith(".html"):
+            with open(run_dir / name, "rb") as src, gzip.GzipFile(dest / f"{name}.gz", "wb", mtime=0) as out:
+                shutil.copyfileobj(src, out)
+            page = page.replace(f'href="{name}"', f'href="{name}.gz"')
+            name = f"{name}.gz"
+        else:
+            shutil.copy2(run_dir / name, dest / name)
         copied.append((name, (dest / name).stat().st_size))
-    return copied
+    (dest / "index.html").write_text(page)
+    return [("index.html", (dest / "index.html").stat().st_size)] + copied

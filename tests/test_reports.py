@@ -1,5 +1,6 @@
 """Reports, the metrics database, run comparison and explore.ipynb, on runs made here."""
 
+import gzip
 import json
 import re
 import shutil
@@ -186,10 +187,17 @@ def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp
                                     '<a href="run.json">r</a><a href="logs/stage1/x.log">l</a>'
                                     '<a href="missing.csv">m</a><a href="https://example.invalid/">e</a>'
                                     '<a href="../outside">o</a>')
+    (run / "sbom").mkdir()
+    sbom = json.dumps({"files": [{"name": f"/usr/lib/lib{i}.a"} for i in range(40_000)]})
+    (run / "sbom" / "root.spdx.json").write_text(sbom)  # over 1 MiB, as a full root's is
+    (run / "index.html").write_text((run / "index.html").read_text() + '<a href="sbom/root.spdx.json">b</a>')
     dest = tmp_path / "docs" / "runs" / "full"
     assert main(["publish", str(run), str(dest)]) == 0
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
-        "checks.csv", "index.html", "run.json", "stage1-toolchain.html"]
+        "checks.csv", "index.html", "run.json", "sbom/root.spdx.json.gz", "stage1-toolchain.html"]
+    assert gzip.decompress((dest / "sbom" / "root.spdx.json.gz").read_bytes()).decode() == sbom
+    page = (dest / "index.html").read_text()
+    assert 'href="sbom/root.spdx.json.gz"' in page and 'href="checks.csv"' in page
     assert "bytes in" in capsys.readouterr().out
 
 
