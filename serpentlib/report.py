@@ -23,11 +23,23 @@ table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;borde
 pre{background:#f5f5f5;padding:1em;overflow:auto;font-size:85%} figure{margin:0 0 1em} img{max-width:100%}"""
 
 
+# nbconvert's page, less the scripts it would fetch from elsewhere (require.js, MathJax, mermaid): a
+# report has no math or diagrams, and reads the same offline.
+SELF_CONTAINED = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
 def render_notebook(notebook: Path, code: bool = False) -> Path:
-    """`<notebook>.html` (code hidden) or `<notebook>.code.html` (code shown)."""
+    """`<notebook>.html` (code hidden) or `<notebook>.code.html` (code shown), with no outside script."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"serpent.html.j2": SELF_CONTAINED})],
+                            template_file="serpent.html.j2",
+                            exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
     out = notebook.with_suffix(".code.html" if code else ".html")
     out.write_text(body)

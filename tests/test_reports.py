@@ -218,3 +218,18 @@ def test_lit_results_are_counted_per_suite_and_its_many_skips_are_one_row_per_re
     page = write_index(run).read_text()
     excused = page[page.index("<h2>Expected failures and skips</h2>"):page.index("<h2>Slowest packages</h2>")]
     assert excused.count("UNSUPPORTED") == 1 and "3, e.g. lld/test/ELF: ELF/2.s" in excused
+
+
+def test_a_rendered_notebook_fetches_no_script_from_elsewhere(tmp_path):
+    """The stage reports read offline and name no outside host: nbconvert's require.js, MathJax
+    and mermaid tags are left out."""
+    import nbformat
+    from serpentlib.report import render_notebook
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Stage"),
+                                         nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output(
+                                             "execute_result", {"text/plain": "2"}, execution_count=1)])])
+    nbformat.write(nb, tmp_path / "stage.ipynb")
+    page = render_notebook(tmp_path / "stage.ipynb").read_text()
+    assert "<h1" in page and "Stage" in page and ">2<" in page.replace("\n", "")
+    assert not re.findall(r'<script[^>]+src="[^"]*//', page) and "import(\"http" not in page
