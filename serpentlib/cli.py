@@ -311,23 +311,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .metrics import Recorder
     from .profile import PROJECT, load_profile
-    from .reproduce import as_checks, compare_work_dirs
+    from .reproduce import as_checks, compare_work_dirs, same_inputs
     from .run import new_run_id, run_stages
     from .stages.common import stage_key
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
     top = Path(args.dir) if args.dir else PROJECT / "runs" / f"reproduce-{new_run_id(profile.name)}"
-    # Two clean builds at different paths (different lengths too), nothing from the build cache.
-    builds = [(top / "a" / "run", top / "a" / "work"), (top / "b" / "run", top / "b" / "second-build" / "work")]
+    seed_from = args.seed_from or args.against
+    for n in stages if args.against else []:  # before hours of building: the stages to compare with are there
+        stage_key(Path(args.against) / f"stage{n}")
+    # Clean builds at different paths (different lengths too), nothing from the build cache: two of
+    # them, or one to set beside a work directory built before.
+    builds = [(top / "b" / "run", top / "b" / "second-build" / "work")]
+    if not args.against:
+        builds.insert(0, (top / "a" / "run", top / "a" / "work"))
     for run_dir, work_dir in builds:
-        for n in sorted(set(profile.stage_numbers) - set(stages)) if args.seed_from else []:
+        for n in sorted(set(profile.stage_numbers) - set(stages)) if seed_from else []:
             if n < min(stages):  # earlier stages, finished elsewhere, copied in: both builds start alike
-                stage_key(Path(args.seed_from) / f"stage{n}")
-                shutil.copytree(Path(args.seed_from) / f"stage{n}", work_dir / f"stage{n}", symlinks=True)
+                stage_key(Path(seed_from) / f"stage{n}")
+                shutil.copytree(Path(seed_from) / f"stage{n}", work_dir / f"stage{n}", symlinks=True)
         log.info("reproduce: building %s in %s", profile.name, work_dir)
         run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db, use_cache=False)
-    diffs = compare_work_dirs(builds[0][1], builds[1][1], [f"stage{n}" for n in stages])
+    first = Path(args.against) if args.against else builds[0][1]
+    names = [f"stage{n}" for n in stages]
+    if args.against:  # a build of other inputs is no evidence either way
+        same_inputs(first, builds[-1][1], names)
+    diffs = compare_work_dirs(first, builds[-1][1], names)
     checks = as_checks(diffs)
     Recorder(top, top.name, profile.name).add_all(checks)
     table = pd_concat([d.differing for d in diffs])
@@ -417,6 +427,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--fail-on-difference", action="store_true", help="exit 4 unless every file is identical")
     rep.add_argument("--seed-from", help="a work directory whose completed earlier stages both builds start from "
                                          "(with --stage 3: stages 1 and 2 are copied, not built)")
+    rep.add_argument("--against", help="a work directory whose stages were built before, by `serpent run` say: build "
+                                        "them once more, cleanly, at another path and compare with it (half the "
+                                        "time; its earlier stages are the seed unless --seed-from says otherwise)")
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.add_argument("--db")
     rep.set_defaults(func=cmd_reproduce)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import SerpentError
 from .metrics import CheckRecord
 
 STAGE_TREES = {"stage1": "stage1/sysroot", "stage2": "stage2/root", "stage3": "stage3/root", "stage4": "stage4/repo"}
@@ -78,6 +79,21 @@ def compare_trees(stage: str, ta: Path, tb: Path, work_a: Path, work_b: Path, pa
     bad = [p for p in names if fa.get(p) != fb.get(p)]
     rows = [{"stage": stage, "path": "/" + p, "cause": cause(ta / p, tb / p, work_a, work_b)} for p in bad]
     return TreeDiff(stage, len(names), len(names) - len(bad), pd.DataFrame(rows, columns=["stage", "path", "cause"]))
+
+
+def same_inputs(work_a: Path, work_b: Path, stages: list[str]) -> None:
+    """Two builds of a stage are worth comparing only when made from the same inputs: recipes,
+    flags and earlier stages, wherever their work directories are (the markers' `inputs`)."""
+    from .stages.common import stage_marker
+
+    for stage in stages:
+        a, b = (stage_marker(Path(w) / stage).get("inputs") for w in (work_a, work_b))
+        if a is None or b is None:  # a stage finished before markers said it: nothing to hold against
+            continue
+        if a != b:
+            raise SerpentError(f"{stage} of {work_a} was built from other inputs ({a[:12]}) than {stage} of "
+                               f"{work_b} ({b[:12]}): the recipes, profile or earlier stages differ",
+                               f"run {stage} in {work_a} again with this profile and these recipes, then compare")
 
 
 def compare_work_dirs(work_a: Path, work_b: Path, stages: list[str] | None = None) -> list[TreeDiff]:

@@ -211,3 +211,27 @@ def test_run_gives_back_the_callers_sigterm_handler(tmp_path, capsys):
                  "--work-dir", str(tmp_path / "work")]) == 2
     assert "packagez" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_reproduce_against_a_work_dir_without_the_stage_refuses_before_building(tmp_path, capsys):
+    (tmp_path / "earlier" / "stage3").mkdir(parents=True)  # begun, never completed
+    code = main(["reproduce", "--profile", "mini", "--stage", "3,4", "--against", str(tmp_path / "earlier"),
+                 "--dir", str(tmp_path / "repro")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"stage3 has not completed in {tmp_path / 'earlier'}" in err, err
+    assert not (tmp_path / "repro").exists(), "nothing was built"
+
+
+def test_two_builds_of_a_stage_from_other_inputs_are_not_compared(tmp_path):
+    from serpentlib.errors import SerpentError
+    from serpentlib.reproduce import same_inputs
+    from serpentlib.stages.common import COMPLETE
+
+    # The cache keys differ with the work directory's path; the inputs do not.
+    for name, key, inputs in (("a", "0" * 64, "1" * 64), ("b", "9" * 64, "1" * 64), ("c", "0" * 64, "2" * 64)):
+        (tmp_path / name / "stage3").mkdir(parents=True)
+        (tmp_path / name / "stage3" / COMPLETE).write_text(json.dumps({"key": key, "inputs": inputs}))
+    same_inputs(tmp_path / "a", tmp_path / "b", ["stage3"])
+    with pytest.raises(SerpentError, match=r"stage3 of .*/a was built from other inputs \(111111111111\) than "
+                                           r"stage3 of .*/c \(222222222222\)"):
+        same_inputs(tmp_path / "a", tmp_path / "c", ["stage3"])

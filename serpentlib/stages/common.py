@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..build import PackageBuild, SizeRecord, StageContext, build_package
-from ..cache import BuildCache, digest
+from ..cache import BuildCache, digest, recipe_inputs
 from ..errors import DiskFullError, SerpentError
 from ..lock import lock_work_dir
 from ..metrics import CheckRecord, Recorder
@@ -109,6 +109,10 @@ class StageRun:
     use_cache: bool = True
     upstream: list[str] = field(default_factory=list)  # keys of what the stage builds from
     keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
+    # The same, less the work directory's path (a host build's env names it): equal for builds of
+    # the same inputs at two places, which is what `serpent reproduce --against` compares.
+    upstream_inputs: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
     hits: int = 0
     checks_from_cache: bool = False
 
@@ -119,6 +123,10 @@ class StageRun:
     @property
     def key(self) -> str:
         return digest(self.upstream, list(self.keys.items()))
+
+    @property
+    def inputs_key(self) -> str:
+        return digest(self.upstream_inputs, list(self.inputs.items()))
 
     def seed_sandbox(self, path: str = "/usr/bin:/bin") -> Sandbox:
         """Stage 0, read-only, with this stage's trees: where every host-side step runs."""
@@ -142,9 +150,11 @@ class StageRun:
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
             before = order[:i - 1] if chain else build_order(depends, [name])[:-1]
-            key = self.cache.key(recipe, self.name, ctx.host_env if on_host else ctx.env,
-                                 self.upstream + [self.keys[d] for d in before])
+            env = ctx.host_env if on_host else ctx.env
+            key = self.cache.key(recipe, self.name, env, self.upstream + [self.keys[d] for d in before])
             self.keys[name] = key
+            self.inputs[name] = digest(recipe_inputs(recipe, self.name),
+                                       {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
             hit = self.cache.get(key) if self.use_cache else None
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             if hit:
@@ -183,8 +193,8 @@ class StageRun:
             if not self.checks_from_cache:
                 run_id = self.recorder.run_id or self.run.name
                 self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks])
-            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "run": str(self.run),
-                                                          "packages": self.keys}) + "\n")
+            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "inputs": self.inputs_key,
+                                                          "run": str(self.run), "packages": self.keys}) + "\n")
         return self.result
 
 
@@ -203,6 +213,7 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
         raise SerpentError(f"{name}: no seed given", "pass the profile's `seed:` block (params/mini.yaml has one)")
     seed_root = ensure_seed(seed)
     upstream = [seed_root.build_key] + [stage_key(base / s) for s in after]
+    upstream_inputs = [seed_root.build_key] + [stage_marker(base / s).get("inputs", "") for s in after]
     # Later stages were built on this one's old output: they are no longer complete.
     for later in sorted(base.glob("stage[0-9]")):
         if later.name > name:
@@ -215,4 +226,5 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
                     store=make_store(store_dir, mirrors, fetch_upstream, seed_root), seed=seed_root,
                     recorder=Recorder(run, run_id, profile),
                     jobs=jobs or os.cpu_count() or 1, result=StageResult(name),
-                    cache=BuildCache(base / "cache" / name), use_cache=use_cache, upstream=upstream)
+                    cache=BuildCache(base / "cache" / name), use_cache=use_cache, upstream=upstream,
+                    upstream_inputs=upstream_inputs)
