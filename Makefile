@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 setup: host venv
 
 host:
-	$(PYTHON) -m serpentlib.hostsetup $(TEST_PACKAGES)
+	$(PYTHON) -m serpentlib.build.hostsetup $(TEST_PACKAGES)
 
 venv: $(VENV)/.installed
 

@@ -18,9 +18,9 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd  # noqa: E402
 
-from serpentlib import plots  # noqa: E402
-from serpentlib.history import History  # noqa: E402
-from serpentlib.profile import load_profile  # noqa: E402
+from serpentlib.records import plots  # noqa: E402
+from serpentlib.records.history import History  # noqa: E402
+from serpentlib.build.profile import load_profile  # noqa: E402
 
 PHASES = ("fetch", "extract", "configure", "build", "check", "install", "merge")
 

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from serpentlib.installer import Root
-from serpentlib.package import Manifest, scan_tree, write_archive
-from serpentlib.repo import Repository, write_index
-from serpentlib.stages.stage2 import ROOT_LINKS
+from serpentlib.pkg.installer import Root
+from serpentlib.pkg.package import Manifest, scan_tree, write_archive
+from serpentlib.pkg.repo import Repository, write_index
+from serpentlib.stages.layout import ROOT_LINKS
 
 
 def generate(base: Path, packages: int, files: int, size: int, seed: int = 1) -> list[Manifest]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shutil
 import signal
 import sqlite3
 import sys
 from pathlib import Path
 
-from .errors import BuildError, SerpentError
+from .errors import SerpentError
 
 log = logging.getLogger("serpent")
 
@@ -29,7 +28,7 @@ def _stages(text: str | None, available: list[int]) -> list[int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .profile import load_profile
+    from .build.profile import load_profile
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
@@ -43,30 +42,32 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, profile, stages: list[int]) -> int:
-    from . import metrics
-    from .profile import PROJECT
-    from .run import new_run_id, run_stages, summary
+    from .paths import default_run_dir, default_work_dir
+    from .records import metrics
+    from .records.run import RunOptions, new_run_id, run_stages
 
     run_id = new_run_id(profile.name)
-    run_dir = Path(args.run_dir) if args.run_dir else PROJECT / "runs" / run_id
-    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(run_id)
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
-    info = run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db,
-                      use_cache=not args.rebuild, recheck=args.recheck, run_id=run_id)
+    info = run_stages(profile, stages, run_dir, work_dir,
+                      RunOptions(run_id=run_id, use_cache=not args.rebuild, recheck=args.recheck, metrics_db=args.db,
+                                 log_output=not args.quiet))
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
         print(metrics.package_times(rows).to_string())
     print()
-    print(summary(run_dir).to_string(index=False))
+    phases, checks = metrics.load(run_dir, "phases"), metrics.load(run_dir, "checks")
+    print(metrics.stage_summary(phases, checks, info.stages).to_string(index=False))
     print(f"run {info.run_id}: {', '.join(f'stage {k} {v}' for k, v in info.stages.items())} "
           f"in {info.duration_s:.0f} s; report: {run_dir}")
     return 0
 
 
 def cmd_pkg(args: argparse.Namespace) -> int:
-    from .installer import Root
-    from .repo import Repository, trusted_keys
+    from .pkg.installer import Root
+    from .pkg.repo import Repository, trusted_keys
 
     if args.action == "list" and args.repo and not args.root:
         for e in Repository(Path(args.repo)).entries.values():
@@ -113,7 +114,7 @@ def cmd_pkg(args: argparse.Namespace) -> int:
 
 
 def cmd_key(args: argparse.Namespace) -> int:
-    from .keys import KeyStore
+    from .pkg.keys import KeyStore
 
     store = KeyStore(Path(args.keys) if args.keys else None)
     if args.action == "generate":
@@ -134,8 +135,8 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from .fetching import check, fetch_profile
-    from .profile import load_profile
+    from .build.fetching import check, fetch_profile
+    from .build.profile import load_profile
 
     profile = load_profile(args.profile)
     if not args.check:
@@ -154,8 +155,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_mirror(args: argparse.Namespace) -> int:
-    from .fetching import export_mirror
-    from .profile import load_profile
+    from .build.fetching import export_mirror
+    from .build.profile import load_profile
 
     table = export_mirror(load_profile(args.profile), Path(args.dir), store_dir=args.store)
     print(table.to_string(index=False))
@@ -166,8 +167,8 @@ def cmd_mirror(args: argparse.Namespace) -> int:
 def cmd_stage0(args: argparse.Namespace) -> int:
     import json
 
-    from .profile import load_profile
-    from .seed import ensure
+    from .build.profile import load_profile
+    from .build.seed import ensure
 
     profile = load_profile(args.profile)
     seed = ensure(profile.common.get("seed") or {}, progress=print, thorough=True, recreate=args.recreate)
@@ -183,12 +184,13 @@ def cmd_stage0(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     import os
 
-    from .lock import holder
-    from .profile import PROJECT, load_profile
-    from .sandbox import Bind, Sandbox
+    from .build.lock import holder
+    from .build.profile import load_profile
+    from .build.sandbox import Bind, Sandbox
+    from .paths import default_work_dir
 
     profile = load_profile(args.profile)
-    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
     root = work_dir / f"stage{args.stage}" / "root"
     if not (root / "usr" / "bin").is_dir():
         raise SerpentError(f"no stage {args.stage} root in {work_dir} ({root} is missing or empty)",
@@ -216,15 +218,16 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    from .profile import PROJECT, load_profile
+    from .build.profile import load_profile
+    from .paths import RECIPES, default_work_dir
     from .stages.stage4 import preview
 
     profile = load_profile(args.profile)
     if 3 not in profile.stage_numbers or 4 not in profile.stage_numbers:
         raise SerpentError(f"profile {profile.name} has no stages 3 and 4 to preview", "give a profile that has both")
-    work_dir = Path(args.work_dir) if args.work_dir else PROJECT / "work" / profile.name
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
     s3, s4 = profile.parameters(3), profile.parameters(4)
-    checks, missing = preview(work_dir, Path(profile.common.get("recipes_dir") or PROJECT / "recipes"), s3["packages"],
+    checks, missing = preview(work_dir, Path(profile.common.get("recipes_dir") or RECIPES), s3["packages"],
                               s4.get("allowed_tree"), s4.get("policy_exceptions"), s4.get("cflags", ""))
     built = len(s3["packages"]) - len(missing)
     print(f"stage 4's checks over the {built} of {len(s3['packages'])} stage 3 packages built so far in {work_dir}"
@@ -244,9 +247,9 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import cost
-    from .history import History
-    from .report import write_index
+    from .records import cost
+    from .records.history import History
+    from .records.report import write_index
 
     run_dir = Path(args.run)
     if not (run_dir / "run.json").exists():
@@ -262,7 +265,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from .report import publish
+    from .records.report import publish
 
     copied = publish(Path(args.run), Path(args.dest))
     for name, size in copied:
@@ -272,7 +275,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from .history import History
+    from .records.history import History
 
     with History(args.db) as history:
         for run in args.runs:
@@ -282,8 +285,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import Noise, by_origin, compare, load_run, seed_difference, stage_checks_changed, to_html
-    from .history import History
+    from .records.compare import (Noise, by_origin, compare, compare_page, load_run, seed_difference,
+                                  stage_checks_changed, to_html)
+    from .records.history import History
 
     noise = Noise(args.threshold, args.min_seconds, args.size_threshold, args.min_bytes)
     with History(args.db) as history:
@@ -301,7 +305,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"\nchecks that changed: {len(checks)}")
         if not checks.empty:
             print(checks.to_string(index=False))
-    out = Path(args.html or f"compare-{a.run_id}-{b.run_id}.html")
+    out = Path(args.output) if args.output else compare_page(a, b)
     out.write_text(to_html(a, b, table, checks, noise))
     flagged = table[table["flag"] != ""]
     print(f"\n{len(flagged)} of {len(table)} packages flagged beyond noise; {counts}; {out}")
@@ -309,53 +313,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .metrics import Recorder
-    from .profile import PROJECT, load_profile
-    from .reproduce import as_checks, compare_work_dirs, same_inputs
-    from .run import new_run_id, run_stages
-    from .stages.common import stage_key
+    from .build.profile import load_profile
+    from .paths import default_run_dir
+    from .records.reproduce import reproduce
+    from .records.run import new_run_id
 
     profile = load_profile(args.profile)
     stages = _stages(args.stage, profile.stage_numbers)
-    top = Path(args.dir) if args.dir else PROJECT / "runs" / f"reproduce-{new_run_id(profile.name)}"
-    seed_from = args.seed_from or args.against
-    for n in stages if args.against else []:  # before hours of building: the stages to compare with are there
-        stage_key(Path(args.against) / f"stage{n}")
-    # Clean builds at different paths (different lengths too), nothing from the build cache: two of
-    # them, or one to set beside a work directory built before.
-    builds = [(top / "b" / "run", top / "b" / "second-build" / "work")]
-    if not args.against:
-        builds.insert(0, (top / "a" / "run", top / "a" / "work"))
-    for run_dir, work_dir in builds:
-        for n in sorted(set(profile.stage_numbers) - set(stages)) if seed_from else []:
-            if n < min(stages):  # earlier stages, finished elsewhere, copied in: both builds start alike
-                stage_key(Path(seed_from) / f"stage{n}")
-                shutil.copytree(Path(seed_from) / f"stage{n}", work_dir / f"stage{n}", symlinks=True)
-        log.info("reproduce: building %s in %s", profile.name, work_dir)
-        run_stages(profile, stages, run_dir, work_dir, log_output=not args.quiet, metrics_db=args.db, use_cache=False)
-    first = Path(args.against) if args.against else builds[0][1]
-    names = [f"stage{n}" for n in stages]
-    if args.against:  # a build of other inputs is no evidence either way
-        same_inputs(first, builds[-1][1], names)
-    diffs = compare_work_dirs(first, builds[-1][1], names)
-    checks = as_checks(diffs)
-    Recorder(top, top.name, profile.name).add_all(checks)
-    table = pd_concat([d.differing for d in diffs])
-    table.to_csv(top / "differing.csv", index=False)
+    top = Path(args.dir) if args.dir else default_run_dir(f"reproduce-{new_run_id(profile.name)}")
+    done = reproduce(profile, stages, top, Path(args.against) if args.against else None,
+                     Path(args.seed_from) if args.seed_from else None, args.quiet, args.db)
     with pd_options():
-        for d in diffs:
+        for d in done.diffs:
             print(f"{d.stage}: {d.identical} of {d.files} files identical ({d.percent}%)")
-        if len(table):
-            print(table.to_string(index=False))
+        if len(done.differing):
+            print(done.differing.to_string(index=False))
     print(f"report: {top / 'checks.csv'}, {top / 'differing.csv'}")
-    return 4 if args.fail_on_difference and len(table) else 0
-
-
-def pd_concat(frames):
-    import pandas as pd
-
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["stage", "path", "cause"])
+    return 4 if args.fail_on_difference and len(done.differing) else 0
 
 
 def pd_options():
@@ -415,7 +389,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--min-seconds", type=float, default=2.0, help="absolute time change that counts (default 2 s)")
     c.add_argument("--size-threshold", type=float, default=0.02, help="relative size change that counts (0.02)")
     c.add_argument("--min-bytes", type=int, default=4096, help="absolute size change that counts (4096)")
-    c.add_argument("--html", help="where to write the HTML (default: compare-A-B.html)")
+    c.add_argument("-o", "--output", "--html", dest="output",
+                   help="where to write the HTML (default: compare-A-B.html in run B's directory)")
     c.add_argument("--fail-on-flag", action="store_true", help="exit 3 when anything is flagged (for CI)")
     c.add_argument("--stage", help="stages to compare, e.g. 3 or 1,2 (default: those both runs have)")
     c.add_argument("--db")
@@ -487,12 +462,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("papermill").addFilter(_progress_only)
     try:
         return args.func(args)
-    except BuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except SerpentError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1 if type(exc).__name__ == "StageFailed" else 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted: every record made so far is in the run directory; no mount is left behind. "
               "The same command resumes: finished packages come from the cache, an unfinished build "

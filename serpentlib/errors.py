@@ -6,7 +6,11 @@ from pathlib import Path
 
 
 class SerpentError(Exception):
-    """Base class: `str(err)` is the whole message, the hint included."""
+    """Base class: `str(err)` is the whole message, the hint included. `exit_code` is what the
+    `serpent` command exits with: 2 for what was asked wrongly or could not start, 1 for a build
+    or a stage that ran and failed."""
+
+    exit_code = 2
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         self.message = message
@@ -49,6 +53,8 @@ class SandboxError(SerpentError):
 class BuildError(SerpentError):
     """A build phase exited non-zero."""
 
+    exit_code = 1
+
     def __init__(self, stage: str, package: str, phase: str, exit_code: int, log: Path | None) -> None:
         self.stage, self.package, self.phase, self.exit_code, self.log = stage, package, phase, exit_code, log
         tail = log_tail(log) if log else ""
@@ -64,6 +70,48 @@ class DiskFullError(SerpentError):
 
 class CheckError(SerpentError):
     """One or more verification checks failed."""
+
+
+class SeedError(SerpentError):
+    """Stage 0 could not be made, or the seed on disk is not the one its manifest describes."""
+
+
+class PackageError(SerpentError):
+    """A package file, manifest or repository index is malformed or does not match."""
+
+
+class ConflictError(PackageError):
+    """Two packages, or a package and the root, claim one path."""
+
+
+class TrustError(SerpentError):
+    """A signature is missing, made by a key nobody trusts, or does not match."""
+
+
+class StageFailed(SerpentError):
+    """A stage notebook failed; carries the failing package, phase and log when known."""
+
+    exit_code = 1
+
+    def __init__(self, stage: int, notebook: Path, failed: dict | None, error: str) -> None:
+        self.stage, self.notebook, self.failed = stage, notebook, failed
+        if failed:
+            msg = (f"stage {stage} failed: {failed['package']} in {failed['phase']} "
+                   f"(exit {failed['exit_code']}); log: {failed['log']}")
+            tail = log_tail(Path(failed["log"]), 20)
+            if tail:
+                msg += "\n--- last lines of the log ---\n" + tail
+        else:
+            msg = f"stage {stage} failed: {error.strip() or 'unknown error'}"
+        super().__init__(msg, f"the executed notebook shows the failing cell: {notebook}")
+
+
+class Interrupted(KeyboardInterrupt):
+    """^C or SIGTERM stopped a sandboxed command; `record` is what it used until then (exit 130)."""
+
+    def __init__(self, record: object) -> None:  # a rows.PhaseRecord (rows imports this module)
+        super().__init__()
+        self.record = record
 
 
 def log_tail(path: Path | None, lines: int = 25) -> str:

@@ -1,9 +1,15 @@
-"""Hashes of data: the one digest every key (cache, seed, stage) is made with."""
+"""Hashes: the one digest every key (cache, seed, stage) is made with, and the one file hash."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+from .files import walk
 
 
 def digest(*parts: object) -> str:
@@ -13,3 +19,35 @@ def digest(*parts: object) -> str:
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def stream_hashes(fh: BinaryIO, *algorithms: str, sink: Callable[[bytes], object] | None = None) -> dict[str, str]:
+    """Hex digests of what `fh` holds from here on, one per algorithm (sha256, sha1, ...), read
+    once; each block also goes to `sink` (a file written while it is hashed) when given."""
+    hs = {a: hashlib.new(a) for a in algorithms or ("sha256",)}
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        for h in hs.values():
+            h.update(block)
+        if sink is not None:
+            sink(block)
+    return {a: h.hexdigest() for a, h in hs.items()}
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return stream_hashes(fh, "sha256")["sha256"]
+
+
+def tree_digest(path: Path) -> str:
+    """The sha256 of a folder's files and links: relative paths, modes and contents, in a fixed order."""
+    h = hashlib.sha256()
+    for entry in walk(path):
+        if not (entry.is_file or entry.is_link):
+            continue
+        data = os.readlink(entry.path).encode() if entry.is_link else entry.path.read_bytes()
+        h.update(f"{entry.rel}\0{entry.st.st_mode:o}\0{len(data)}\0".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+__all__ = ["digest", "sha256_file", "stream_hashes", "tree_digest"]

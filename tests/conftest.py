@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from serpentlib.build import SizeRecord
-from serpentlib.metrics import CheckRecord, Recorder
-from serpentlib.run import RunInfo
-from serpentlib.sandbox import PhaseRecord
+from serpentlib.build.phases import SizeRecord
+from serpentlib.records.metrics import Recorder
+from serpentlib.rows import CheckRecord
+from serpentlib.records.run import RunInfo
+from serpentlib.build.sandbox import PhaseRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

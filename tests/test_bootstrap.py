@@ -13,10 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serpentlib import policy
-from serpentlib.profile import PROJECT, load_profile
-from serpentlib.sandbox import Bind, Sandbox
-from serpentlib.seed import SeedSpec
+from serpentlib.pkg import policy
+from serpentlib.build.profile import load_profile
+from serpentlib.paths import PROJECT
+from serpentlib.build.sandbox import Bind, Sandbox
+from serpentlib.build.seed import SeedSpec
 
 from .conftest import APT_BEFORE_AND_AFTER, serpent, tree_digest
 
@@ -127,7 +128,7 @@ def test_stage3_final_compiler(run):
 
 
 def test_stage3_records_tcc_expected_failures_as_xfail_with_their_reasons(run):
-    from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES
+    from serpentlib.stages.tcc import TCC_EXPECTED_FAILURES
     _, run_dir, _ = run
     checks = table(run_dir, "checks", "stage3")
     suite = checks[checks["check"] == "tcc-test-suite"].set_index("subject")
@@ -148,8 +149,8 @@ def test_asm_c_connect_fails_for_the_cause_its_xfail_names(run, tmp_path):
     """The xfail's reason, checked: in the stage 3 root, tcc's asm-c-connect program as upstream
     wrote it dies of SIGSEGV; with its two asm trampolines keeping the stack 16-byte aligned it
     prints the expected line."""
-    from serpentlib.recipes import load_recipes
-    from serpentlib.sources import SourceStore, extract
+    from serpentlib.build.recipes import load_recipes
+    from serpentlib.build.sources import SourceStore, extract
     _, _, work_dir = run
     source = load_recipes(PROJECT / "recipes", ["tcc"])["tcc"].sources[0]
     extract(SourceStore().fetch(source).path, tmp_path / "src", source.extract, source.strip)
@@ -168,7 +169,7 @@ def test_asm_c_connect_fails_for_the_cause_its_xfail_names(run, tmp_path):
     assert out[-1] == "* x1 x2 x3 x4 x5 x5 x6-2 x6-1 *", out
 
 def test_stage4_holds_each_package_to_each_flag_and_tcc_honours_none(run):
-    from serpentlib import flags as tuning
+    from serpentlib.pkg import flags as tuning
     _, run_dir, work_dir = run
     _, results = tuning.load(work_dir / "stage3" / "flags.json")
     verdicts = {f"flag:{r.flag}": f"{r.status}: {r.detail}" for r in results}
@@ -230,12 +231,12 @@ def test_report_and_metrics_database(run):
     assert "All 4 stage(s) passed" in page and page.count("<figure>") == 12
     for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot", "stage4-packages"):
         assert (run_dir / f"{name}.html").exists()
-    from serpentlib.history import History
+    from serpentlib.records.history import History
     with History(run_dir.parent / "metrics.sqlite") as h:
         assert list(h.runs()["run_id"]) == [json.loads((run_dir / "run.json").read_text())["run_id"]]
         assert len(h.trend("stage3", "tcc")) == 1
     # A cold run built everything itself: what its result cost is its own work, package by package.
-    from serpentlib import cost
+    from serpentlib.records import cost
     spent = cost.load(run_dir)
     phases = table(run_dir, "phases")
     assert len(spent) == len(phases.groupby(["stage", "package"])) and spent["complete"].all()
@@ -267,7 +268,7 @@ def test_stage4_sbom_validates_and_shows_patches_and_libwildebeest_users(run):
     from spdx_tools.spdx.parser.parse_anything import parse_file
     from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-    from serpentlib import sbom
+    from serpentlib.pkg import sbom
     _, run_dir, work_dir = run
     docs = sorted((run_dir / "sbom").glob("*.spdx.json"))
     index = json.loads((work_dir / "stage4" / "repo" / "index.json").read_text())["packages"]
@@ -323,9 +324,9 @@ def test_verify_names_a_tampered_file_in_the_stage4_root(run):
 def test_anacron_needs_libwildebeest_on_musl(run, tmp_path):
     """In a chroot of the stage4 root: anacron's readtab.c does not compile against musl alone
     (no <obstack.h>); with libwildebeest's flags it compiles, and anacron links."""
-    from serpentlib.recipes import load_recipe
+    from serpentlib.build.recipes import load_recipe
     from serpentlib.stages.common import make_store
-    from serpentlib.sources import extract
+    from serpentlib.build.sources import extract
     _, _, work_dir = run
     recipe = load_recipe(PROJECT / "recipes" / "anacron" / "recipe.yaml")
     extract(make_store().fetch(recipe.sources[0]).path, tmp_path / "anacron", strip=recipe.sources[0].strip)
@@ -354,8 +355,8 @@ def test_one_package_installs_into_an_empty_root_and_runs(run, tmp_path):
 
 
 def _kill_after(root, repo, files):
-    from serpentlib.installer import Root
-    from serpentlib.repo import Repository
+    from serpentlib.pkg.installer import Root
+    from serpentlib.pkg.repo import Repository
     done = []
 
     def die(path):
@@ -371,8 +372,8 @@ def test_an_install_killed_midway_leaves_the_root_unchanged(run, tmp_path):
     the root rolls it back, and the root is exactly as before; then the install goes through."""
     import multiprocessing
 
-    from serpentlib.installer import Root
-    from serpentlib.repo import Repository
+    from serpentlib.pkg.installer import Root
+    from serpentlib.pkg.repo import Repository
     _, _, work_dir = run
     repo, root = work_dir / "stage4" / "repo", tmp_path / "root"
     root.mkdir()
@@ -431,8 +432,8 @@ def test_stages_3_and_4_built_again_by_an_ordinary_user_at_another_path_are_iden
         for stage in ("stage1", "stage2", "stage3", "stage4"):
             subprocess.run(["cp", "-a", str(work_dir / stage), str(earlier / stage)], check=True)
         store = base / "store"  # the user's own store, seeded with the verified files stage 3 needs
-        from serpentlib.recipes import load_recipes
-        from serpentlib.sources import SourceStore
+        from serpentlib.build.recipes import load_recipes
+        from serpentlib.build.sources import SourceStore
         root_store = SourceStore()
         for recipe in load_recipes(PROJECT / "recipes", PROFILE.parameters(3)["packages"]).values():
             for source in recipe.sources:
@@ -440,12 +441,12 @@ def test_stages_3_and_4_built_again_by_an_ordinary_user_at_another_path_are_iden
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(root_store.fetch(source).path, target)
         # Stage 0 for the user: a copy of the seed (root's cache is not theirs to read).
-        from serpentlib.seed import seeds_dir
+        from serpentlib.build.seed import seeds_dir
         seed = SeedSpec.from_params(PROFILE.common["seed"])
         (base / "seeds").mkdir()
         subprocess.run(["cp", "-a", str(seeds_dir() / seed.key), str(base / "seeds" / seed.key)], check=True)
         # The signer's key too: the repositories' signed indexes are among the files compared.
-        from serpentlib.keys import default_store
+        from serpentlib.pkg.keys import default_store
         shutil.copytree(default_store(), base / "keys")
         profile = base / "user.yaml"
         profile.write_text((PROJECT / "params" / "mini.yaml").read_text() + f"store_dir: {store}\n")
@@ -527,7 +528,7 @@ def test_noop_rerun_does_no_build_work(run, reruns):
 
 
 def test_noop_rerun_replays_the_checks_and_names_the_run_that_made_them(run, reruns):
-    from serpentlib import metrics
+    from serpentlib.records import metrics
     _, run_dir, _ = reruns["noop"]
     checks = metrics.load(run_dir, "checks")
     replayed, stage4 = checks[checks["stage"] != "stage4"], checks[checks["stage"] == "stage4"]
@@ -537,7 +538,7 @@ def test_noop_rerun_replays_the_checks_and_names_the_run_that_made_them(run, rer
 
 
 def test_recheck_runs_every_check_again_on_the_cached_roots(run, reruns):
-    from serpentlib import metrics
+    from serpentlib.records import metrics
     done, run_dir, _ = reruns["recheck"]
     assert done.returncode == 0, done.stderr[-2000:]
     phases = table(run_dir, "phases")
@@ -552,8 +553,8 @@ def test_recheck_runs_every_check_again_on_the_cached_roots(run, reruns):
 
 
 def test_runs_in_folders_called_run_are_all_in_the_store_with_all_their_rows(run, reruns):
-    from serpentlib import metrics
-    from serpentlib.history import History
+    from serpentlib.records import metrics
+    from serpentlib.records.history import History
 
     dirs = [run[1]] + [d for _, d, _ in reruns.values()]
     ids = [json.loads((d / "run.json").read_text())["run_id"] for d in dirs]
@@ -566,7 +567,7 @@ def test_runs_in_folders_called_run_are_all_in_the_store_with_all_their_rows(run
 
 
 def test_a_noop_rerun_is_no_speed_up_in_compare_or_the_trend(run, reruns, tmp_path):
-    from serpentlib.history import History
+    from serpentlib.records.history import History
 
     _, cold, _ = run
     _, noop, _ = reruns["noop"]

@@ -6,13 +6,13 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from serpentlib import progress
-from serpentlib.build import PackageBuild, StageContext
+from serpentlib.build import progress
+from serpentlib.build.phases import PackageBuild, StageContext
 from serpentlib.errors import BuildError
-from serpentlib.history import History
-from serpentlib.recipes import load_recipe
-from serpentlib.sandbox import Sandbox
-from serpentlib.sources import SourceStore
+from serpentlib.records.history import History
+from serpentlib.build.recipes import load_recipe
+from serpentlib.build.sandbox import Sandbox
+from serpentlib.build.sources import SourceStore
 
 from .conftest import FIXTURES
 

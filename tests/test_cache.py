@@ -6,12 +6,13 @@ from dataclasses import replace
 
 import pytest
 
-from serpentlib.build import SizeRecord
-from serpentlib.cache import BuildCache
+from serpentlib.build.phases import SizeRecord
+from serpentlib.build.cache import BuildCache
 from serpentlib.errors import SerpentError
-from serpentlib.lock import lock_work_dir
-from serpentlib.recipes import load_recipe
-from serpentlib.stages.common import BUILD_TREES, COMPLETE, fresh, stage_key
+from serpentlib.build.lock import lock_work_dir
+from serpentlib.build.recipes import load_recipe
+from serpentlib.build.cache import COMPLETE, stage_key
+from serpentlib.stages.common import BUILD_TREES, fresh
 
 from .conftest import ROOT
 
@@ -85,7 +86,7 @@ def test_stage_key_needs_a_completed_stage(tmp_path):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from serpentlib.lock import lock_work_dir
+    from serpentlib.build.lock import lock_work_dir
     lock_work_dir(sys.argv[1], "test holder")
     print("locked", flush=True)
     time.sleep(60)
@@ -106,7 +107,7 @@ def test_a_second_run_on_the_same_work_dir_refuses_naming_the_holder(tmp_path):
 
 def test_a_look_at_the_lock_names_its_holder_and_takes_nothing(tmp_path):
     """What `serpent shell` warns with: a run holds the work directory, whose roots may be changing."""
-    from serpentlib.lock import holder as holder_of
+    from serpentlib.build.lock import holder as holder_of
     assert holder_of(tmp_path) is None  # never locked
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
@@ -140,16 +141,17 @@ def test_a_fully_cached_stage_replays_its_checks_naming_their_run_and_recheck_ru
     """A real StageRun (with no package: every one of them comes from the cache) four times over
     one work directory: checked, replayed from that run, checked again (recheck), replayed from
     the recheck. Every stage starts from the real seed (stage 0), hence the build mark."""
-    from serpentlib.metrics import CheckRecord, load
-    from serpentlib.sandbox import Sandbox
-    from serpentlib.profile import load_profile
+    from serpentlib.records.metrics import load
+    from serpentlib.rows import CheckRecord
+    from serpentlib.build.sandbox import Sandbox
+    from serpentlib.build.profile import StageParams, load_profile
     from serpentlib.stages.common import begin
 
     def stage(run_id, recheck=False):
-        st = begin("stage1", work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id), run_id=run_id,
-                   profile="test", seed=load_profile("mini").common["seed"])
+        st = begin("stage1", StageParams(work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id), run_id=run_id,
+                                         profile="test", seed=load_profile("mini").common["seed"], recheck=recheck))
         st.build(st.context(st.work, Sandbox(), {}), [])
-        checks = st.cached_checks(recheck)
+        checks = st.cached_checks()
         if checks is None:
             checks = [CheckRecord("stage1", "probe", "root", True, f"checked in {run_id}")]
         st.finish(checks)
@@ -181,15 +183,15 @@ def test_a_stage_starts_afresh_but_keeps_its_build_trees_for_resuming(tmp_path):
 def test_a_kept_tree_stays_when_a_later_run_takes_its_package_from_the_cache(tmp_path, root_required):
     """The stage 3 LLVM tree the fixpoint compares objects with: kept after its build, and still
     there when the next run's stage installs LLVM from the cache (that run may be the fixpoint's)."""
-    from serpentlib.profile import load_profile
-    from serpentlib.sandbox import Sandbox
+    from serpentlib.build.profile import StageParams, load_profile
+    from serpentlib.build.sandbox import Sandbox
     from serpentlib.stages.common import begin
     from .conftest import FIXTURES
 
     def stage(run_id, keep):
-        st = begin("stage1", work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id), run_id=run_id,
-                   profile="test", recipes_dir=str(FIXTURES / "recipes" / "good"),
-                   seed=load_profile("mini").common["seed"])
+        st = begin("stage1", StageParams(work_dir=str(tmp_path / "work"), run_dir=str(tmp_path / run_id),
+                                         run_id=run_id, profile="test", recipes_dir=str(FIXTURES / "recipes" / "good"),
+                                         seed=load_profile("mini").common["seed"]))
         (st.work / "root").mkdir(parents=True, exist_ok=True)
         st.build(st.context(st.work / "root", Sandbox(), {}, keep_trees=frozenset(keep)), ["builds-slowly"])
         st.finish([])

@@ -8,8 +8,9 @@ import yaml
 
 from serpentlib.cli import main
 from serpentlib.errors import ProfileError
-from serpentlib.recipes import load_recipes
-from serpentlib.profile import PROJECT, STAGE_NOTEBOOKS, check_parameters, load_profile
+from serpentlib.build.recipes import load_recipes
+from serpentlib.build.profile import STAGE_NOTEBOOKS, check_parameters, load_profile
+from serpentlib.paths import PROJECT
 
 from .conftest import FIXTURES
 
@@ -224,8 +225,8 @@ def test_reproduce_against_a_work_dir_without_the_stage_refuses_before_building(
 
 def test_two_builds_of_a_stage_from_other_inputs_are_not_compared(tmp_path):
     from serpentlib.errors import SerpentError
-    from serpentlib.reproduce import same_inputs
-    from serpentlib.stages.common import COMPLETE
+    from serpentlib.records.reproduce import same_inputs
+    from serpentlib.build.cache import COMPLETE
 
     # The cache keys differ with the work directory's path; the inputs do not.
     for name, key, inputs in (("a", "0" * 64, "1" * 64), ("b", "9" * 64, "1" * 64), ("c", "0" * 64, "2" * 64)):

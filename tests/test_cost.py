@@ -5,13 +5,13 @@ import sqlite3
 
 import pytest
 
-from serpentlib import cost
+from serpentlib.records import cost
 from serpentlib.cli import main
-from serpentlib.history import SCHEMA_VERSION, History
-from serpentlib.metrics import Recorder
-from serpentlib.report import write_index
-from serpentlib.run import RunInfo
-from serpentlib.sandbox import PhaseRecord
+from serpentlib.records.history import SCHEMA_VERSION, History
+from serpentlib.records.metrics import Recorder
+from serpentlib.records.report import write_index
+from serpentlib.records.run import RunInfo
+from serpentlib.build.sandbox import PhaseRecord
 
 
 def a_run(base, run_id, minute, phases, work_dir="/w/full", package="llvm", cached_from=""):

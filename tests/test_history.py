@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from serpentlib import metrics
-from serpentlib.compare import compare, load_run
+from serpentlib.records import metrics
+from serpentlib.records.compare import compare, load_run
 from serpentlib.errors import SerpentError
-from serpentlib.history import SCHEMA_VERSION, History
-from serpentlib.profile import load_profile
-from serpentlib.run import new_run_id
+from serpentlib.records.history import SCHEMA_VERSION, History
+from serpentlib.build.profile import load_profile
+from serpentlib.records.run import new_run_id
 
 from .conftest import FIXTURES, PACKAGES, explore, make_run, serpent
 

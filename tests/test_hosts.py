@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from serpentlib.reproduce import compare_work_dirs
-from serpentlib.seed import mirror_from_apt
-from serpentlib.sources import SourceStore
+from serpentlib.records.reproduce import compare_work_dirs
+from serpentlib.build.seed import mirror_from_apt
+from serpentlib.build.sources import SourceStore
 
 from .conftest import ROOT, tree_digest
 

@@ -8,9 +8,9 @@ import tarfile
 
 import pytest
 
-from serpentlib.installer import Root
-from serpentlib.package import MANIFEST, FileEntry, Manifest, PackageError
-from serpentlib.repo import Repository, write_index
+from serpentlib.pkg.installer import Root
+from serpentlib.pkg.package import MANIFEST, FileEntry, Manifest, PackageError
+from serpentlib.pkg.repo import Repository, write_index
 
 from .test_packages import repo, snapshot  # noqa: F401  (the fixture and the helper)
 

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from serpentlib.installer import Root
-from serpentlib.keys import KeyStore, TrustError
-from serpentlib.repo import SIGNATURE, Repository, write_index
+from serpentlib.pkg.installer import Root
+from serpentlib.pkg.keys import KeyStore, TrustError
+from serpentlib.pkg.repo import SIGNATURE, Repository, write_index
 from serpentlib.stages.stage4 import filesystem_package
 
 from .test_packages import package, repo  # noqa: F401  (the fixture: filesystem, base, tool)
-from serpentlib.package import write_archive
+from serpentlib.pkg.package import write_archive
 
 
 def serpent(*args, keys=None):

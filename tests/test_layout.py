@@ -7,7 +7,7 @@ import tomllib
 
 import yaml
 
-from serpentlib.seed import SeedSpec, mirror_from_apt
+from serpentlib.build.seed import SeedSpec, mirror_from_apt
 
 from .conftest import ROOT
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import pytest
 
-from serpentlib.recipes import load_recipe
+from serpentlib.build.recipes import load_recipe
 
 from .conftest import ROOT, have
 

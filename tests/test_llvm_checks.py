@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from serpentlib.errors import SerpentError
-from serpentlib.reproduce import compare_trees, fingerprint
-from serpentlib.stages.llvm_checks import LIT_EXPECTED_FAILURES, lit_records
-from serpentlib.stages.stage3 import native_env
-from serpentlib.verify import host_paths_in
+from serpentlib.records.reproduce import compare_trees, fingerprint
+from serpentlib.stages.clang import LIT_EXPECTED_FAILURES, lit_records
+from serpentlib.stages.compilers import final_compiler
+from serpentlib.stages.verify import host_paths_in
 
 
 def test_lit_results_become_one_record_per_test_with_outcomes():
@@ -63,17 +63,17 @@ def test_the_fixpoint_compare_names_each_differing_file_with_its_cause_and_ignor
 
 
 def test_the_chroot_environment_follows_the_compiler():
-    tcc = native_env("tcc", serpent=True)
+    tcc = final_compiler("tcc").env(serpent=True)
     assert tcc["CC"] == "tcc -B/serpent/usr/lib/tcc" and "LD_LIBRARY_PATH" not in tcc
-    assert native_env("tcc")["CC"] == "tcc"
-    clang = native_env("clang", serpent=True)
+    assert final_compiler("tcc").env()["CC"] == "tcc"
+    clang = final_compiler("clang").env(serpent=True)
     assert (clang["CC"], clang["CXX"], clang["AR"]) == ("clang", "clang++", "llvm-ar")
     assert clang["LD_LIBRARY_PATH"] == "/serpent/usr/lib"  # /serpent's LLVM needs its libc++
-    assert "LD_LIBRARY_PATH" not in native_env("clang")    # the root alone needs nothing of it
+    assert "LD_LIBRARY_PATH" not in final_compiler("clang").env()    # the root alone needs nothing of it
     # Debug info (Python and ninja build with -g) names /serpent's headers where the root has them.
     assert all("-ffile-prefix-map=/serpent/=/" in clang[k].split() for k in ("CFLAGS", "CXXFLAGS"))
     with pytest.raises(SerpentError, match="unknown compiler 'gcc'"):
-        native_env("gcc")
+        final_compiler("gcc")
 
 
 def test_a_compilers_own_tables_are_not_host_paths_but_a_leaked_path_is_named():
@@ -97,7 +97,7 @@ def test_a_path_a_prefix_map_flag_maps_away_is_not_one_the_file_uses():
 
 def _fixpoint_trees(tmp_path, programs_differ: bool, objects_differ: bool, runtimes_differ: bool):
     """A root and a rebuild of it, their build trees' objects and both resource directories."""
-    from serpentlib.stages.llvm_checks import LINK_RUNTIME
+    from serpentlib.stages.clang import LINK_RUNTIME
     root, dest, serpent = tmp_path / "root", tmp_path / "dest", tmp_path / "serpent"
     first, second = tmp_path / "llvm" / "build", tmp_path / "llvm-fixpoint" / "build"
     for top in (root, dest):
@@ -119,7 +119,7 @@ def _fixpoint_trees(tmp_path, programs_differ: bool, objects_differ: bool, runti
 
 
 def test_the_fixpoint_passes_on_identical_files_and_excuses_only_a_difference_the_links_explain(tmp_path):
-    from serpentlib.stages.llvm_checks import judge_fixed_point
+    from serpentlib.stages.clang import judge_fixed_point
 
     def outcomes(name, **kw):
         records = judge_fixed_point("stage3", *_fixpoint_trees(tmp_path / name, **kw))
@@ -146,10 +146,12 @@ def test_the_fixpoints_rebuild_is_patched_outside_the_chroot_as_the_stages_build
     """The recipe's stage 3 patch goes on the rebuild's tree from outside (stage 0 in a run): the
     chroot sees that tree only at /build. Here the chroot is empty, so the rebuild then fails to
     configure, and its record says so."""
-    from serpentlib.recipes import load_recipe
-    from serpentlib.sandbox import Bind, Sandbox
-    from serpentlib.sources import SourceStore
-    from serpentlib.stages.llvm_checks import check_fixed_point
+    from serpentlib.build.recipes import load_recipe
+    from serpentlib.build.sandbox import Bind, Sandbox
+    from serpentlib.build.sources import SourceStore
+    from serpentlib.build.phases import StageContext
+    from serpentlib.stages.clang import check_fixed_point
+    from serpentlib.stages.layout import Chroot
 
     recipe_dir = tmp_path / "recipes" / "patched"
     (recipe_dir / "src").mkdir(parents=True)
@@ -164,11 +166,12 @@ def test_the_fixpoints_rebuild_is_patched_outside_the_chroot_as_the_stages_build
     builds = tmp_path / "work" / "build"
     builds.mkdir(parents=True)
     (tmp_path / "empty").mkdir()
-    chroot = Sandbox(root=tmp_path / "empty", binds=[Bind(builds, "/build", readonly=False)])  # as stage 3's, bare
-    records, build = check_fixed_point("stage3", tmp_path / "root", tmp_path / "serpent", builds,
-                                       load_recipe(recipe_dir / "recipe.yaml"), chroot, {},
-                                       SourceStore(tmp_path / "store"), tmp_path / "logs", key="k",
-                                       host_sandbox=Sandbox())
+    alone = Sandbox(root=tmp_path / "empty", binds=[Bind(builds, "/build", readonly=False)])  # as stage 3's, bare
+    chroot = Chroot(tmp_path / "root", builds, tmp_path / "serpent")
+    ctx = StageContext(stage="stage3", work=builds.parent, install_root=builds / "llvm-fixpoint-root",
+                       store=SourceStore(tmp_path / "store"), sandbox=alone, logs=tmp_path / "logs",
+                       inside=chroot.inside, keep_build_trees=True, host_sandbox=Sandbox())
+    records, build = check_fixed_point(ctx, chroot, load_recipe(recipe_dir / "recipe.yaml"), key="k")
     assert (builds / "llvm-fixpoint" / "src" / "hello.txt").read_text() == "new\n"
     assert build is None and len(records) == 1 and not records[0].passed
     assert "llvm-fixpoint failed in configure" in records[0].detail, records[0].detail

@@ -3,10 +3,10 @@
 import pytest
 
 from serpentlib.errors import CheckError, SerpentError
-from serpentlib.history import History
-from serpentlib.metrics import CheckRecord, Recorder, expected_failure, load, skipped
-from serpentlib.stages.stage3 import TCC_EXPECTED_FAILURES, suite_record
-from serpentlib.verify import require_passed
+from serpentlib.records.history import History
+from serpentlib.records.metrics import Recorder, load
+from serpentlib.rows import CheckRecord, expected_failure, require_passed, skipped
+from serpentlib.stages.tcc import TCC_EXPECTED_FAILURES, suite_record
 
 from .test_reports import make_run
 

@@ -11,13 +11,13 @@ import textwrap
 import pandas as pd
 import pytest
 
-from serpentlib import flags as tuning
-from serpentlib import plots
-from serpentlib import policy
-from serpentlib.installer import ConflictError, Root
-from serpentlib.package import Manifest, PackageError, canonical, needs_of, read_manifest, scan_tree, write_archive
-from serpentlib.repo import Repository, write_index
-from serpentlib.stages.stage2 import ROOT_LINKS
+from serpentlib.pkg import flags as tuning
+from serpentlib.records import plots
+from serpentlib.pkg import policy
+from serpentlib.pkg.installer import ConflictError, Root
+from serpentlib.pkg.package import Manifest, PackageError, canonical, needs_of, read_manifest, scan_tree, write_archive
+from serpentlib.pkg.repo import Repository, write_index
+from serpentlib.stages.layout import ROOT_LINKS
 from serpentlib.stages.stage4 import filesystem_package, flag_records, resolve
 
 from .conftest import have
@@ -489,7 +489,7 @@ def test_serpent_policies_previews_stage_4_on_the_newest_build_of_each_stage_3_p
     """Before stage 3 ends: stage 4's policies over its build cache, the newest build of each
     package; a path a prefix-map flag maps away is no leak, a work-directory path is."""
     from serpentlib.cli import main
-    from serpentlib.profile import load_profile
+    from serpentlib.build.profile import load_profile
 
     work = tmp_path / "work"
 
@@ -516,8 +516,8 @@ def test_serpent_policies_previews_stage_4_on_the_newest_build_of_each_stage_3_p
 
 def test_busybox_leaves_a_path_to_the_package_that_ships_the_program(tmp_path):
     """llvm's `strings` and busybox's applet link: one owner in the repository, the real program."""
-    from serpentlib.metrics import CheckRecord
-    from serpentlib.package import FileEntry
+    from serpentlib.rows import CheckRecord
+    from serpentlib.pkg.package import FileEntry
     from serpentlib.stages.stage4 import yield_applet_links
 
     def manifest(name, files):

@@ -1,12 +1,12 @@
 
 import pytest
 
-from serpentlib import styles
+from serpentlib.build import styles
 from serpentlib.errors import CycleError, RecipeError
-from serpentlib.plan import build_order
-from serpentlib.profile import load_profile
-from serpentlib.recipes import STYLES, BuildSpec, load_recipe, load_recipes
-from serpentlib.seed import ensure
+from serpentlib.build.plan import build_order
+from serpentlib.build.profile import load_profile
+from serpentlib.build.recipes import STYLES, BuildSpec, load_recipe, load_recipes
+from serpentlib.build.seed import ensure
 
 from .conftest import FIXTURES, ROOT
 
@@ -116,7 +116,7 @@ def _own_sources_recipe(tmp_path, source_dir, sources="[]"):
 
 
 def test_a_recipe_with_its_own_sources(tmp_path):
-    from serpentlib.cache import recipe_inputs
+    from serpentlib.build.cache import recipe_inputs
     recipe = load_recipe(_own_sources_recipe(tmp_path, "src"))
     assert recipe.source_dir == tmp_path / "own" / "src" and recipe.sources == () and recipe.release == 1
     before = recipe_inputs(recipe, "stage3")["source_dir"]

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from serpentlib.verify import check_replaced
+from serpentlib.stages.verify import check_replaced
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ import subprocess
 import pytest
 
 from serpentlib.cli import main
-from serpentlib.compare import Noise, compare, load_run, stage_checks_changed
-from serpentlib.history import History
-from serpentlib.metrics import CheckRecord, Recorder
-from serpentlib.report import write_index
+from serpentlib.records.compare import Noise, compare, load_run, stage_checks_changed
+from serpentlib.records.history import History
+from serpentlib.records.metrics import Recorder
+from serpentlib.rows import CheckRecord
+from serpentlib.records.report import write_index
 
 from .conftest import PACKAGES, explore, make_run
 
@@ -120,7 +121,7 @@ def test_compare_matches_checks_to_their_package_exactly(tmp_path):
 
 def outcome_run(tmp_path):
     """A passed run of stage 3 whose checks hold every outcome but xpass."""
-    from serpentlib.metrics import expected_failure, skipped
+    from serpentlib.rows import expected_failure, skipped
     run = make_run(tmp_path, "outcomes", stage="stage3")
     rec = Recorder(run, "outcomes", "mini")
     rec.add(expected_failure(CheckRecord("stage3", "tcc-test-suite", "tests2/114_bound_signal", False, "log l"),
@@ -148,7 +149,7 @@ def test_report_shows_expected_failures_and_skips_apart_with_their_reasons(tmp_p
 
 
 def test_notebook_tables_show_each_outcome_and_the_reasons(tmp_path):
-    from serpentlib import metrics, plots
+    from serpentlib.records import metrics, plots
     checks = metrics.load(outcome_run(tmp_path), "checks", "stage3")
     table = plots.check_table(checks).data.set_index("check")
     assert table.loc["tcc-test-suite", "xfail"] == 1 and table.loc["flag:-O2", "skip"] == 1
@@ -159,7 +160,7 @@ def test_notebook_tables_show_each_outcome_and_the_reasons(tmp_path):
 
 
 def test_compare_sees_a_pass_become_an_expected_failure(tmp_path):
-    from serpentlib.metrics import expected_failure
+    from serpentlib.rows import expected_failure
     a, b = make_run(tmp_path, "a"), make_run(tmp_path, "b")
     rows = (b / "checks.csv").read_text().splitlines()
     (b / "checks.csv").write_text("\n".join(rows[:-1]) + "\n")
@@ -202,8 +203,8 @@ def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp
 
 
 def test_lit_results_are_counted_per_suite_and_its_many_skips_are_one_row_per_reason(tmp_path):
-    from serpentlib import metrics, plots
-    from serpentlib.stages.llvm_checks import lit_records
+    from serpentlib.records import metrics, plots
+    from serpentlib.stages.clang import lit_records
     run = make_run(tmp_path, "lit")
     result = {"tests": [{"name": f"lld :: ELF/{i}.s", "code": code} for i, code in
                         enumerate(["PASS", "PASS", "UNSUPPORTED", "UNSUPPORTED", "UNSUPPORTED", "XFAIL"])]}
@@ -224,7 +225,7 @@ def test_a_rendered_notebook_fetches_no_script_from_elsewhere(tmp_path):
     """The stage reports read offline and name no outside host: nbconvert's require.js, MathJax
     and mermaid tags are left out."""
     import nbformat
-    from serpentlib.report import render_notebook
+    from serpentlib.records.report import render_notebook
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Stage"),
                                          nbformat.v4.new_code_cell("1 + 1", outputs=[nbformat.v4.new_output(

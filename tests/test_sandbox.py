@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from serpentlib.sandbox import Bind, Sandbox
+from serpentlib.rows import Step
+from serpentlib.build.sandbox import Bind, Sandbox
 
 
 def output(log: Path) -> str:
@@ -45,7 +46,7 @@ def test_network_is_unreachable_inside_but_reachable_outside(tmp_path, root_requ
 
 def test_record_measures_the_command(tmp_path, root_required):
     rec = Sandbox().run("i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exit 7", cwd=tmp_path,
-                        log=tmp_path / "x.log", stage="s", package="p", version="1", phase="build")
+                        log=tmp_path / "x.log", step=Step("s", "p", "1", "build"))
     assert (rec.stage, rec.package, rec.phase, rec.exit_code) == ("s", "p", "build", 7)
     assert rec.wall_s > 0 and rec.user_s > 0 and rec.max_rss_kb > 0 and rec.log == str(tmp_path / "x.log")
 
@@ -74,7 +75,7 @@ def test_chroot_with_binds_proc_and_dev(tmp_path, root_required):
 KILLED_PARENT = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from serpentlib.sandbox import Bind, Sandbox
+    from serpentlib.build.sandbox import Bind, Sandbox
     root, data = Path(sys.argv[1]), Path(sys.argv[2])
     sb = Sandbox(root=root, binds=[Bind(Path('/usr'), '/usr'), Bind(Path('/lib'), '/lib'), Bind(Path('/lib64'), '/lib64'),
                                    Bind(Path('/bin'), '/bin'), Bind(data, '/data', readonly=False)])
@@ -140,12 +141,14 @@ def test_commands_get_default_signal_dispositions(tmp_path, root_required):
 INTERRUPTED_WORK = textwrap.dedent(r"""
     import resource, signal, sys
     from pathlib import Path
-    from serpentlib.sandbox import Interrupted, Sandbox
+    from serpentlib.build.sandbox import Sandbox
+    from serpentlib.errors import Interrupted
+    from serpentlib.rows import Step
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored
     log = Path(sys.argv[1])
     (log.parent / "Makefile").write_text("all: a b\na b:\n\t@while :; do :; done\n")
     try:  # two busy jobs under make, as a build runs them
-        Sandbox().run(f'echo started; exec make -s -j2 -C {log.parent}', cwd='/', log=log, phase="build")
+        Sandbox().run(f'echo started; exec make -s -j2 -C {log.parent}', cwd='/', log=log, step=Step("", phase="build"))
     except Interrupted as stop:
         usage, r = resource.getrusage(resource.RUSAGE_CHILDREN), stop.record
         print(f"{usage.ru_utime + usage.ru_stime:.2f} {r.user_s + r.sys_s:.2f} {r.max_rss_kb} {r.exit_code} {r.wall_s}")

@@ -8,11 +8,11 @@ from ntia_conformance_checker.ntia_checker import NTIAChecker
 from spdx_tools.spdx.parser.parse_anything import parse_file
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from serpentlib import sbom
-from serpentlib.installer import Root
-from serpentlib.package import write_archive
-from serpentlib.recipes import load_recipe
-from serpentlib.repo import Repository, write_index
+from serpentlib.pkg import sbom
+from serpentlib.pkg.installer import Root
+from serpentlib.pkg.package import write_archive
+from serpentlib.build.recipes import load_recipe
+from serpentlib.pkg.repo import Repository, write_index
 from serpentlib.stages.stage4 import build_info, filesystem_package, resolve
 
 from .test_packages import package

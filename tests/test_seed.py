@@ -6,9 +6,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from serpentlib.compare import RunRecords, seed_difference
-from serpentlib.profile import load_profile
-from serpentlib.seed import Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
+from serpentlib.records.compare import RunRecords, seed_difference
+from serpentlib.build.profile import load_profile
+from serpentlib.build.seed import Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
 
 
 def test_a_seed_block_without_suite_or_packages_is_a_clear_error():

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from serpentlib import archive as archive_mod
-from serpentlib.archive import HAS_FILTERS
+from serpentlib.build import archive as archive_mod
+from serpentlib.build.archive import HAS_FILTERS
 from serpentlib.errors import PatchError, SourceError, UnsafeArchiveError
-from serpentlib.recipes import Source
-from serpentlib.sandbox import Sandbox
-from serpentlib.sources import SourceStore, apply_patches, extract, sha256_of
+from serpentlib.build.recipes import Source
+from serpentlib.build.sandbox import Sandbox
+from serpentlib.build.sources import SourceStore, apply_patches, extract
+from serpentlib.hashes import sha256_file as sha256_of
 
 from .conftest import ROOT
 
@@ -182,7 +183,7 @@ def extract_by(how: str, archive: Path, dest: Path) -> None:
     python = filter_python()
     if python is None:
         pytest.skip("no Python with tarfile extraction filters here")
-    code = ("import json, sys\nfrom serpentlib.archive import extract\n"
+    code = ("import json, sys\nfrom serpentlib.build.archive import extract\n"
             "try:\n    extract(sys.argv[1], sys.argv[2], filtered=True)\n    print(json.dumps(None))\n"
             "except Exception as exc:\n    print(json.dumps([type(exc).__name__, str(exc)]))\n")
     proc = subprocess.run([python, "-c", code, str(archive), str(dest)], capture_output=True, text=True,
@@ -264,8 +265,8 @@ def test_patches_apply_and_a_bad_patch_is_named(tmp_path, tarball):
 def test_debian_source_archive_fallback(tmp_path, root_required):
     """The real thing: musl's orig tarball from Debian's source archive, picked by sha256, read
     through stage 0's apt."""
-    from serpentlib.profile import load_profile
-    from serpentlib.seed import ensure
+    from serpentlib.build.profile import load_profile
+    from serpentlib.build.seed import ensure
 
     seed = ensure(load_profile("mini").common["seed"])
     store = SourceStore(tmp_path / "store", upstream=False, debian=True, seed=seed)
@@ -337,7 +338,7 @@ def test_concurrent_runs_unpacking_one_source_each_get_the_whole_tree(tmp_path):
 
 
 def test_tree_size_counts_bytes_files_and_elf(tmp_path):
-    from serpentlib.build import tree_size
+    from serpentlib.build.phases import tree_size
     (tmp_path / "a").write_bytes(b"\x7fELF" + b"\0" * 6)
     (tmp_path / "b").write_text("text")
     (tmp_path / "link").symlink_to("a")

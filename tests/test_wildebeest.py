@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from serpentlib.recipes import load_recipe
+from serpentlib.build.recipes import load_recipe
 
 from .conftest import ROOT, have
 

@@ -1,32 +1,39 @@
-"""What every stage shares: contexts, building a package list, fetching a profile's sources."""
+"""What every stage shares: its run (places, sources, cache, records), building a package list."""
 
 from __future__ import annotations
 
 import errno
 import functools
-import json
 import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from ..build import PackageBuild, SizeRecord, StageContext, build_package
-from ..cache import BuildCache, digest, recipe_inputs
+from ..build.cache import COMPLETE, BuildCache, mark_complete, recipe_inputs, stage_key, stage_marker
+from ..build.lock import lock_work_dir
+from ..build.phases import PackageBuild, StageContext, build_package
+from ..build.plan import build_order
+from ..build.profile import StageParams
+from ..build.recipes import Recipe, load_recipes
+from ..build.sandbox import Sandbox
+from ..build.seed import Seed
+from ..build.seed import ensure as ensure_seed
+from ..build.sources import SourceStore
 from ..errors import DiskFullError, SerpentError
-from ..lock import lock_work_dir
-from ..metrics import CheckRecord, Recorder
-from ..plan import build_order
-from ..profile import PROJECT
-from ..recipes import load_recipes
-from ..sandbox import PhaseRecord, Sandbox
-from ..seed import Seed
-from ..seed import ensure as ensure_seed
-from ..sources import SourceStore
+from ..hashes import digest
+from ..paths import RECIPES
+from ..records.metrics import Recorder
+from ..rows import CheckRecord, PhaseRecord, SizeRecord
 
 log = logging.getLogger(__name__)
 SOURCE_DATE_EPOCH = "1577836800"  # 2020-01-01: fixed, so builds that embed a date are reproducible
+
+
+def native_common() -> dict[str, str]:
+    """What every build in a chroot sees, whatever its compiler."""
+    return {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH, "KCONFIG_NOTIMESTAMP": "1", "HOME": "/root", "TMPDIR": "/tmp"}
 
 
 @dataclass
@@ -42,29 +49,21 @@ def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upst
     return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream, seed=seed)
 
 
-def _disk_full(exc: BaseException) -> bool:
-    if isinstance(exc, shutil.Error):  # copytree gathers its errors: any ENOSPC among them
-        return any("[Errno 28]" in str(e) for e in exc.args[0]) if exc.args and isinstance(exc.args[0], list) else False
-    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
-
-
-def stage_function(fn: Callable[..., StageResult]) -> Callable[..., StageResult]:
+def stage_function(fn: Callable[[StageParams], StageResult]) -> Callable[[StageParams], StageResult]:
     """A stage's entry point: a full disk anywhere in it becomes one clear DiskFullError."""
     @functools.wraps(fn)
-    def run(**params: Any) -> StageResult:
+    def run(params: StageParams) -> StageResult:
         try:
-            return fn(**params)
-        except (OSError, shutil.Error) as exc:
-            if not _disk_full(exc):
+            return fn(params)
+        except OSError as exc:  # trees are copied by files.copy_tree, which says so itself
+            if exc.errno != errno.ENOSPC:
                 raise
-            work = params.get("work_dir", ".")
-            raise DiskFullError(f"{fn.__name__}: no space left on the device of {work}",
-                                f"free space there (df -h {work}) or give the run another --work-dir; "
+            raise DiskFullError(f"{fn.__name__}: no space left on the device of {params.work_dir}",
+                                f"free space there (df -h {params.work_dir}) or give the run another --work-dir; "
                                 "finished packages are kept in the build cache") from None
     return run
 
 
-COMPLETE = ".complete"  # written into a stage's tree when it finished with every check passed
 BUILD_TREES = "build"  # <work>/<stage>/build/<package>: kept across runs, for a build to resume
 
 
@@ -77,36 +76,22 @@ def fresh(work: Path, keep: str) -> None:
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
-def stage_key(stage_dir: Path) -> str:
-    """The cache key of a finished stage, or a clear error when it did not finish."""
-    return stage_marker(stage_dir)["key"]
-
-
-def stage_marker(stage_dir: Path) -> dict:
-    """What a finished stage recorded: its key, its run, each package's cache key."""
-    marker = stage_dir / COMPLETE
-    if not marker.is_file():
-        raise SerpentError(f"{stage_dir.name} has not completed in {stage_dir.parent}",
-                           f"run it first with the same --work-dir: serpent run --stage {stage_dir.name[-1]}")
-    return json.loads(marker.read_text())
-
-
 @dataclass
 class StageRun:
-    """One stage's places, sources, cache and record keeping, made from the notebook's parameters."""
+    """One stage's places, sources, recipes, cache and record keeping, made from its parameters."""
 
     name: str
+    params: StageParams
     base: Path          # the work directory: every stage's tree is below it
     work: Path          # <base>/<name>, made anew for each run of the stage
     run: Path           # the run directory: records and logs
-    recipes: Path
+    recipes_dir: Path
     store: SourceStore
     seed: Seed
     recorder: Recorder
     jobs: int
     result: StageResult
     cache: BuildCache
-    use_cache: bool = True
     upstream: list[str] = field(default_factory=list)  # keys of what the stage builds from
     keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
     # The same, less the work directory's path (a host build's env names it): equal for builds of
@@ -115,6 +100,7 @@ class StageRun:
     inputs: dict[str, str] = field(default_factory=dict)
     hits: int = 0
     checks_from_cache: bool = False
+    loaded: dict[str, Recipe] = field(default_factory=dict)  # each recipe read once per stage
 
     @property
     def logs(self) -> Path:
@@ -128,9 +114,28 @@ class StageRun:
     def inputs_key(self) -> str:
         return digest(self.upstream_inputs, list(self.inputs.items()))
 
+    def recipes(self, names: list[str]) -> dict[str, Recipe]:
+        """The recipes named, in that order, each read from disk once in this stage."""
+        missing = [n for n in names if n not in self.loaded]
+        if missing:
+            self.loaded.update(load_recipes(self.recipes_dir, missing))
+        return {n: self.loaded[n] for n in names}
+
+    def recipe_checks(self, packages: list[str]) -> dict[str, tuple[str, str]]:
+        """The `checks:` of each recipe: {"<package>: <command>": (command, expected output)}."""
+        out = {}
+        for name, recipe in self.recipes(packages).items():
+            for check in recipe.checks:
+                out[f"{name}: {check['name'] or check['run']}"] = (check["run"], check["expect"])
+        return out
+
     def seed_sandbox(self, path: str = "/usr/bin:/bin") -> Sandbox:
         """Stage 0, read-only, with this stage's trees: where every host-side step runs."""
         return self.seed.sandbox(path=path)
+
+    def record(self, record: PhaseRecord) -> None:
+        self.recorder.add(record)
+        self.result.phases.append(record)
 
     def context(self, install_root: Path, sandbox: Sandbox, env: dict[str, str], **kw) -> StageContext:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
@@ -142,10 +147,10 @@ class StageRun:
         A package's key covers the keys of what it builds against: its declared dependencies,
         or with `chain` (a chroot stage, where every build runs on the tools installed before
         it) every package before it."""
-        recipes = load_recipes(self.recipes, packages)
+        recipes = self.recipes(packages)
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
-        ctx.on_record = lambda rec: (self.recorder.add(rec), self.result.phases.append(rec))
+        ctx.on_record = self.record
         for i, name in enumerate(order, 1):
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
@@ -155,7 +160,7 @@ class StageRun:
             self.keys[name] = key
             self.inputs[name] = digest(recipe_inputs(recipe, self.name),
                                        {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
-            hit = self.cache.get(key) if self.use_cache else None
+            hit = self.cache.get(key) if self.params.use_cache else None
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             if hit:
                 dest, size = hit
@@ -168,12 +173,12 @@ class StageRun:
             self.recorder.add(size)
             self.result.sizes.append(size)
 
-    def cached_checks(self, recheck: bool = False) -> list[CheckRecord] | None:
+    def cached_checks(self) -> list[CheckRecord] | None:
         """The checks of an identical earlier run of this stage, when every package came from the
-        cache, each saying which run it replays; None (check again) when asked to `recheck`."""
-        if not self.use_cache or self.hits != len(self.keys):
+        cache, each saying which run it replays; None (check again) when the parameters say `recheck`."""
+        if not self.params.use_cache or self.hits != len(self.keys):
             return None
-        if recheck:
+        if self.params.recheck:
             log.info("%s: every package came from the cache; checking it again (--recheck)", self.name)
             return None
         rows = self.cache.get_checks(self.key)
@@ -193,25 +198,23 @@ class StageRun:
             if not self.checks_from_cache:
                 run_id = self.recorder.run_id or self.run.name
                 self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks])
-            (self.work / COMPLETE).write_text(json.dumps({"key": self.key, "inputs": self.inputs_key,
-                                                          "run": str(self.run), "packages": self.keys}) + "\n")
+            mark_complete(self.work, {"key": self.key, "inputs": self.inputs_key, "run": str(self.run),
+                                      "packages": self.keys})
         return self.result
 
 
-def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: str = "", recipes_dir: str = "",
-          store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
-          jobs: int = 0, use_cache: bool = True, after: tuple[str, ...] = (), seed: dict | None = None) -> StageRun:
+def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageRun:
     """Start stage `name`: the seed (stage 0, made if missing), a fresh `<work_dir>/<name>`, the
     store, the cache, the recorder.
 
     It takes the work directory's lock first (a second run on it refuses), and needs the
     stages `after` to have completed there: their keys are part of every key of this stage, as
     is the seed's exact package set."""
-    base = Path(work_dir).resolve()
+    base = Path(params.work_dir).resolve()
     lock_work_dir(base, f"stage {name}")
-    if not seed:
+    if not params.seed:
         raise SerpentError(f"{name}: no seed given", "pass the profile's `seed:` block (params/mini.yaml has one)")
-    seed_root = ensure_seed(seed)
+    seed_root = ensure_seed(params.seed)
     upstream = [seed_root.build_key] + [stage_key(base / s) for s in after]
     upstream_inputs = [seed_root.build_key] + [stage_marker(base / s).get("inputs", "") for s in after]
     # Later stages were built on this one's old output: they are no longer complete.
@@ -220,11 +223,10 @@ def begin(name: str, *, work_dir: str, run_dir: str, run_id: str = "", profile: 
             (later / COMPLETE).unlink(missing_ok=True)
     work = base / name
     fresh(work, keep=BUILD_TREES)
-    run = Path(run_dir).resolve()
-    return StageRun(name=name, base=base, work=work, run=run,
-                    recipes=Path(recipes_dir) if recipes_dir else PROJECT / "recipes",
-                    store=make_store(store_dir, mirrors, fetch_upstream, seed_root), seed=seed_root,
-                    recorder=Recorder(run, run_id, profile),
-                    jobs=jobs or os.cpu_count() or 1, result=StageResult(name),
-                    cache=BuildCache(base / "cache" / name), use_cache=use_cache, upstream=upstream,
-                    upstream_inputs=upstream_inputs)
+    run = Path(params.run_dir).resolve()
+    return StageRun(name=name, params=params, base=base, work=work, run=run,
+                    recipes_dir=Path(params.recipes_dir) if params.recipes_dir else RECIPES,
+                    store=make_store(params.store_dir, params.mirrors, params.fetch_upstream, seed_root),
+                    seed=seed_root, recorder=Recorder(run, params.run_id, params.profile),
+                    jobs=params.jobs or os.cpu_count() or 1, result=StageResult(name),
+                    cache=BuildCache(base / "cache" / name), upstream=upstream, upstream_inputs=upstream_inputs)

@@ -7,29 +7,29 @@ from __future__ import annotations
 
 import csv
 import fnmatch
-import hashlib
 import json
 import shutil
 import stat
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
-from .. import flags as tuning
-from .. import policy, sbom
-from ..build import phase_start, process_phase
-from ..cache import BuildCache, tree_digest
+from ..build.cache import BuildCache, stage_marker
+from ..build.profile import StageParams
+from ..build.recipes import Recipe, load_recipes, patch_headers
+from ..elf import ElfInfo, archive_info, elf_info, is_archive, is_elf
 from ..errors import SerpentError
-from ..installer import Root
-from ..keys import ROOT_KEYS, KeyStore, PublicKey
-from ..metrics import CheckRecord, expected_failure, skipped
-from ..package import FileEntry, Manifest, needs_of, scan_tree, sha256_file, write_archive
-from ..recipes import Recipe, load_recipes, patch_headers
-from ..repo import Repository, write_index
-from ..verify import ElfInfo, archive_info, check_in_root, elf_info, is_archive, is_elf
-from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function, stage_marker
-from .stage2 import BASE_FILES, ROOT_DIRS, ROOT_LINKS, recipe_checks, write_base_files
-from .stage3 import chroot_sandbox, native_env
+from ..hashes import sha256_file, stream_hashes, tree_digest
+from ..pkg import flags as tuning
+from ..pkg import policy, sbom
+from ..pkg.installer import Root
+from ..pkg.keys import ROOT_KEYS, KeyStore, PublicKey
+from ..pkg.package import FileEntry, Manifest, needs_of, scan_tree, write_archive
+from ..pkg.repo import Repository, write_index
+from ..rows import CheckRecord, Step, expected_failure, skipped, timed
+from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
+from .compilers import final_compiler
+from .layout import BASE_FILES, ROOT_DIRS, ROOT_LINKS, Chroot, write_base_files
+from .verify import check_in_root
 
 FILESYSTEM = {"name": "filesystem", "version": "1", "license": "CC0-1.0",
               "summary": "The root's layout: /usr-merged links, base directories and base files"}
@@ -59,19 +59,6 @@ make  # $(CC): the stage's compiler, from the environment
 """
 
 
-@contextmanager
-def timed(st: StageRun, package: str, version: str, phase: str):
-    """Record one phase done in this process (scanning, archiving, installing) like a build phase."""
-    since, code = phase_start(), 1
-    try:
-        yield
-        code = 0
-    finally:
-        rec = process_phase("stage4", package, version, phase, since, code, "")
-        st.recorder.add(rec)
-        st.result.phases.append(rec)
-
-
 def filesystem_package(tree: Path, trusted: tuple[PublicKey, ...] = ()) -> tuple[Manifest, dict[str, Path]]:
     """The layout package: directories (with their modes), the /usr-merge links, base files, and
     the public keys the root trusts (/etc/serpent/keys/<id>.pub)."""
@@ -99,7 +86,9 @@ def filesystem_package(tree: Path, trusted: tuple[PublicKey, ...] = ()) -> tuple
 def patch_info(patch: Path) -> dict:
     """A patch as the manifest records it: where it came from and its hashes (SPDX wants SHA1 too)."""
     headers = patch_headers(patch)
-    return {"name": patch.name, "sha256": sha256_file(patch), "sha1": hashlib.sha1(patch.read_bytes()).hexdigest(),
+    with open(patch, "rb") as fh:
+        hashes = stream_hashes(fh, "sha256", "sha1")
+    return {"name": patch.name, "sha256": hashes["sha256"], "sha1": hashes["sha1"],
             "origin": headers.get("Origin", ""), "upstream_status": headers.get("Upstream-Status", ""),
             "subject": headers.get("Subject", "")}
 
@@ -280,21 +269,20 @@ def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) 
 
 
 @stage_function
-def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list[str] | None = None,
-           policy_exceptions: list[dict] | None = None, cflags: str = "", compiler: str = "tcc",
-           **params) -> StageResult:
+def stage4(params: StageParams) -> StageResult:
     """Package stage 3, write the repository, install `<work>/stage4/root` from it and check it
-    (`compiler`: stage 3's final compiler, tcc or clang, which the root's checks build with)."""
-    exceptions = policy.parse_exceptions(policy_exceptions or [])
-    st = begin("stage4", after=("stage1", "stage2", "stage3"), **params)
+    (`params.compiler`: stage 3's final compiler, tcc or clang, which the root's checks build with)."""
+    exceptions = policy.parse_exceptions(params.policy_exceptions)
+    cflags, compiler = params.cflags, params.compiler
+    st = begin("stage4", params, after=("stage1", "stage2", "stage3"))
     stage3 = st.base / "stage3"
     keys = stage_marker(stage3)["packages"]
-    names = packages or list(keys)
+    names = params.packages or list(keys)
     missing = [n for n in names if n not in keys]
     if missing:
         raise SerpentError(f"stage4: {', '.join(missing)} not built by stage 3 in {st.base}",
                                   "list only stage 3's packages, or add them to stage 3")
-    recipes = load_recipes(st.recipes, names)
+    recipes = st.recipes(names)
     compiler_version, flag_results = tuning.load(stage3 / "flags.json")
     cache = BuildCache(st.base / "cache" / "stage3")
     manifests: dict[str, Manifest] = {}
@@ -310,7 +298,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
             raise SerpentError(f"stage4: the stage 3 build of {name} is gone from {cache.root}",
                                       "rebuild it: serpent run --stage 3")
         recipe = recipes[name]
-        with timed(st, name, recipe.version, "manifest"):
+        with timed(st.record, Step("stage4", name, recipe.version, "manifest")):
             manifests[name], where[name] = manifest_of(recipe, hit[0], build_info(recipe, flag_results, compiler_version,
                                                                                   cflags, st.seed.facts()))
         st.keys[name] = keys[name]
@@ -318,16 +306,16 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     unresolved = resolve(manifests)
     repo = st.work / "repo"
     for m in manifests.values():
-        with timed(st, m.name, m.version, "archive"):
+        with timed(st.record, Step("stage4", m.name, m.version, "archive")):
             write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
     write_index(repo, list(manifests.values()), store)
     write_package_table(st.run / "packages.csv", manifests, repo)
 
-    checks = yielded + judge(manifests, where, flag_results, exceptions, allowed_tree, [str(st.base), "/serpent/"],
+    checks = yielded + judge(manifests, where, flag_results, exceptions, params.allowed_tree, [str(st.base), "/serpent/"],
                              unresolved, {n: cache.build_log(keys[n]) for n in names})
     (st.work / "root").mkdir()
     try:
-        with timed(st, "root", "-", "install"):
+        with timed(st.record, Step("stage4", "root", "-", "install")):
             installed = Root(st.work / "root").install(Repository(repo), list(manifests), trusted={signer.id: signer})
     except SerpentError as exc:  # e.g. two packages claim a path: the policy table says which
         checks.append(CheckRecord("stage4", "installed-from-repository", "root", False, exc.message))
@@ -335,7 +323,7 @@ def stage4(*, target: str, packages: list[str] | None = None, allowed_tree: list
     checks.append(CheckRecord("stage4", "index-signed", "repository", True,
                               f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names, compiler)
-    with timed(st, "root", "-", "sbom"):
+    with timed(st.record, Step("stage4", "root", "-", "sbom")):
         sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
                              root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
     return st.finish(checks)
@@ -354,10 +342,10 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
         checks.append(CheckRecord("stage4", "pkg-verify", name, not mine, "; ".join(mine[:5]) or "every file matches"))
     builds = st.work / "build"
     builds.mkdir(exist_ok=True)
-    alone = chroot_sandbox(root, builds, None, native_env(compiler))
+    alone = Chroot(root, builds).sandbox(final_compiler(compiler).env(), serpent=False)
     logs = st.logs / "checks"
     commands = {f"stands alone: sh, make and {compiler} build a zlib program": (STANDALONE, "serpent stage4 stands alone")}
-    commands.update(recipe_checks(st.recipes, names))
+    commands.update(st.recipe_checks(names))
     checks += check_in_root("stage4", alone, commands, logs)
     shutil.rmtree(builds, ignore_errors=True)
     return checks

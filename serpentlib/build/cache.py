@@ -1,0 +1,109 @@
+"""The build cache: each package's installed tree, kept under a key that hashes everything that
+can change it: the recipe file, its patches, the sources' sha256s, the exact commands and
+environment of the stage, and the keys of what it builds against.
+
+Entries are written to `<key>.partial` and renamed into place, so an interrupted run never
+leaves an entry that looks whole. A run resumes by finding its finished packages here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import SerpentError
+from ..files import copy_tree, write_atomic
+from ..hashes import digest, tree_digest
+from ..rows import SizeRecord
+from .recipes import Recipe
+from .styles import commands
+
+
+def recipe_inputs(recipe: Recipe, stage: str) -> dict:
+    """Everything of the recipe that shapes a build in `stage`, as plain data: not its other
+    stages' overrides nor its checks, so editing how stage 3 builds LLVM keeps stage 2's build."""
+    spec = recipe.build_for(stage)
+    return {"name": recipe.name, "version": recipe.version, "release": recipe.release,
+            "sources": [[s.sha256, list(s.extract), s.strip] for s in recipe.sources],
+            "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches_for(stage)},
+            "prepare": recipe.prepare, "depends": list(recipe.depends), "build": asdict(spec),
+            "commands": commands(spec), "stage": stage,
+            "source_dir": tree_digest(recipe.source_dir) if recipe.source_dir else None}
+
+
+class BuildCache:
+    """`<root>/<key>/dest` (the package's DESTDIR), `<root>/<key>/size.json` and the build's own
+    `build.log` (what stage 4 reads a flag from where the files cannot show it)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def key(self, recipe: Recipe, stage: str, env: dict[str, str], upstream: list[str]) -> str:
+        return digest(recipe_inputs(recipe, stage), env, upstream)
+
+    def get(self, key: str) -> tuple[Path, SizeRecord] | None:
+        entry = self.root / key
+        if not (entry / "size.json").is_file():
+            return None
+        return entry / "dest", SizeRecord(**json.loads((entry / "size.json").read_text()))
+
+    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "", build_log: Path | None = None) -> None:
+        """Keep a finished build under `key`, with the id of the run that built it and its build log."""
+        entry, partial = self.root / key, self.root / f"{key}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        copy_tree(destdir, partial / "dest")
+        (partial / "size.json").write_text(json.dumps(asdict(size)))
+        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id}))
+        if build_log is not None and build_log.is_file():
+            shutil.copy2(build_log, partial / "build.log")
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(partial, entry)
+
+    @staticmethod
+    def log_in(entry: Path) -> Path | None:
+        return entry / "build.log" if (entry / "build.log").is_file() else None
+
+    def build_log(self, key: str) -> Path | None:
+        """The log of the build phase that filled the entry (None for entries older than that record)."""
+        return self.log_in(self.root / key)
+
+    def built_by(self, key: str) -> str:
+        """The id of the run whose build filled the entry ("" for entries older than that record)."""
+        path = self.root / key / "built-by.json"
+        return json.loads(path.read_text()).get("run_id", "") if path.is_file() else ""
+
+    def put_checks(self, key: str, checks: list[dict]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.root / f"checks-{key}.json", json.dumps({"time": time.time(), "checks": checks}))
+
+    def get_checks(self, key: str) -> list[dict] | None:
+        path = self.root / f"checks-{key}.json"
+        return json.loads(path.read_text())["checks"] if path.is_file() else None
+
+
+# A finished stage: `<work>/<stage>/.complete` holds its key, its inputs (the key less the work
+# directory's path), its run and each package's key. Later stages build on it by that key.
+COMPLETE = ".complete"
+
+
+def stage_marker(stage_dir: Path) -> dict:
+    """What a finished stage recorded: its key, its run, each package's cache key."""
+    marker = stage_dir / COMPLETE
+    if not marker.is_file():
+        raise SerpentError(f"{stage_dir.name} has not completed in {stage_dir.parent}",
+                           f"run it first with the same --work-dir: serpent run --stage {stage_dir.name[-1]}")
+    return json.loads(marker.read_text())
+
+
+def stage_key(stage_dir: Path) -> str:
+    """The cache key of a finished stage, or a clear error when it did not finish."""
+    return stage_marker(stage_dir)["key"]
+
+
+def mark_complete(stage_dir: Path, marker: dict) -> None:
+    write_atomic(stage_dir / COMPLETE, json.dumps(marker) + "\n")

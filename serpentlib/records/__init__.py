@@ -1,0 +1,2 @@
+"""Records: runs and their notebooks, the tables and the metrics database, comparisons, cost,
+reproducibility, plots and reports."""

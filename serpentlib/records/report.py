@@ -1,0 +1,212 @@
+"""A run's report: `index.html` with the summary, and an HTML rendering of each executed notebook."""
+
+from __future__ import annotations
+
+import gzip
+import html
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+
+from . import cost, metrics, plots
+from ..errors import SerpentError, log_tail
+from ..rows import INTERRUPTED
+
+STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
+.passed{color:#2e7d32;font-weight:600} .failed,.interrupted{color:#c62828;font-weight:600}
+.banner{padding:1em;border-radius:6px;margin:1em 0} .banner.ok{background:#e8f5e9} .banner.bad{background:#ffebee}
+pre{background:#f5f5f5;padding:1em;overflow:auto;font-size:85%} figure{margin:0 0 1em} img{max-width:100%}"""
+
+
+# nbconvert's page, less the scripts it would fetch from elsewhere (require.js, MathJax, mermaid): a
+# report has no math or diagrams, and reads the same offline.
+SELF_CONTAINED = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def render_notebook(notebook: Path, code: bool = False) -> Path:
+    """`<notebook>.html` (code hidden) or `<notebook>.code.html` (code shown), with no outside script."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(extra_loaders=[DictLoader({"serpent.html.j2": SELF_CONTAINED})],
+                            template_file="serpent.html.j2",
+                            exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    out = notebook.with_suffix(".code.html" if code else ".html")
+    out.write_text(body)
+    return out
+
+
+def _table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "<p>none</p>"
+    return df.to_html(index=False, border=0, classes="data", na_rep="", float_format=lambda v: f"{v:,.1f}")
+
+
+def _seed_html(seed: dict) -> str:
+    """Stage 0 in one line: what every host-side step of the run ran in."""
+    if not seed:
+        return "<p>stage 0: not recorded (a run from before the seed root)</p>"
+    versions = ", ".join(f"{html.escape(k)} {html.escape(v)}" for k, v in seed.get("versions", {}).items())
+    return (f"<p>stage 0 (seed root): Debian <b>{html.escape(seed.get('suite', '?'))}</b>, seed "
+            f"<code>{html.escape(seed.get('key', '?'))}</code>, {seed.get('packages', '?')} packages "
+            f"(digest <code>{html.escape(seed.get('packages_digest', '?'))}</code>), "
+            f"{html.escape(seed.get('clang', '?'))}<br><small>{versions}</small></p>")
+
+
+def count_outcomes(checks: pd.DataFrame) -> str:
+    """`12 checks: 9 pass, 2 xfail, 1 skip`: the outcomes that occurred."""
+    counts = checks["outcome"].value_counts()
+    parts = [f"{counts[o]} {o}" for o in metrics.OUTCOMES if counts.get(o, 0)]
+    return f"{len(checks)} checks" + (": " + ", ".join(parts) if parts else "")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def cost_html(spent: pd.DataFrame) -> str:
+    """What the run's result cost to build (cost.csv), over every run it took."""
+    if spent.empty:
+        return ""
+    complete, runs = spent["complete"], cost.run_count(spent["run_ids"])
+    cpu = spent["user_s"] + spent["sys_s"]
+    costliest = (spent.assign(wall_min=(spent["wall_s"] / 60).round(1), cpu_min=(cpu / 60).round(1),
+                              peak_rss_mb=(spent["max_rss_kb"] / 1024).round(0).astype(int))
+                 .nlargest(8, "wall_s")[["stage", "package", "origin", "wall_min", "cpu_min", "peak_rss_mb", "runs"]])
+    gaps = ("" if complete.all() else
+            f"<p><b>Incomplete:</b> part of the work behind {', '.join(spent.loc[~complete, 'package'])} is in runs "
+            "the metrics database does not hold (never added, or from another work directory).</p>")
+    return (f"<h2>What the result cost</h2><p>The build work behind this run's packages, built here or taken from "
+            f"the build cache, interrupted and resumed builds counted whole: {_minutes(spent['wall_s'].sum())} wall, "
+            f"{_minutes(cpu.sum())} CPU, peak {spent['max_rss_kb'].max() / 1024:.0f} MB in one process, over {runs} "
+            f"run(s) (<a href=\"{cost.FILE}\">{cost.FILE}</a>).</p>{gaps}{_table(cost.per_stage(spent))}"
+            f"<p>The costliest packages:</p>{_table(costliest)}")
+
+
+def write_index(run_dir: Path, code: bool = False) -> Path:
+    """Render every executed notebook of the run and write `index.html`; works for failed runs too."""
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    phases, sizes, checks = (metrics.load(run_dir, t) for t in ("phases", "sizes", "checks"))
+    links = []
+    for nb in sorted(run_dir.glob("stage*.ipynb")) + sorted(run_dir.glob("explore*.ipynb")):
+        page = render_notebook(nb, code)
+        links.append(f'<li><a href="{page.name}">{html.escape(nb.stem)}</a></li>')
+    stages = info.get("stages", {})
+    failed = {k: v for k, v in stages.items() if v != "passed"}
+    n_failed_checks = int((~checks["passed"]).sum()) if not checks.empty else 0
+    ok = not failed and n_failed_checks == 0
+    stopped = [k for k, v in stages.items() if v == "interrupted"]
+    why = info.get("failure") or (f"Interrupted in stage {stopped[0]}: the records made until then are here, and "
+                                  "the same command resumes the run." if stopped else "The run did not pass.")
+    banner = (f"<div class='banner ok'>All {len(stages)} stage(s) passed; {html.escape(count_outcomes(checks))}.</div>"
+              if ok else f"<div class='banner bad'>{html.escape(why)}</div>")
+    tail = ""
+    bad = phases[phases["exit_code"] != 0] if not phases.empty else phases
+    if not bad.empty:
+        row = bad.iloc[-1]
+        took = f"{row['wall_s']:.0f} s" if row["wall_s"] < 60 else f"{row['wall_s'] / 60:.1f} min"
+        what = f"Interrupted step (after {took})" if row["exit_code"] == INTERRUPTED else "Failing step"
+        tail = (f"<h2>{what}: {html.escape(str(row['package']))} in {html.escape(str(row['phase']))}</h2>"
+                f"<p>log: <code>{html.escape(str(row['log']))}</code></p><pre>{html.escape(log_tail(Path(row['log']), 40))}</pre>")
+    origins = metrics.package_origins(phases).reset_index()
+    summary = metrics.stage_summary(phases, checks, stages).astype(object)
+    outcome_html = _table(summary.where(summary.notna(), ""))  # to_html shows a missing Int64 as <NA>
+    for word in ("passed", "failed", "interrupted", "not run"):
+        outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
+    built = phases[phases["origin"] == "built"] if not phases.empty else phases
+    slowest = (built.groupby(["stage", "package"])["wall_s"].sum().nlargest(5).reset_index()
+               if not built.empty else pd.DataFrame())
+    cached = origins[origins["origin"] == "cached"][["stage", "package", "from_run"]]
+    biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
+               if not sizes.empty else pd.DataFrame())
+    failed_checks = checks[~checks["passed"].astype(bool)][["stage", "check", "subject", "outcome", "reason", "detail"]]
+    # One row per reason: lit alone skips hundreds of tests for one (targets not built).
+    excused = (checks[checks["outcome"].isin(["xfail", "skip"])]
+               .groupby(["stage", "check", "outcome", "reason"], sort=False)["subject"]
+               .agg(lambda s: s.iloc[0] if len(s) == 1 else f"{len(s)}, e.g. {s.iloc[0]}").reset_index()
+               [["stage", "check", "subject", "outcome", "reason"]])
+    figures = []
+    for stage, rows in (phases.groupby("stage", sort=False) if not phases.empty else []):
+        figures.append((f"{stage}: build timeline", plots.timeline(rows, f"{stage}: build timeline")))
+        figures.append((f"{stage}: wall time per package", plots.time_per_package(rows, f"{stage}: wall time per package")))
+    for stage, rows in (sizes.groupby("stage", sort=False) if not sizes.empty else []):
+        figures.append((f"{stage}: installed size", plots.installed_size(rows, f"{stage}: installed size per package")))
+    if (run_dir / "packages.csv").is_file():
+        table = pd.read_csv(run_dir / "packages.csv", keep_default_na=False)
+        figures.append(("stage4: package sizes", plots.package_sizes(table, "stage4: installed and packaged size")))
+    images = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{plots.png(f)}"></figure>'
+                     for t, f in figures)
+    host = info.get("host", {})
+    sbom_link = (' · SBOM (SPDX 2.3): <a href="sbom/root.spdx.json">the stage 4 root</a>'
+                 if (run_dir / "sbom" / "root.spdx.json").is_file() else "")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>serpent run {html.escape(info.get('run_id', run_dir.name))}</title>
+<style>{STYLE}</style></head><body>
+<h1>Run {html.escape(info.get('run_id', run_dir.name))}</h1>
+<p>profile <b>{html.escape(info.get('profile', '?'))}</b> · started {html.escape(info.get('started', '?'))} ·
+{info.get('duration_s', 0):.0f} s · host {html.escape(host.get('hostname', '?'))} ({html.escape(str(host.get('cpus', '?')))} cpus,
+kernel {html.escape(host.get('kernel', '?'))})</p>
+{_seed_html(info.get('seed') or {})}
+{banner}
+<h2>Stages</h2>{outcome_html}
+{tail}
+{cost_html(cost.load(run_dir))}
+<h2>Plots</h2>{images or '<p>no records</p>'}
+<h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
+<p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
+<h2>Failed checks</h2>{_table(failed_checks)}
+<h2>Expected failures and skips</h2>{_table(excused)}
+<h2>Slowest packages</h2><p>of those built in this run</p>{_table(slowest)}
+<h2>Taken from the build cache</h2>
+<p>not built in this run: installed from the build of the run named</p>{_table(cached)}
+<h2>Biggest packages</h2>{_table(biggest)}
+<p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
+· <a href="run.json">run.json</a>{sbom_link}</p>
+<script>/* for tests in a real browser: how many images decoded */
+addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
+  [...document.images].filter(i => i.complete && i.naturalWidth > 0).length; }});</script>
+</body></html>"""
+    out = run_dir / "index.html"
+    out.write_text(page)
+    return out
+
+
+PUBLISH_GZIP = 1 << 20  # a record bigger than this is published gzipped (an SBOM lists every file)
+
+
+def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
+    """Copy a run's report to `dest` for others to read: index.html and what it links to in the
+    run directory (the stages' HTML, run.json, phases, sizes and checks, the root's SBOM), not
+    the logs or the notebooks. A record over 1 MiB goes as NAME.gz, and the page links that.
+    Returns (file, bytes) per file written."""
+    run_dir, dest = Path(run_dir), Path(dest)
+    index = run_dir / "index.html"
+    if not index.is_file():
+        raise SerpentError(f"{run_dir} has no index.html", f"write it first: serpent report {run_dir}")
+    page = index.read_text(errors="replace")
+    links = re.findall(r'href="([^"#?]+)"', page)
+    names = sorted({h for h in links if "://" not in h and not h.startswith("/")
+                    and ".." not in Path(h).parts and Path(h).parts[0] != "logs" and (run_dir / h).is_file()})
+    copied = []
+    for name in names:
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
+        if (run_dir / name).stat().st_size > PUBLISH_GZIP and not name.endswith(".html"):
+            with open(run_dir / name, "rb") as src, gzip.GzipFile(dest / f"{name}.gz", "wb", mtime=0) as out:
+                shutil.copyfileobj(src, out)
+            page = page.replace(f'href="{name}"', f'href="{name}.gz"')
+            name = f"{name}.gz"
+        else:
+            shutil.copy2(run_dir / name, dest / name)
+        copied.append((name, (dest / name).stat().st_size))
+    (dest / "index.html").write_text(page)
+    return [("index.html", (dest / "index.html").stat().st_size)] + copied
