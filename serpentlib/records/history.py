@@ -153,7 +153,7 @@ class History:
                 raise SerpentError(f"the metrics database {self.path} (schema {SCHEMA_VERSION}) has no column "
                                    f"{', '.join(missing)} in {table}",
                                    "serpentlib's records and its store schema differ: add a migration step to "
-                                   "serpentlib/history.py (MIGRATIONS) and raise SCHEMA_VERSION")
+                                   "serpentlib/records/history.py (MIGRATIONS) and raise SCHEMA_VERSION")
 
     def close(self) -> None:
         self.conn.close()
