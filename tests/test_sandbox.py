@@ -1,3 +1,4 @@
+import os
 import random
 import signal
 import socket
@@ -170,3 +171,54 @@ def test_an_interrupted_command_is_stopped_and_its_cpu_time_is_counted(tmp_path,
     assert float(cpu) > 0.25, f"the busy children's CPU time was lost: {cpu} s"  # the old stop gave 0.0
     # The interrupted command's own record: its CPU, its peak memory, exit 130, the time it ran.
     assert float(recorded) > 0.25 and int(rss) > 0 and int(code) == 130 and float(wall) >= 2
+
+
+# A build is code from elsewhere: what it may try, and what must come of it.
+HOSTILE = r"""
+cat /proc/self/uid_map | tr -s ' ' | sed 's/^ //'
+grep CapEff /proc/self/status
+mknod /tmp/blk b 7 0 2>/dev/null && echo mknod-ok || echo mknod-refused
+mount -o remount,rw / 2>/dev/null && echo remount-ok || echo remount-refused
+mount -o remount,bind,rw "$TREE" 2>/dev/null && echo rebind-ok || echo rebind-refused
+ls /dev | tr '\n' ' '; echo
+python3 - <<'PY'
+import os
+try:  # the double-chroot escape: chroot deeper, climb out, chroot to the real root
+    os.makedirs("/tmp/jail", exist_ok=True); fd = os.open("/", os.O_RDONLY); os.chroot("/tmp/jail"); os.fchdir(fd)
+    for _ in range(64): os.chdir("..")
+    os.chroot("."); open(os.environ["ESCAPE"], "w").write("escaped"); print("escape-ok")
+except OSError as exc:
+    print("escape-refused", exc.errno)
+import ctypes
+try:  # into the network namespace of a host process (the test's own), as a build once did
+    fd = os.open(f"/proc/{os.environ['HOSTPID']}/ns/net", os.O_RDONLY)
+    libc = ctypes.CDLL(None, use_errno=True)
+    print("setns-ok" if libc.setns(fd, 0) == 0 else f"setns-refused {ctypes.get_errno()}")
+except OSError as exc:
+    print("setns-refused", exc.errno)
+print("interfaces", sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
+PY
+grep -E " $TREE | / " /proc/self/mountinfo | grep -q nosuid && echo nosuid
+"""
+
+
+def test_a_hostile_build_holds_no_host_privilege_and_cannot_leave(tmp_path, root_required):
+    """Run as root on the host, yet inside: a namespace mapped to one id, no capability, no device
+    node but the fixed few, no remount of what is read-only, no chroot escape, no host network."""
+    tree, escape = tmp_path / "tree", tmp_path / "escaped"
+    tree.mkdir()
+    (tree / "hostile.sh").write_text(HOSTILE)
+    rec = Sandbox(writable=[tree], visible=[tmp_path]).run("sh hostile.sh", cwd=tree, log=tmp_path / "h.log",
+                                                            env={"TREE": str(tree), "ESCAPE": str(escape),
+                                                                 "HOSTPID": str(os.getpid())})
+    out = output(tmp_path / "h.log")
+    assert rec.exit_code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == f"0 {os.geteuid()} 1", "the command's root maps to the caller's id alone"
+    assert lines[1] == "CapEff:\t0000000000000000"
+    assert lines[2:5] == ["mknod-refused", "remount-refused", "rebind-refused"]
+    assert set(lines[5].split()) <= {"core", "fd", "full", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin",
+                                     "stdout", "tty", "urandom", "zero"}
+    assert lines[6].startswith("escape-refused") and lines[7].startswith("setns-refused"), out
+    assert lines[8] == "interfaces ['lo']" and lines[9] == "nosuid"
+    assert not escape.exists()

@@ -96,7 +96,7 @@ def _sources() -> dict[str, str]:
 def test_one_of_each_mechanism_in_its_place():
     """The one tree walk, atomic write, file lock, ELF parser and phase timer each live in one
     module; every other module calls it."""
-    places = {r"\bos\.(walk|scandir|listdir)\(|\.rglob\(": "files.py", r"os\.fsync\(": "files.py",
+    places = {r"\bos\.(walk|scandir)\(|\.rglob\(": "files.py", r"os\.fsync\(": "files.py",
               r"fcntl\.flock\(": "build/lock.py", r"\bELFFile\(": "elf.py", r"resource\.getrusage\(": "rows.py",
               r"iter\(lambda: \w+\.read\(": "hashes.py"}
     found = {pattern: sorted(f for f, text in _sources().items() if re.search(pattern, text, re.MULTILINE))

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 # What the host needs: a maker of the seed root, a venv for the project's Python.
-HOST_PACKAGES = ["mmdebstrap", "python3-venv", "make"]
+HOST_PACKAGES = ["mmdebstrap", "bubblewrap", "python3-venv", "make"]
 PATHS = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -30,13 +30,13 @@ def without_apt() -> int:
     needs = []
     if not (shutil.which("mmdebstrap", path=PATHS) or shutil.which("debootstrap", path=PATHS)):
         needs.append("mmdebstrap (or debootstrap), which makes the seed root")
-    if not shutil.which("unshare", path=PATHS):
-        needs.append("unshare (util-linux)")
+    if not shutil.which("bwrap", path=PATHS):
+        needs.append("bubblewrap (bwrap), the sandbox every build step runs in")
     if needs:
         print("this host has no apt: install " + "; ".join(needs) + " with its own package manager, then run "
               "`make setup` again. Also needed: Python >= 3.11 with venv, and make", file=sys.stderr)
         return 2
-    print("host ready: nothing to install (no apt here; the seed maker and unshare are present)")
+    print("host ready: nothing to install (no apt here; the seed maker and bubblewrap are present)")
     return 0
 
 
@@ -47,11 +47,12 @@ def main(argv: list[str]) -> int:
         return 2
     if not shutil.which("apt-get", path=PATHS):
         return without_apt()
-    if os.geteuid() != 0:
-        print("serpentlib host setup installs packages with apt-get: run it as root (or with sudo)", file=sys.stderr)
-        return 2
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     missing = missing_packages(HOST_PACKAGES + argv[1:])
+    if missing and os.geteuid() != 0:
+        print(f"serpentlib host setup installs {' '.join(missing)} with apt-get: run it as root once "
+              "(sudo make setup); after that, an ordinary user needs nothing more", file=sys.stderr)
+        return 2
     if missing:
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         print(f"installing host packages: {' '.join(missing)}")

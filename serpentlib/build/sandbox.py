@@ -1,10 +1,14 @@
-"""The one place build processes start.
+"""The one place build processes start: bubblewrap (`bwrap`), the sandbox of Flatpak and of
+Chimera's cbuild.
 
-Each command runs under `unshare` in private mount, pid and network namespaces, with an
-environment built from nothing (`env -i` semantics) and an explicit PATH, its output in a
-log file. Mounts are made inside the namespace by `_enter.py`, so they vanish when the
-namespace's last process ends: on success, on failure and on SIGKILL alike. A killed parent
-takes the sandbox with it (parent-death signal on `unshare`, `--kill-child` below it).
+Every command runs in new user, mount, pid, ipc, uts and (but for apt in stage 0) network
+namespaces, its root mapped to the caller (an unprivileged id for an ordinary user; as root, a
+namespace whose capabilities hold nowhere else), with every capability dropped and no new
+privileges, in a root entered by `pivot_root` with the old one detached, every bind `nosuid` and
+`nodev` and read-only where it says so (the command cannot remount it), a fixed minimal `/dev`,
+a private `/proc` and `/tmp`, an environment built from nothing and an explicit PATH, its output
+in a log file. Mounts live only in the namespace and vanish with it, however it ends; a killed
+parent takes the sandbox with it (parent-death signal on bwrap, `--die-with-parent` below it).
 """
 
 from __future__ import annotations
@@ -14,22 +18,21 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import Interrupted, SandboxError, log_tail
+from ..errors import Interrupted, SandboxError
+from ..files import in_root
 from ..rows import INTERRUPTED, PhaseRecord, Step, Timer, now_iso
 
-ENTER = Path(__file__).with_name("_enter.py")
 DEFAULT_PATH = "/usr/bin:/bin:/usr/sbin:/sbin"
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+SPECIAL = ("/proc", "/dev", "/tmp")  # made anew in every sandbox
 
 
 @dataclass(frozen=True)
@@ -59,27 +62,104 @@ def userns_hint() -> str:
     return "run as root, or allow ordinary users to create user namespaces on this kernel"
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+def bwrap() -> str:
+    found = shutil.which("bwrap", path=DEFAULT_PATH)
+    if not found:
+        raise SandboxError("bubblewrap (bwrap) is not installed: every build step runs in it",
+                           "apt-get install bubblewrap (make setup does)")
+    return found
+
+
+def _child_setup(umask: int, die_with_parent: bool = True) -> None:  # in the child, between fork and exec
+    # Python ignores SIGPIPE (and SIGXFSZ); an ignored signal survives exec, and a build whose
+    # pipelines see EPIPE instead of dying behaves differently (xz's xzgrep test failed so). A run
+    # started in the background ignores SIGINT: the build must not, or ^C cannot stop make politely.
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    os.umask(umask)
+    if die_with_parent:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _inside(session: int, outer: int) -> list[int]:
+    """The processes of a sandbox's session (`session`: its bwrap's pid) but bwrap itself."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == outer:
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session:  # state ppid pgrp session: the session id
+            found.append(int(entry))
+    return found
+
+
+@dataclass
+class Usage:
+    """What a sandbox's processes used: bwrap's own and its namespace's (see `_reap`)."""
+
+    ru_utime: float = 0.0
+    ru_stime: float = 0.0
+    ru_maxrss: int = 0
+
+    def add(self, usage) -> None:
+        self.ru_utime += usage.ru_utime
+        self.ru_stime += usage.ru_stime
+        self.ru_maxrss = max(self.ru_maxrss, usage.ru_maxrss)
+
+
+_subreaper = False
+
+
+def _become_subreaper() -> None:
+    """bwrap leaves its namespace's init to exit after it; as a subreaper this process reaps that
+    init, and with it what the command used (the init reaped the command)."""
+    global _subreaper
+    if not _subreaper:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+        _subreaper = True
+
+
+def _reap(outer_usage, status: bytes) -> Usage:
+    """bwrap's usage plus that of its namespace's init (the `child-pid` of its status), reaped here."""
+    total = Usage()
+    total.add(outer_usage)
+    for line in status.splitlines():
+        try:
+            inner = json.loads(line).get("child-pid")
+        except ValueError:
+            continue
+        if inner:
+            try:
+                total.add(os.wait4(inner, 0)[2])
+            except ChildProcessError:  # bwrap reaped it itself: its usage holds the init's
+                pass
+    return total
 
 
 def _stop(proc: subprocess.Popen, grace: float = 3.0):
-    """Stop a sandbox's namespace: SIGINT to its processes first (unshare blocks it, the namespace's
-    init passes it on), so ninja and make stop their jobs and every process is reaped up the chain
-    and its CPU time reaches this process; SIGKILL to unshare if that takes longer than `grace`.
-    Returns the namespace's resource usage (None if it was reaped elsewhere)."""
+    """Stop a sandbox: SIGINT to the processes in it first (not to bwrap, which would go down
+    with it unreaped), so ninja and make stop their jobs and every process is reaped up the chain
+    and its CPU time reaches this process; SIGKILL to bwrap (and so to all in it) if that takes
+    longer than `grace`. Returns the sandbox's resource usage (None if it was reaped elsewhere)."""
     usage = None
     try:
-        os.killpg(proc.pid, signal.SIGINT)
+        for pid in _inside(proc.pid, proc.pid):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and usage is None:
             pid, _, rusage = os.wait4(proc.pid, os.WNOHANG)
             usage = rusage if pid else None
             time.sleep(0 if usage else 0.05)
-    except (ProcessLookupError, ChildProcessError):
+    except ChildProcessError:
         pass
     finally:
-        if usage is None:  # slow, gone already, or a second ^C: the namespace goes down with unshare
+        if usage is None:  # slow, gone already, or a second ^C: the sandbox goes down with bwrap
             proc.kill()
             try:
                 usage = os.wait4(proc.pid, 0)[2]
@@ -90,7 +170,7 @@ def _stop(proc: subprocess.Popen, grace: float = 3.0):
 
 @dataclass
 class Sandbox:
-    """Where and how commands run: an optional root to chroot into, binds, the environment."""
+    """Where and how commands run: a root (or stage 0's seed, or the host), binds, the environment."""
 
     root: Path | None = None
     binds: list[Bind] = field(default_factory=list)
@@ -98,17 +178,14 @@ class Sandbox:
     path: str = DEFAULT_PATH
     shell: str = "/bin/sh"
     network: bool = False
-    proc: bool = True
-    dev: bool = True
-    tmp: bool = True
     umask: int = 0o022
     # Without a root: None leaves the host writable; a list makes all of it read-only but these,
     # and a private /tmp; `visible` trees stay readable though they lie under /tmp.
     writable: list[Path] | None = None
     visible: list[Path] = field(default_factory=list)
-    # A seed root (stage 0) to run in instead of the host: `/` is the seed, read-only (an overlay
-    # takes the mount points, so the seed itself is never written); `visible` and `writable`
-    # trees appear at their own paths, the one read-only, the other writable.
+    # A seed root (stage 0) to run in instead of the host: `/` is the seed, read-only and never
+    # written; `visible` and `writable` trees appear at their own paths, the one read-only, the
+    # other writable.
     seed: Path | None = None
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -117,19 +194,53 @@ class Sandbox:
                 "SHELL": self.shell}
         return {**base, **self.env, **(extra or {})}
 
-    def command(self, spec_file: Path) -> list[str]:
-        unshare = shutil.which("unshare", path=DEFAULT_PATH)
-        if not unshare:
-            raise SandboxError("unshare is not installed", "apt-get install util-linux (make setup does)")
-        argv = [unshare, "--mount", "--pid", "--fork", "--kill-child", "--propagation", "private"]
-        if os.geteuid() != 0:
-            argv += ["--user", "--map-root-user"]
-        if not self.network:
-            argv.append("--net")
-        if self.root is None and self.seed is None:
-            argv.append("--mount-proc")
-        return argv + [sys.executable, "-I", "-S", str(ENTER), str(spec_file)]
+    # -- what bwrap is told ----------------------------------------------------------------------
+    def _trees(self) -> list[tuple[str, str, bool]]:
+        """(host source, target, read-only) of every tree bound in, in the order they go: the
+        visible trees, then the writable ones (they may lie below those), then the binds."""
+        own = [(str(Path(p).absolute()), str(Path(p).absolute()), True) for p in self.visible]
+        own += [(str(Path(p).absolute()), str(Path(p).absolute()), False) for p in self.writable or []]
+        return own + [(str(b.source), b.target, b.readonly) for b in self.binds]
 
+    def mounts(self) -> list[str]:
+        """bwrap's arguments that build the command's file system."""
+        trees = self._trees()
+        if self.seed is not None:
+            args = _seed_layout(self.seed, [t for _, t, _ in trees] + list(SPECIAL))
+        elif self.root is not None:
+            args = ["--bind", str(self.root), "/"]
+        else:
+            args = ["--bind" if self.writable is None else "--ro-bind", "/", "/"]
+        args += ["--proc", "/proc", "--dev", "/dev"]
+        if self.root is not None or self.seed is not None or self.writable is not None:
+            args += ["--tmpfs", "/tmp"]  # without a root and read-write, the host's own /tmp is the command's
+        for source, target, readonly in trees:
+            args += ["--ro-bind" if readonly else "--bind", source, target]
+        if self.seed is not None:
+            args += ["--remount-ro", "/"]
+        return args
+
+    def command(self, argv: list[str], cwd: Path | str, status_fd: int | None = None) -> list[str]:
+        args = [bwrap(), "--unshare-user", "--uid", "0", "--gid", "0", "--unshare-pid", "--unshare-ipc",
+                "--unshare-uts", "--unshare-cgroup-try", "--hostname", "serpent", "--die-with-parent",
+                "--cap-drop", "ALL"]
+        if not self.network:
+            args.append("--unshare-net")
+        if status_fd is not None:
+            args += ["--json-status-fd", str(status_fd)]
+        return args + self.mounts() + ["--chdir", str(cwd), "--", *argv]
+
+    def where(self, target: str) -> Path | None:
+        """Where the command's path `target` lies on the host (None: on a tmpfs, or nowhere known)."""
+        for source, mounted, _ in reversed(self._trees()):
+            if target == mounted or target.startswith(mounted.rstrip("/") + "/"):
+                return in_root(Path(source), target[len(mounted):]) if target != mounted else Path(source)
+        if any(target == s or target.startswith(s + "/") for s in SPECIAL) and (self.root or self.seed):
+            return None
+        base = self.root or self.seed
+        return in_root(base, target) if base is not None else Path(target)
+
+    # -- running ---------------------------------------------------------------------------------
     def run(self, command: str | list[str], *, cwd: Path | str, log: Path, step: Step = Step(""),
             env: dict[str, str] | None = None, timeout: float | None = None) -> PhaseRecord:
         """Run `command` (a shell string, or an argv list) and return its record.
@@ -141,59 +252,136 @@ class Sandbox:
         log = Path(log)
         log.parent.mkdir(parents=True, exist_ok=True)
         clock = Timer()
-
-        with self._spec_file(argv, cwd, env) as spec_file, open(log, "ab") as out:
+        with open(log, "ab") as out:
             out.write(f"# {now_iso()} {step.phase or 'run'}: {command if isinstance(command, str) else ' '.join(argv)}\n".encode())
             out.flush()
-            proc = subprocess.Popen(self.command(spec_file), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env={"PATH": DEFAULT_PATH},
-                                    preexec_fn=_die_with_parent, start_new_session=True)
+            missing = self._missing(argv[0])
+            if missing:
+                out.write(f"serpent sandbox: cannot run {argv[0]}: {missing}\n".encode())
+                return clock.record(step, 127, str(log))
+            _become_subreaper()
+            status_r, status_w = os.pipe()
+            try:
+                proc = subprocess.Popen(self.command(argv, cwd, status_w), stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, env={**self.environment(env), "PWD": str(cwd)},
+                                        pass_fds=(status_w,), preexec_fn=lambda: _child_setup(self.umask),
+                                        start_new_session=True)
+            finally:
+                os.close(status_w)
             timer = threading.Timer(timeout, proc.kill) if timeout else None
             if timer:
                 timer.start()
             try:
-                _, status, usage = os.wait4(proc.pid, 0)
-            except BaseException as exc:  # interrupted: take the whole namespace down, then re-raise
+                _, wait_status, usage = os.wait4(proc.pid, 0)
+            except BaseException as exc:  # interrupted: take the whole sandbox down, then re-raise
                 usage = _stop(proc)
+                status = _drain(status_r)
                 if isinstance(exc, KeyboardInterrupt) and usage is not None:
-                    raise Interrupted(clock.record(step, INTERRUPTED, str(log), usage)) from exc
+                    raise Interrupted(clock.record(step, INTERRUPTED, str(log), _reap(usage, status))) from exc
                 raise
             finally:
                 if timer:
                     timer.cancel()
-            proc.returncode = code = os.waitstatus_to_exitcode(status)
-        tail = log_tail(log, 3)
-        if (code == 125 and "serpent sandbox:" in tail) or "unshare failed" in tail:
-            raise SandboxError(f"the sandbox could not be set up: {log_tail(log, 1)}", userns_hint())
+            proc.returncode = code = os.waitstatus_to_exitcode(wait_status)
+            status = _drain(status_r)
+            usage = _reap(usage, status)
+            ran = b"exit-code" in status  # bwrap says so once the command has run
+        if not ran and code >= 0:  # bwrap stopped before the command: its message is the log's last line
+            raise SandboxError(f"the sandbox could not be set up: {_last_line(log)}", userns_hint())
         return clock.record(step, code, str(log), usage)
 
     def interactive(self, argv: list[str], cwd: Path | str = "/") -> int:
-        """Run `argv` on this terminal (a shell in a root, say); its exit code. ^C reaches it as
-        it would any program in the foreground."""
+        """Run `argv` on this terminal (a shell in a root, say); its exit code. A shell with job
+        control takes the terminal's ^C for itself; a plain command is stopped by it."""
+        missing = self._missing(argv[0])
+        if missing:
+            raise SandboxError(f"cannot run {argv[0]} in the sandbox: {missing}", "check the root and the command")
         before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's ^C is the command's, not ours
         try:
-            with self._spec_file(argv, cwd, None) as spec_file:
-                return subprocess.run(self.command(spec_file), env={"PATH": DEFAULT_PATH},
-                                      preexec_fn=_die_with_parent, check=False).returncode
+            return subprocess.run(self.command(argv, cwd), env={**self.environment(), "PWD": str(cwd)},
+                                  preexec_fn=lambda: _child_setup(self.umask), check=False).returncode
         finally:
             signal.signal(signal.SIGINT, before)
 
-    @contextmanager
-    def _spec_file(self, argv: list[str], cwd: Path | str, env: dict[str, str] | None) -> Iterator[Path]:
-        """What the namespace's init (_enter.py) sets up and runs, as a file for it to read."""
-        spec = {"root": str(self.root) if self.root else None,
-                "binds": [[str(b.source), b.target, b.readonly] for b in self.binds],
-                "proc": self.proc, "dev": self.dev, "tmp": self.tmp,
-                "writable": None if self.writable is None else [str(Path(p).absolute()) for p in self.writable],
-                "visible": [str(Path(p).absolute()) for p in self.visible], "cwd": str(cwd), "umask": self.umask,
-                "argv": argv, "env": self.environment(env), "seed": str(self.seed) if self.seed else None}
-        if self.seed is not None:  # the overlay's scratch: a tmpfs on it, seen only in the namespace
-            spec["scratch"] = tempfile.mkdtemp(prefix="serpent-seed-")
-        with tempfile.NamedTemporaryFile("w", prefix="serpent-sandbox-", suffix=".json", delete=False) as fh:
-            json.dump(spec, fh)
-        try:
-            yield Path(fh.name)
-        finally:
-            os.unlink(fh.name)
-            if spec.get("scratch"):
-                os.rmdir(spec["scratch"])
+    def _missing(self, program: str) -> str:
+        """Why `program` (an absolute path) cannot be run in the sandbox, or '' when it can or
+        cannot be told from here (a name found on PATH)."""
+        if not program.startswith("/"):
+            return ""
+        host = self.where(program)
+        if host is None:
+            return ""
+        if not os.path.exists(host):
+            return "No such file or directory"
+        if not (os.path.isfile(host) and os.access(host, os.X_OK)):
+            return "Permission denied"
+        return ""
+
+
+def _drain(fd: int) -> bytes:
+    """What bwrap wrote on its status pipe (it has exited: all there is, is there); closes it."""
+    os.set_blocking(fd, False)
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
+def _last_line(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines()[1:]
+    return lines[-1] if lines else "bwrap said nothing"
+
+
+def _seed_layout(seed: Path, targets: list[str]) -> list[str]:
+    """The seed as `/`, read-only, with room for the mount points `targets` that it lacks: bwrap's
+    new root is a tmpfs; each top-level entry of the seed is bound in, but a directory on the way
+    to a missing mount point is made on the tmpfs instead (its mode kept) and its own entries are
+    bound in one by one, down to where the path leaves the seed. The seed is never written."""
+    expand: set[str] = {"/"}
+    for target in targets:
+        parts = [p for p in target.split("/") if p]
+        for i in range(1, len(parts) + 1):
+            here = "/" + "/".join(parts[:i])
+            st = _lstat(seed / here.lstrip("/"))
+            if st is None:
+                break  # from here on the path is made on the tmpfs
+            if i == len(parts):
+                break  # the seed has the mount point itself
+            if stat.S_ISLNK(st.st_mode):
+                raise SandboxError(f"cannot mount at {target} in the seed: {here} is a link there",
+                                   "give the tree another path (one outside /usr, /bin, /lib of the seed)")
+            expand.add(here)
+    args: list[str] = []
+
+    def lay(directory: str) -> None:
+        for name in sorted(os.listdir(seed / directory.lstrip("/"))):
+            path = f"{directory.rstrip('/')}/{name}"
+            if path in SPECIAL:
+                continue
+            host = seed / path.lstrip("/")
+            st = os.lstat(host)
+            if path in expand:
+                args.extend(["--perms", f"{stat.S_IMODE(st.st_mode):04o}", "--dir", path])
+                lay(path)
+            elif stat.S_ISLNK(st.st_mode):
+                args.extend(["--symlink", os.readlink(host), path])
+            elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                args.extend(["--ro-bind", str(host), path])
+
+    lay("/")
+    return args
+
+
+def _lstat(path: Path) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+__all__ = ["Bind", "DEFAULT_PATH", "Sandbox", "bwrap", "userns_hint"]
