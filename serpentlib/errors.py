@@ -46,6 +46,10 @@ class PatchError(SerpentError):
     """A patch lacks its headers or does not apply."""
 
 
+class ContainmentError(SerpentError):
+    """A tree would be written through a link that leads out of it."""
+
+
 class SandboxError(SerpentError):
     """The sandbox could not be set up (namespaces, mounts, chroot)."""
 

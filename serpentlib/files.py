@@ -50,9 +50,10 @@ class Entry:
             return next(it, None) is None
 
 
-def walk(top: Path | str) -> Iterator[Entry]:
+def walk(top: Path | str, prune: Callable[[Entry], bool] | None = None) -> Iterator[Entry]:
     """Every entry below `top` (not `top` itself), each directory before what it holds and each
-    directory's entries by name: the order of their paths' parts. Links are never followed."""
+    directory's entries by name: the order of their paths' parts. Links are never followed; an
+    entry `prune` says yes to is left out, with all below it."""
     top = Path(top)
 
     def below(directory: Path, prefix: str) -> Iterator[Entry]:
@@ -60,6 +61,8 @@ def walk(top: Path | str) -> Iterator[Entry]:
             found = sorted(it, key=lambda e: e.name)
         for item in found:
             entry = Entry(Path(item.path), prefix + item.name, item.stat(follow_symlinks=False))
+            if prune is not None and prune(entry):
+                continue
             yield entry
             if entry.is_dir:
                 yield from below(entry.path, entry.rel + "/")
@@ -129,6 +132,23 @@ def resolve_in_root(path: str, readlink: Callable[[str], str | None], follow_las
     return "/" + "/".join(done + parts)
 
 
+def within(base: Path | str, path: Path | str) -> bool:
+    """Whether `path`, its links followed on this host, is the real directory `base` or under it."""
+    real, top = os.path.realpath(path), os.path.realpath(base)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def leaving_link(root: Path, rel: str) -> str | None:
+    """The first link on the way to `root/rel` (a path relative to it) that leads out of `root`
+    when followed on this host, as 'path -> target'; None when every step stays inside."""
+    here = Path(root)
+    for part in [p for p in rel.split("/") if p]:
+        here = here / part
+        if here.is_symlink() and not within(root, here):
+            return f"/{here.relative_to(root)} -> {os.readlink(here)}"
+    return None
+
+
 def in_root(root: Path, path: str) -> Path:
     """Where `path`, resolved inside `root` (see resolve_in_root), is on the host."""
     def readlink(rel: str) -> str | None:
@@ -137,4 +157,4 @@ def in_root(root: Path, path: str) -> Path:
     return root / resolve_in_root(path, readlink).lstrip("/")
 
 
-__all__ = ["Entry", "atomic", "copy_tree", "in_root", "resolve_in_root", "walk", "write_atomic"]
+__all__ = ["Entry", "atomic", "copy_tree", "in_root", "leaving_link", "resolve_in_root", "walk", "within", "write_atomic"]

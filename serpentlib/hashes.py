@@ -38,10 +38,11 @@ def sha256_file(path: Path) -> str:
         return stream_hashes(fh, "sha256")["sha256"]
 
 
-def tree_digest(path: Path) -> str:
-    """The sha256 of a folder's files and links: relative paths, modes and contents, in a fixed order."""
+def tree_digest(path: Path, skip: tuple[str, ...] = ()) -> str:
+    """The sha256 of a folder's files and links: relative paths, modes and contents, in a fixed
+    order; the top-level entries named in `skip` left out."""
     h = hashlib.sha256()
-    for entry in walk(path):
+    for entry in walk(path, prune=(lambda e: e.rel in skip) if skip else None):
         if not (entry.is_file or entry.is_link):
             continue
         data = os.readlink(entry.path).encode() if entry.is_link else entry.path.read_bytes()

@@ -163,3 +163,28 @@ def test_a_kept_tree_stays_after_the_build_and_when_the_package_later_comes_from
     assert (tree / "build" / "build-runs").is_file()
     PackageBuild(recipe, _context(tmp_path, []), key="k1").restore(cached)
     assert not tree.exists()
+
+
+def test_merging_never_writes_through_a_link_out_of_the_root(tmp_path):
+    """One package's DESTDIR holds usr/share/doc -> <a host directory>; the next one's
+    usr/share/doc/notes must not land there. The root's own links (lib -> usr/lib) still merge."""
+    from serpentlib.build.phases import merge_tree
+    from serpentlib.errors import ContainmentError
+
+    root, host = tmp_path / "root", tmp_path / "host"
+    (root / "usr" / "lib").mkdir(parents=True)
+    (root / "lib").symlink_to("usr/lib")
+    host.mkdir()
+    (host / "notes").write_text("the host's own\n")
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "usr" / "share").mkdir(parents=True)
+    (first / "usr" / "share" / "doc").symlink_to(host)
+    (first / "lib").mkdir()
+    (first / "lib" / "ld.so").write_text("loader\n")
+    merge_tree(first, root)
+    assert (root / "usr" / "lib" / "ld.so").read_text() == "loader\n", "the root's own link is followed"
+    (second / "usr" / "share" / "doc").mkdir(parents=True)
+    (second / "usr" / "share" / "doc" / "notes").write_text("planted\n")
+    with pytest.raises(ContainmentError, match=f"usr/share/doc/notes would be written through /usr/share/doc -> {host}"):
+        merge_tree(second, root)
+    assert (host / "notes").read_text() == "the host's own\n"

@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -201,3 +202,29 @@ def test_a_kept_tree_stays_when_a_later_run_takes_its_package_from_the_cache(tmp
     assert stage("a", {"builds-slowly"}) == 0 and json.loads((tree / "resume.json").read_text())["done"][-1] == "installed"
     assert stage("b", {"builds-slowly"}) == 1 and tree.is_dir()  # from the cache, the tree kept
     assert stage("c", set()) == 1 and not tree.exists()          # not kept: gone, as before
+
+
+def test_a_damaged_cache_entry_is_built_again_with_a_warning_naming_it(tmp_path, caplog):
+    """bash truncated in its entry, busybox's dest/ gone: neither may be installed as it is."""
+    from serpentlib.rows import SizeRecord
+
+    cache = BuildCache(tmp_path / "cache")
+    for name in ("bash", "busybox"):
+        dest = tmp_path / name / "usr" / "bin"
+        dest.mkdir(parents=True)
+        (dest / name).write_bytes(b"\x7fELF" + b"x" * 4096)
+        cache.put(f"key-{name}", tmp_path / name, SizeRecord("stage2", name, "1", 0, 0, 4100, 1, 1), "run-a")
+    assert cache.get("key-bash") is not None and cache.get("key-busybox") is not None
+    (tmp_path / "cache" / "key-bash" / "dest" / "usr" / "bin" / "bash").write_bytes(b"\x7fELF" + b"x" * 60)
+    shutil.rmtree(tmp_path / "cache" / "key-busybox" / "dest")
+    with caplog.at_level("WARNING"):
+        assert cache.get("key-bash") is None and cache.get("key-busybox") is None
+    assert "the entry of bash" in caplog.text and "the entry of busybox" in caplog.text
+    assert not (tmp_path / "cache" / "key-bash").exists(), "a damaged entry goes; the next build fills it anew"
+
+
+def test_kept_checks_replay_only_onto_the_tree_they_were_made_on(tmp_path):
+    cache = BuildCache(tmp_path / "cache")
+    cache.put_checks("stage", [{"check": "elf-closure", "passed": True}], root_digest="tree-a")
+    assert cache.get_checks("stage", "tree-a") == [{"check": "elf-closure", "passed": True}]
+    assert cache.get_checks("stage", "tree-b") is None

@@ -8,7 +8,7 @@ import pytest
 
 from serpentlib.errors import SerpentError
 from serpentlib.records.reproduce import compare_trees, fingerprint
-from serpentlib.stages.clang import LIT_EXPECTED_FAILURES, lit_records
+from serpentlib.stages.clang import LIT_EXPECTED_FAILURES, judge_fixed_point, lit_records, lit_suite_record
 from serpentlib.stages.compilers import final_compiler
 from serpentlib.stages.verify import host_paths_in
 
@@ -30,12 +30,15 @@ def test_lit_results_become_one_record_per_test_with_outcomes():
     assert records[4].reason == "UNSUPPORTED: Test requires the following unavailable features: arm"
 
 
-def test_a_listed_lit_failure_is_an_xfail_with_its_reason_and_passing_makes_it_an_xpass():
+def test_a_listed_lit_failure_is_an_xfail_with_its_reason_and_passing_makes_it_an_xpass(monkeypatch):
     name = "lld :: ELF/lto/resolution-err.ll"
+    monkeypatch.setitem(LIT_EXPECTED_FAILURES, "lld/test/ELF: ELF/lto/resolution-err.ll", "a reason")
     failed, passed = (lit_records("stage3", "lld/test/ELF", {"tests": [{"name": name, "code": code}]})[0]
                       for code in ("FAIL", "PASS"))
     assert (failed.outcome, failed.passed, passed.outcome) == ("xfail", True, "xpass")
-    assert "root" in failed.reason and failed.reason == LIT_EXPECTED_FAILURES["lld/test/ELF: ELF/lto/resolution-err.ll"]
+    assert failed.reason == "a reason"
+    suite = lit_suite_record("stage3", "lld/test/ELF", 1, [failed])
+    assert suite.outcome == "pass", "lit's exit 1 was for the expected failure alone"
     other = lit_records("stage3", "lld/test/ELF", {"tests": [{"name": "lld :: ELF/x.s", "code": "FAIL"}]})[0]
     assert other.outcome == "fail"
 
@@ -53,7 +56,7 @@ def test_the_fixpoint_compare_names_each_differing_file_with_its_cause_and_ignor
     (root / "usr" / "bin" / "busybox").write_bytes(b"not the rebuild's")  # the root holds more
     diff = compare_trees("stage3", root, again, Path("/build/llvm"), Path("/build/llvm-fixpoint"),
                          paths=fingerprint(again).keys())
-    assert (diff.files, diff.identical) == (4, 1)
+    assert (diff.files, diff.identical) == (6, 3)  # usr and usr/bin are entries too
     causes = dict(zip(diff.differing["path"], diff.differing["cause"]))
     assert list(causes) == ["/usr/bin/cc", "/usr/bin/clang", "/usr/bin/extra"]
     assert causes["/usr/bin/cc"] == "links differ: clang vs gcc"
@@ -175,3 +178,32 @@ def test_the_fixpoints_rebuild_is_patched_outside_the_chroot_as_the_stages_build
     assert (builds / "llvm-fixpoint" / "src" / "hello.txt").read_text() == "new\n"
     assert build is None and len(records) == 1 and not records[0].passed
     assert "llvm-fixpoint failed in configure" in records[0].detail, records[0].detail
+
+
+def test_no_vacuous_record_lit_exit_status_an_empty_suite_an_empty_fixpoint(tmp_path):
+    passed = lit_records("stage3", "lld/test/ELF", {"tests": [{"name": "lld :: ELF/a.s", "code": "PASS"}]})
+    assert lit_suite_record("stage3", "lld/test/ELF", 0, passed).outcome == "pass"
+    # lit failed (its exit 1, a crash 2) though no test record says so: the suite fails.
+    assert lit_suite_record("stage3", "lld/test/ELF", 1, passed).outcome == "fail"
+    assert lit_suite_record("stage3", "lld/test/ELF", 2, passed).outcome == "fail"
+    empty = lit_suite_record("stage3", "lld/test/ELF", 0, [])
+    assert empty.outcome == "fail" and "no test" in empty.detail
+    (tmp_path / "dest").mkdir()
+    nothing = judge_fixed_point("stage3", tmp_path, tmp_path / "dest", tmp_path, tmp_path / "a", tmp_path / "b")
+    assert [(r.check, r.outcome) for r in nothing] == [("fixed-point", "fail")] and "installed nothing" in nothing[0].detail
+
+
+def test_reproduce_compares_link_targets_kinds_and_modes_of_every_entry(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for top, lib in ((a, "usr/lib"), (b, "opt/lib")):
+        (top / "usr" / "lib").mkdir(parents=True)
+        (top / "lib").symlink_to(lib)
+        (top / "etc").mkdir(mode=0o755)
+        (top / "etc" / "conf").write_text("same\n")
+    (b / "etc").chmod(0o700)
+    (b / "etc" / "conf").chmod(0o600)
+    diff = compare_trees("stage3", a, b, a, b)
+    causes = dict(zip(diff.differing["path"], diff.differing["cause"]))
+    assert causes == {"/etc": "modes differ: 0755 vs 0700", "/etc/conf": "modes differ: 0644 vs 0600",
+                      "/lib": "links differ: usr/lib vs opt/lib"}
+    assert diff.percent < 100

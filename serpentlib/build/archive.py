@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from ..errors import SourceError, UnsafeArchiveError
-from ..files import walk
+from ..files import walk, within
 
 HAS_FILTERS = hasattr(tarfile, "data_filter")
 _KINDS = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", tarfile.FIFOTYPE: "fifo"}
@@ -27,12 +27,6 @@ _KINDS = {tarfile.CHRTYPE: "character device", tarfile.BLKTYPE: "block device", 
 
 def _unsafe(archive: Path, what: str) -> UnsafeArchiveError:
     return UnsafeArchiveError(f"{archive.name}: {what}", "this archive is not safe to extract; check its origin")
-
-
-def within(base: str, path: str) -> bool:
-    """Whether `path`, its links followed, is the real directory `base` or under it."""
-    real = os.path.realpath(path)
-    return real == base or real.startswith(base.rstrip(os.sep) + os.sep)
 
 
 def _member_path(member: tarfile.TarInfo, strip: int, archive: Path) -> PurePosixPath | None:
@@ -64,25 +58,37 @@ def _data_mode(member: tarfile.TarInfo) -> int:
 
 
 def _members(tar: tarfile.TarFile, archive: Path, only: Sequence[str], strip: int) -> Iterator[tuple[str, tarfile.TarInfo]]:
-    """Each member to extract (its name as in the archive, the member renamed and tamed)."""
+    """Each member to extract (its name as in the archive, the member renamed and tamed). Every
+    member is judged before `strip` or `only` leave it out: a device, fifo or socket anywhere is
+    refused, and a hard link may name only a regular file extracted before it into this tree."""
+    extracted: set[str] = set()  # the regular files extracted so far, by their names in the tree
     for member in tar:
-        rel = _member_path(member, strip, archive)
-        if rel is None or not _selected(rel, only):
-            continue
         original = member.name
         if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
             raise _unsafe(archive, f"member '{original}' is a {_KINDS.get(member.type, 'special file')}")
+        rel = _member_path(member, strip, archive)
         target = PurePosixPath(member.linkname)
         if (member.issym() or member.islnk()) and target.is_absolute():
             raise _unsafe(archive, f"link '{original}' -> '{member.linkname}' is absolute: it leads out of the tree")
+        if member.islnk() and ".." in target.parts:
+            raise _unsafe(archive, f"link '{original}' -> '{member.linkname}' leads out of the tree")
+        if rel is None or not _selected(rel, only):
+            continue
         if member.islnk():  # names another member, relative to the archive's top
             parts = [p for p in target.parts if p != "."][strip:]
-            if ".." in target.parts or not parts:
+            if not parts:
                 raise _unsafe(archive, f"link '{original}' -> '{member.linkname}' leads out of the tree")
             member.linkname = PurePosixPath(*parts).as_posix()
+            if member.linkname not in extracted:
+                raise _unsafe(archive, f"hard link '{original}' -> '{target}' names no regular file extracted into "
+                                       "the tree before it (a device, a member left out, or none)")
         member.name = rel.as_posix()
         member.mode = _data_mode(member)
         member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+        if member.isfile():
+            extracted.add(member.name)
+        else:
+            extracted.discard(member.name)  # replaced by a directory or a link
         yield original, member
 
 
@@ -170,4 +176,4 @@ def extract(archive: Path, dest: Path, only: Sequence[str] = (), strip: int = 1,
     return dest
 
 
-__all__ = ["HAS_FILTERS", "extract", "publish", "within"]
+__all__ = ["HAS_FILTERS", "extract", "publish"]

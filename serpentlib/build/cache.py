@@ -9,6 +9,7 @@ leaves an entry that looks whole. A run resumes by finding its finished packages
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -21,6 +22,8 @@ from ..hashes import digest, tree_digest
 from ..rows import SizeRecord
 from .recipes import Recipe
 from .styles import commands
+
+log = logging.getLogger(__name__)
 
 
 def recipe_inputs(recipe: Recipe, stage: str) -> dict:
@@ -46,10 +49,23 @@ class BuildCache:
         return digest(recipe_inputs(recipe, stage), env, upstream)
 
     def get(self, key: str) -> tuple[Path, SizeRecord] | None:
+        """The entry of `key`, its tree checked against the digest taken when it was filled; a
+        damaged one (or one from before entries had a digest) is removed, with a warning naming
+        it, and the package is built again."""
         entry = self.root / key
         if not (entry / "size.json").is_file():
             return None
-        return entry / "dest", SizeRecord(**json.loads((entry / "size.json").read_text()))
+        size = SizeRecord(**json.loads((entry / "size.json").read_text()))
+        recorded = self._meta(key).get("digest")
+        actual = tree_digest(entry / "dest") if (entry / "dest").is_dir() else None
+        problem = ("was filled before cache entries recorded their digest" if recorded is None else
+                   "has lost its tree" if actual is None else
+                   "has changed since it was filled (its files no longer hash as recorded)" if actual != recorded else "")
+        if problem:
+            log.warning("build cache: the entry of %s (%s) %s: building it again", size.package, entry, problem)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        return entry / "dest", size
 
     def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "", build_log: Path | None = None) -> None:
         """Keep a finished build under `key`, with the id of the run that built it and its build log."""
@@ -58,7 +74,7 @@ class BuildCache:
         partial.mkdir(parents=True)
         copy_tree(destdir, partial / "dest")
         (partial / "size.json").write_text(json.dumps(asdict(size)))
-        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id}))
+        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id, "digest": tree_digest(partial / "dest")}))
         if build_log is not None and build_log.is_file():
             shutil.copy2(build_log, partial / "build.log")
         shutil.rmtree(entry, ignore_errors=True)
@@ -72,18 +88,34 @@ class BuildCache:
         """The log of the build phase that filled the entry (None for entries older than that record)."""
         return self.log_in(self.root / key)
 
+    def _meta(self, key: str) -> dict:
+        path = self.root / key / "built-by.json"
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except ValueError:
+            return {}
+
     def built_by(self, key: str) -> str:
         """The id of the run whose build filled the entry ("" for entries older than that record)."""
-        path = self.root / key / "built-by.json"
-        return json.loads(path.read_text()).get("run_id", "") if path.is_file() else ""
+        return self._meta(key).get("run_id", "")
 
-    def put_checks(self, key: str, checks: list[dict]) -> None:
+    def put_checks(self, key: str, checks: list[dict], root_digest: str) -> None:
+        """Keep a stage's checks, with the digest of the tree they were made on."""
         self.root.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.root / f"checks-{key}.json", json.dumps({"time": time.time(), "checks": checks}))
+        write_atomic(self.root / f"checks-{key}.json",
+                     json.dumps({"time": time.time(), "root": root_digest, "checks": checks}))
 
-    def get_checks(self, key: str) -> list[dict] | None:
+    def get_checks(self, key: str, root_digest: str) -> list[dict] | None:
+        """The checks kept for `key`, only when made on a tree of `root_digest`: replayed onto
+        any other tree they would say what they did not see."""
         path = self.root / f"checks-{key}.json"
-        return json.loads(path.read_text())["checks"] if path.is_file() else None
+        if not path.is_file():
+            return None
+        kept = json.loads(path.read_text())
+        if kept.get("root") != root_digest:
+            log.info("%s: kept checks were made on another tree than this one: checking again", path.name)
+            return None
+        return kept["checks"]
 
 
 # A finished stage: `<work>/<stage>/.complete` holds its key, its inputs (the key less the work

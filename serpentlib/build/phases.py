@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..elf import is_elf
-from ..errors import BuildError, DiskFullError, Interrupted, SerpentError
-from ..files import copy_tree, walk, write_atomic
+from ..errors import BuildError, ContainmentError, DiskFullError, Interrupted, SerpentError
+from ..files import copy_tree, leaving_link, walk, within, write_atomic
 from ..rows import INTERRUPTED, PhaseRecord, SizeRecord, Step, Timer, timed
 from . import progress
 from .recipes import Recipe
@@ -72,9 +72,16 @@ def tree_size(path: Path, count_elf: bool = True) -> tuple[int, int, int]:
 
 
 def merge_tree(src: Path, dest: Path) -> None:
-    """Copy `src` over `dest`, keeping links as links; later packages win on conflicts."""
+    """Copy `src` over the root `dest`, keeping links as links; later packages win on conflicts.
+    The root's own links inside it are followed (its /lib -> usr/lib merges a package's lib/), but
+    nothing is written through a link that leads out of it: that is refused, naming the link."""
     dest.mkdir(parents=True, exist_ok=True)
     for entry in walk(src):
+        parent = entry.rel.rpartition("/")[0]
+        if not within(dest, dest / parent):
+            raise ContainmentError(f"{src}: {entry.rel} would be written through {leaving_link(dest, parent)}, "
+                                   f"a link out of {dest}",
+                                   "a package (this one or one merged before it) installed that link: fix its recipe")
         target = dest / entry.rel
         if entry.is_dir:
             target.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..build.archive import within
+from ..files import within
 from ..errors import PackageError
 from ..hashes import stream_hashes
 from .package import MANIFEST, FileEntry, Manifest

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,22 +40,36 @@ class TreeDiff:
 
 
 def tree_paths(root: Path) -> list[str]:
-    """Every file and link under `root` (links to directories too), relative to it."""
-    return [e.rel for e in walk(root) if not e.is_dir]
+    """Every entry under `root`, directories and links included, relative to it."""
+    return [e.rel for e in walk(root)]
+
+
+def describe(path: Path, st: os.stat_result) -> str:
+    """What an entry is, all of it that two builds must share: a file's mode and sha256, a link's
+    target, a directory's mode, or the kind of anything else."""
+    mode = f"{stat.S_IMODE(st.st_mode):04o}"
+    if stat.S_ISLNK(st.st_mode):
+        return "link -> " + os.readlink(path)
+    if stat.S_ISREG(st.st_mode):
+        return f"file {mode} {sha256_file(path)}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"dir {mode}"
+    return f"special {stat.S_IFMT(st.st_mode):o} {mode}"
 
 
 def fingerprint(root: Path, paths=None) -> dict[str, str]:
-    """relative path -> sha256 of a file, or `-> target` of a link; every path under `root`, or
-    only `paths` (those missing are left out)."""
-    if paths is None:
-        paths = tree_paths(root)
+    """relative path -> what it is (see `describe`): every entry under `root`, or only `paths`
+    (those missing are left out)."""
     out = {}
+    if paths is None:
+        for entry in walk(root):
+            out[entry.rel] = describe(entry.path, entry.st)
+        return out
     for rel in paths:
-        p = Path(root) / rel
-        if p.is_symlink():
-            out[rel] = "-> " + os.readlink(p)
-        elif p.is_file():
-            out[rel] = sha256_file(p)
+        try:
+            out[rel] = describe(Path(root) / rel, os.lstat(Path(root) / rel))
+        except FileNotFoundError:
+            continue
     return out
 
 
@@ -64,6 +79,14 @@ def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
         return "only in one build"
     if a.is_symlink() or b.is_symlink():
         return f"links differ: {os.readlink(a) if a.is_symlink() else 'file'} vs {os.readlink(b) if b.is_symlink() else 'file'}"
+    kinds = [describe(p, os.lstat(p)).split()[0] for p in (a, b)]
+    if kinds[0] != kinds[1]:
+        return f"kinds differ: {kinds[0]} vs {kinds[1]}"
+    modes = [f"{stat.S_IMODE(os.lstat(p).st_mode):04o}" for p in (a, b)]
+    if modes[0] != modes[1]:
+        return f"modes differ: {modes[0]} vs {modes[1]}"
+    if kinds[0] != "file":
+        return f"{kinds[0]}s differ"
     data_a, data_b = a.read_bytes(), b.read_bytes()
     if str(work_a).encode() in data_a or str(work_b).encode() in data_b:
         return "embeds its build's work directory path"
@@ -76,7 +99,8 @@ def cause(a: Path, b: Path, work_a: Path, work_b: Path) -> str:
 
 
 def compare_trees(stage: str, ta: Path, tb: Path, work_a: Path, work_b: Path, paths=None) -> TreeDiff:
-    """Two trees file by file (or only `paths`, relative to both), each difference with its cause."""
+    """Two trees entry by entry (or only `paths`, relative to both): contents, link targets, kinds
+    and modes, directories included; each difference with its cause."""
     fb = fingerprint(tb, paths)
     fa = fingerprint(ta, paths)
     names = sorted(set(fa) | set(fb))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from ..build.recipes import Recipe
 from ..build.sandbox import Sandbox
 from ..elf import elf_info, is_elf
 from ..files import walk
-from ..records.reproduce import compare_trees, tree_paths
+from ..records.reproduce import compare_trees, fingerprint, tree_paths
 from ..rows import CheckRecord, Step, expected_failure, skipped
 from .common import StageRun, native_common
 from .layout import Chroot
@@ -205,11 +206,15 @@ def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: 
     """The fixpoint's records: the rebuild's installed files (`dest`) against the root's; where they
     differ, the object files of the stage's build tree (`first`) against the rebuild's (`second`)."""
     # Only what the rebuild installs is compared: the root holds much more.
-    diff = compare_trees(stage, root, dest, Path("/build/llvm"), Path("/build/llvm-fixpoint"),
-                         paths=tree_paths(dest))
+    installed = tree_paths(dest)
+    if not installed:  # nothing compared proves nothing
+        return [CheckRecord(stage, "fixed-point", "llvm", False, f"the rebuild installed nothing into {dest}")]
+    kinds = Counter(e.split()[0] for e in fingerprint(dest).values())
+    diff = compare_trees(stage, root, dest, Path("/build/llvm"), Path("/build/llvm-fixpoint"), paths=installed)
     bad = diff.differing
     elves = [p for p in bad["path"] if is_elf(dest / p.lstrip("/"))]
-    detail = (f"{diff.files} installed files compared; "
+    detail = (f"{diff.files} installed entries compared ({kinds['file']} files, {kinds['link']} links, "
+              f"{kinds['dir']} directories: contents, targets and modes); "
               + (f"{len(bad)} differ ({len(elves)} ELF): {', '.join(bad['path'][:8])}" if len(bad) else "identical"))
     if bad.empty:
         return [CheckRecord(stage, "fixed-point", "llvm", True, detail)]
@@ -237,16 +242,9 @@ def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: 
 
 
 # Tests of LLVM's suites that cannot pass here, each with its reason; they are run all the same.
-_AS_ROOT = ("lit runs as root in the chroot, and root keeps the access that the test's `chmod` takes away, "
-            "so the error the test expects never comes")
-# (clang 14's Driver/output-file-cleanup.c chmods too, but its 2.c still holds the invalid C of an
-# earlier step, which `touch` leaves, so it fails to compile as the test wants, root or not: it passes.)
-LIT_EXPECTED_FAILURES: dict[str, str] = {
-    # LLVM 18 marks these three REQUIRES: non-root-user.
-    "lld/test/ELF: ELF/lto/resolution-err.ll": _AS_ROOT + " (`chmod u-w` on the resolution file)",
-    "lld/test/ELF: ELF/lto/thinlto-cant-write-index.ll": _AS_ROOT + " (`chmod u-w` on the index file)",
-    "lld/test/ELF: ELF/lto/thinlto-emit-imports.ll": _AS_ROOT + " (`chmod 400` on the imports file)",
-}
+# None now: lit once ran as a root that kept the access a test's `chmod` takes away (three of lld's
+# LTO tests); the sandbox drops every capability, so `chmod` holds for it as for anyone.
+LIT_EXPECTED_FAILURES: dict[str, str] = {}
 
 
 def check_lit(stage: str, build: PackageBuild | None, alone: Sandbox, suites: list[str], jobs: int,
@@ -263,18 +261,33 @@ def check_lit(stage: str, build: PackageBuild | None, alone: Sandbox, suites: li
     for suite in suites:  # e.g. lld/test/ELF -> tools/lld/test/ELF in the build tree
         project, _, rest = suite.partition("/")
         path = f"{objdir}/tools/{project}/{rest}" if project in ("lld", "clang") else f"{objdir}/{rest}"
-        result = f"{objdir}/lit-{project}-{rest.replace('/', '-')}.json"
+        name = f"lit-{project}-{rest.replace('/', '-')}"
         log_file = logs / f"lit-{suite.replace('/', '-')}.log"
+        host_result, host_exit = build.objdir / f"{name}.json", build.objdir / f"{name}.exit"
+        for stale in (host_result, host_exit):  # an earlier run's results in the kept tree say nothing now
+            stale.unlink(missing_ok=True)
         script = (f"set -e; cd {objdir}; ninja -j{jobs} {_lit_deps(project)}\n"
-                  f"python3 bin/llvm-lit -q -j{jobs} -o {result} {path} || true")
+                  f"set +e; python3 bin/llvm-lit -q -j{jobs} -o {name}.json {path}; echo $? > {name}.exit")
         rec = alone.run(script, cwd="/", log=log_file, step=Step(stage, phase="check"))
-        host_result = build.objdir / Path(result).name
-        if rec.exit_code != 0 or not host_result.is_file():
-            records.append(CheckRecord(stage, "lit", suite, False, f"exit {rec.exit_code}; log {log_file}"))
+        if rec.exit_code != 0 or not host_result.is_file() or not host_exit.is_file():
+            records.append(CheckRecord(stage, "lit", suite, False, f"exit {rec.exit_code}; no results; log {log_file}"))
             continue
-        records += lit_records(stage, suite, json.loads(host_result.read_text()))
+        tests = lit_records(stage, suite, json.loads(host_result.read_text()))
+        records += tests + [lit_suite_record(stage, suite, int(host_exit.read_text().strip() or -1), tests)]
         log.info("lit %s: %d records so far", suite, len(records))
     return records
+
+
+def lit_suite_record(stage: str, suite: str, code: int, tests: list[CheckRecord]) -> CheckRecord:
+    """One record of a whole suite: lit's exit status must say what its tests say (0 when none
+    failed; 1 when every failure is one this project expects), and a suite with no test fails."""
+    counts = Counter(t.outcome for t in tests)
+    said = f"lit exit {code}; {len(tests)} tests: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    if not tests:
+        return CheckRecord(stage, "lit-suite", suite, False, f"lit exit {code}; lit found no test in {suite}")
+    expected_only = all(t.passed for t in tests) and any(t.outcome == "xfail" and t.reason != _LIT_XFAIL
+                                                         for t in tests)
+    return CheckRecord(stage, "lit-suite", suite, code == 0 or (code == 1 and expected_only), said)
 
 
 def _lit_deps(project: str) -> str:
@@ -290,6 +303,9 @@ def _lit_deps(project: str) -> str:
                               "clang-offload-wrapper"]))
 
 
+_LIT_XFAIL = "marked XFAIL for this configuration by LLVM's own test"
+
+
 def lit_records(stage: str, suite: str, result: dict) -> list[CheckRecord]:
     out = []
     for test in result.get("tests", []):
@@ -299,7 +315,7 @@ def lit_records(stage: str, suite: str, result: dict) -> list[CheckRecord]:
             record = CheckRecord(stage, "lit", subject, True, f"{test.get('elapsed') or 0:.2f} s")
         elif code == "XFAIL":
             record = expected_failure(CheckRecord(stage, "lit", subject, False, "failed, as the test says it does"),
-                                      "marked XFAIL for this configuration by LLVM's own test")
+                                      _LIT_XFAIL)
         elif code == "UNSUPPORTED":
             said = (test.get("output") or "").strip().splitlines()  # lit: "Test requires ... features: arm"
             record = skipped(stage, "lit", subject, "UNSUPPORTED: " + (said[0][:200] if said else

@@ -22,7 +22,7 @@ from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
 from ..errors import DiskFullError, SerpentError
-from ..hashes import digest
+from ..hashes import digest, tree_digest
 from ..paths import RECIPES
 from ..records.metrics import Recorder
 from ..rows import CheckRecord, PhaseRecord, SizeRecord
@@ -101,6 +101,7 @@ class StageRun:
     hits: int = 0
     checks_from_cache: bool = False
     loaded: dict[str, Recipe] = field(default_factory=dict)  # each recipe read once per stage
+    made: str | None = None  # see tree_digest
 
     @property
     def logs(self) -> Path:
@@ -128,6 +129,13 @@ class StageRun:
             for check in recipe.checks:
                 out[f"{name}: {check['name'] or check['run']}"] = (check["run"], check["expect"])
         return out
+
+    def tree_digest(self) -> str:
+        """The digest of what the stage made (its folder but the build trees and the checks'
+        scratch), taken once its packages are in, before the checks: what checks are made on."""
+        if self.made is None:
+            self.made = tree_digest(self.work, skip=(BUILD_TREES, "checks", COMPLETE))
+        return self.made
 
     def seed_sandbox(self, path: str = "/usr/bin:/bin") -> Sandbox:
         """Stage 0, read-only, with this stage's trees: where every host-side step runs."""
@@ -176,12 +184,13 @@ class StageRun:
     def cached_checks(self) -> list[CheckRecord] | None:
         """The checks of an identical earlier run of this stage, when every package came from the
         cache, each saying which run it replays; None (check again) when the parameters say `recheck`."""
+        self.tree_digest()  # before any check runs in the tree
         if not self.params.use_cache or self.hits != len(self.keys):
             return None
         if self.params.recheck:
             log.info("%s: every package came from the cache; checking it again (--recheck)", self.name)
             return None
-        rows = self.cache.get_checks(self.key)
+        rows = self.cache.get_checks(self.key, self.tree_digest())
         if rows is None:
             return None
         log.info("%s: every package and the checks came from the cache", self.name)
@@ -197,7 +206,7 @@ class StageRun:
         if all(c.passed for c in checks):
             if not self.checks_from_cache:
                 run_id = self.recorder.run_id or self.run.name
-                self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks])
+                self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest())
             mark_complete(self.work, {"key": self.key, "inputs": self.inputs_key, "run": str(self.run),
                                       "packages": self.keys})
         return self.result
