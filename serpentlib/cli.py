@@ -175,7 +175,7 @@ def cmd_stage0(args: argparse.Namespace) -> int:
     m = seed.manifest
     print(f"stage 0: {seed.root}\n  suite {m['suite']}, {len(m['packages'])} packages, "
           f"{m['size_bytes'] / 1e6:.0f} MB, made in {m['creation_s']:.0f} s by {m['tool']} on {m['created']}\n"
-          f"  {m['clang']['version_line']}; every packaged file verified")
+          f"  {m['clang']['version_line']}; every file verified against the list taken when it was made")
     if args.manifest:
         print(json.dumps(seed.facts(), indent=1))
     return 0

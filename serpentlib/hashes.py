@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +39,24 @@ def sha256_file(path: Path) -> str:
         return stream_hashes(fh, "sha256")["sha256"]
 
 
+def describe(path: Path, st: os.stat_result) -> str:
+    """What an entry is, all of it that two copies must share: a file's mode and sha256, a link's
+    target, a directory's mode, or the kind of anything else."""
+    mode = f"{stat.S_IMODE(st.st_mode):04o}"
+    if stat.S_ISLNK(st.st_mode):
+        return "link -> " + os.readlink(path)
+    if stat.S_ISREG(st.st_mode):
+        return f"file {mode} {sha256_file(path)}"
+    if stat.S_ISDIR(st.st_mode):
+        return f"dir {mode}"
+    return f"special {stat.S_IFMT(st.st_mode):o} {mode}"
+
+
+def listing(top: Path) -> dict[str, str]:
+    """Every entry under `top`, relative to it, described (see `describe`)."""
+    return {entry.rel: describe(entry.path, entry.st) for entry in walk(top)}
+
+
 def tree_digest(path: Path, skip: tuple[str, ...] = ()) -> str:
     """The sha256 of a folder's files and links: relative paths, modes and contents, in a fixed
     order; the top-level entries named in `skip` left out."""
@@ -51,4 +70,4 @@ def tree_digest(path: Path, skip: tuple[str, ...] = ()) -> str:
     return h.hexdigest()
 
 
-__all__ = ["digest", "sha256_file", "stream_hashes", "tree_digest"]
+__all__ = ["describe", "digest", "listing", "sha256_file", "stream_hashes", "tree_digest"]

@@ -228,3 +228,28 @@ def test_kept_checks_replay_only_onto_the_tree_they_were_made_on(tmp_path):
     cache.put_checks("stage", [{"check": "elf-closure", "passed": True}], root_digest="tree-a")
     assert cache.get_checks("stage", "tree-a") == [{"check": "elf-closure", "passed": True}]
     assert cache.get_checks("stage", "tree-b") is None
+
+
+def test_an_inherited_work_lock_variable_does_not_skip_the_lock(tmp_path):
+    """SERPENT_WORK_LOCK set by hand (or left in an environment) names no run that holds the lock:
+    a second run must still refuse while the first holds it."""
+    work = tmp_path / "work"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from serpentlib.build.lock import lock_work_dir
+        lock_work_dir({str(work)!r}, "the first run"); print("held", flush=True); time.sleep(30)""")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for forged in (str(work.resolve()), f"{work.resolve()}:{holder.pid}", f"{work.resolve()}:1"):
+            probe = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+                from serpentlib.build.lock import lock_work_dir
+                from serpentlib.errors import SerpentError
+                try:
+                    lock_work_dir({str(work)!r}, "a second run"); print("took it")
+                except SerpentError as exc:
+                    print("refused:", exc)""")], capture_output=True, text=True,
+                env={**__import__("os").environ, "SERPENT_WORK_LOCK": forged})
+            assert probe.stdout.startswith("refused: the work directory") and "the first run" in probe.stdout, forged
+    finally:
+        holder.kill()

@@ -287,3 +287,16 @@ def test_a_run_stopped_by_sigterm_stops_its_build_and_the_next_run_resumes_it(tm
     cached = work / "cache" / "stage1"
     readme = next(cached.glob("*/dest/usr/share/interrupted/configure-runs"))
     assert readme.read_text() == "configured\n"  # configure ran once, before the interruption
+
+
+def test_a_damaged_metrics_database_is_a_clear_error_and_is_left_as_it_was(tmp_path):
+    from serpentlib.cli import main
+
+    db = tmp_path / "metrics.sqlite"
+    db.write_bytes(b"SQLite format 3\0" + b"\x13" * 4000)  # a header, then garbage
+    before = db.read_bytes()
+    for argv in (["ingest", str(tmp_path), "--db", str(db)], ["compare", "a", "b", "--db", str(db)]):
+        assert main(argv) == 2
+    with pytest.raises(SerpentError, match=f"the metrics database {db} cannot be read(.|\n)*move it aside"):
+        History(db)
+    assert db.read_bytes() == before

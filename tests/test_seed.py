@@ -1,6 +1,7 @@
 """Stage 0: the seed's recipe, its mirror, its verification, and how records tell seeds apart."""
 
 import json
+import shutil
 import subprocess
 
 import pandas as pd
@@ -8,7 +9,7 @@ import pytest
 
 from serpentlib.records.compare import RunRecords, seed_difference
 from serpentlib.build.profile import load_profile
-from serpentlib.build.seed import Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
+from serpentlib.build.seed import FILES, Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
 
 
 def test_a_seed_block_without_suite_or_packages_is_a_clear_error():
@@ -46,13 +47,16 @@ def test_compare_says_when_two_runs_were_seeded_differently():
 
 
 @pytest.mark.build
-def test_a_changed_file_in_the_seed_is_found_and_named(tmp_path, root_required):
+def test_a_changed_or_added_file_in_the_seed_is_found_and_named(tmp_path, root_required):
     """The real seed, seen through an overlay so the test can change it without harm: a changed
-    program fails `dpkg --verify`, a removed package fails the package-list check."""
+    program, and files no package owns (an /etc/ld.so.preload and the library it names, which the
+    seed's clang would then run) fail the thorough check, each named; a removed package fails the
+    package-list check."""
     seed = ensure(load_profile("mini").common["seed"])
     for d in ("upper", "work", "view/root"):
         (tmp_path / d).mkdir(parents=True)
     view = tmp_path / "view"
+    shutil.copy(seed.dir / FILES, view / FILES)
     subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={seed.root},upperdir={tmp_path / 'upper'},"
                     f"workdir={tmp_path / 'work'}", str(view / "root")], check=True)
     try:
@@ -60,8 +64,15 @@ def test_a_changed_file_in_the_seed_is_found_and_named(tmp_path, root_required):
         verify(copy, thorough=True)  # as made: passes
         with open(view / "root/usr/bin/make", "ab") as fh:
             fh.write(b"\0")
-        with pytest.raises(SeedError, match="files of the seed root were changed(.|\n)*/usr/bin/make(.|\n)*--recreate"):
+        (view / "root/etc/ld.so.preload").write_text("/usr/lib/x86_64-linux-gnu/libinjected.so\n")
+        (view / "root/usr/lib/x86_64-linux-gnu/libinjected.so").write_bytes(b"\x7fELF injected")
+        with pytest.raises(SeedError) as found:
             verify(copy, thorough=True)
+        said = str(found.value)
+        assert "differs from the list of its files taken when it was made (3)" in said and "--recreate" in said
+        for line in ("/etc/ld.so.preload: extra", "/usr/bin/make: changed",
+                     "/usr/lib/x86_64-linux-gnu/libinjected.so: extra"):
+            assert line in said, said
         copy.manifest["packages"] = {**copy.manifest["packages"], "clang-14": "0.0-1"}
         with pytest.raises(SeedError, match="packages differ from its manifest: clang-14 0.0-1 -> 1:14"):
             verify(copy)

@@ -61,10 +61,32 @@ def exclusive(path: Path, wait: bool = True, purpose: str | None = "",
         os.close(fd)
 
 
+def _ancestors() -> set[int]:
+    """The pids of this process's parent, its parent, and so on."""
+    found, pid = set(), os.getpid()
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        found.add(pid)
+    return found
+
+
+def _handed_down(base: Path) -> bool:
+    """Whether a process this one descends from holds the lock on `base` now and said so (see
+    `hand_down`): an inherited or forged SERPENT_WORK_LOCK alone is not enough."""
+    path, _, pid = os.environ.get(ENV, "").rpartition(":")
+    if path != str(base) or not pid.isdigit() or int(pid) not in _ancestors():
+        return False
+    held = holder(base)
+    return held is not None and held.get("pid") == int(pid)
+
+
 def lock_work_dir(base: Path, purpose: str = "") -> None:
     """Lock `base` for this process's lifetime, or raise SerpentError naming the holder."""
     base = Path(base).resolve()
-    if base in _held or os.environ.get(ENV) == str(base):
+    if base in _held or _handed_down(base):
         return
 
     def busy(holder: dict) -> SerpentError:
@@ -92,4 +114,4 @@ def holder(base: Path) -> dict | None:
 
 def hand_down(base: Path) -> None:
     """Let child processes (the notebook kernels) know this process holds the lock on `base`."""
-    os.environ[ENV] = str(Path(base).resolve())
+    os.environ[ENV] = f"{Path(base).resolve()}:{os.getpid()}"

@@ -103,6 +103,12 @@ class History:
         self.conn = sqlite3.connect(self.path)
         try:
             self.version = self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+            self.conn.close()
+            raise SerpentError(f"the metrics database {self.path} cannot be read: {exc}",
+                               f"move it aside (mv {self.path} {self.path}.damaged) and run again, or give "
+                               "another --db; `serpent ingest RUN_DIR...` adds the runs of their directories "
+                               "to a new one") from None
         except BaseException:
             self.conn.close()
             raise

@@ -17,7 +17,7 @@ from ..build.cache import stage_key, stage_marker
 from ..build.profile import Profile
 from ..errors import SerpentError
 from ..files import copy_tree, walk
-from ..hashes import sha256_file
+from ..hashes import describe, listing
 from ..rows import CheckRecord
 from .metrics import Recorder
 from .run import RunOptions, run_stages
@@ -44,27 +44,12 @@ def tree_paths(root: Path) -> list[str]:
     return [e.rel for e in walk(root)]
 
 
-def describe(path: Path, st: os.stat_result) -> str:
-    """What an entry is, all of it that two builds must share: a file's mode and sha256, a link's
-    target, a directory's mode, or the kind of anything else."""
-    mode = f"{stat.S_IMODE(st.st_mode):04o}"
-    if stat.S_ISLNK(st.st_mode):
-        return "link -> " + os.readlink(path)
-    if stat.S_ISREG(st.st_mode):
-        return f"file {mode} {sha256_file(path)}"
-    if stat.S_ISDIR(st.st_mode):
-        return f"dir {mode}"
-    return f"special {stat.S_IFMT(st.st_mode):o} {mode}"
-
-
 def fingerprint(root: Path, paths=None) -> dict[str, str]:
     """relative path -> what it is (see `describe`): every entry under `root`, or only `paths`
     (those missing are left out)."""
-    out = {}
     if paths is None:
-        for entry in walk(root):
-            out[entry.rel] = describe(entry.path, entry.st)
-        return out
+        return listing(root)
+    out = {}
     for rel in paths:
         try:
             out[rel] = describe(Path(root) / rel, os.lstat(Path(root) / rel))
