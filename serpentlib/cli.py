@@ -87,8 +87,9 @@ def cmd_pkg(args: argparse.Namespace) -> int:
                 print("warning: --insecure: the index's signature is not checked (an unsigned index, an unknown key "
                       "or a bad signature pass); package files are still checked against that index",
                       file=sys.stderr)
-            done = root.install(repo, args.names, trusted=trusted_keys(root.path, tuple(Path(t) for t in args.trust)),
-                                insecure=args.insecure)
+            trusted = None if args.insecure else trusted_keys(root.path, tuple(Path(t) for t in args.trust))
+            done = root.install(repo, args.names, trusted=trusted, insecure=args.insecure,
+                                allow_downgrade=args.allow_downgrade)
             if repo.signed_by:
                 print(f"index signed by {repo.signed_by.id} ({repo.signed_by.origin})")
             print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
@@ -419,6 +420,8 @@ def parser() -> argparse.ArgumentParser:
     pk.add_argument("--insecure", action="store_true",
                     help="install without checking the index's signature (package files are still checked "
                          "against the index, and files against their manifests)")
+    pk.add_argument("--allow-downgrade", action="store_true",
+                    help="install from an index older than the newest this root accepted (install)")
     pk.set_defaults(func=cmd_pkg)
     k = sub.add_parser("key", help="the ed25519 keys that sign repository indexes")
     k.add_argument("action", choices=["generate", "list", "retire"],

@@ -29,10 +29,18 @@ def _refuse(package: str, path: str, what: str) -> PackageError:
                         "the package is damaged or hostile: rebuild the repository from sources you trust")
 
 
-def _clean(package: str, path: str) -> None:
-    if not path.startswith("/") or path == "/" or "\0" in path \
+STATE = "/var/lib/serpent"  # the installer's own: its database, journal and staging area
+
+
+def check_path(package: str, path: str) -> str:
+    """`path` as a package may name it: clean, absolute, inside the root, and not in the
+    installer's own state (a package shipping installed/<x>.json would rewrite the database)."""
+    if not isinstance(path, str) or not path.startswith("/") or path == "/" or "\0" in path \
             or any(part in ("", ".", "..") for part in path[1:].split("/")):
-        raise _refuse(package, path, "not a clean absolute path inside the root")
+        raise _refuse(package, str(path), "not a clean absolute path inside the root")
+    if path == STATE or path.startswith(STATE + "/"):
+        raise _refuse(package, path, f"lies in the installer's own state ({STATE})")
+    return path
 
 
 def check_paths(root: Path, manifests: Iterable[Manifest], installed: Iterable[Manifest]) -> None:
@@ -42,7 +50,7 @@ def check_paths(root: Path, manifests: Iterable[Manifest], installed: Iterable[M
     base = os.path.realpath(root)
     for m in manifests:
         for f in m.files:
-            _clean(m.name, f.path)
+            check_path(m.name, f.path)
             parts = f.path[1:].split("/")
             for i in range(1, len(parts)):
                 above = "/" + "/".join(parts[:i])

@@ -5,14 +5,21 @@ transactions: a journal listing every path the change touches is written before 
 changed, and removed (the commit) after the database is updated. A failure or an interrupt
 rolls back at once; a run killed outright leaves the journal, and the next command on the
 root rolls it back first. Conflicts are found before anything is touched.
+
+Nothing read is trusted: the database and the journal are checked like a manifest before any
+remove, rollback or list acts on them; no package may ship a path in the installer's own state;
+no change is made through a link that leads out of the root; a package file is installed from
+the private copy that was hashed; the root keeps the highest index serial it accepted.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,16 +29,22 @@ from pathlib import Path
 import pandas as pd
 
 from ..build.lock import exclusive
-from ..files import write_atomic
-from .contents import check_paths, unpack
-from .keys import PublicKey
-from ..errors import ConflictError, PackageError
+from ..errors import ConflictError, DiskFullError, PackageError, TrustError
+from ..files import leaving_link, within, write_atomic
 from ..hashes import sha256_file
-from .package import FileEntry, Manifest, read_manifest
+from .contents import check_path, check_paths, unpack
+from .keys import PublicKey
+from .package import FileEntry, Manifest, check_name, read_manifest
 from .repo import Repository, trusted_keys
 
 log = logging.getLogger(__name__)
 DB = Path("var/lib/serpent")
+STATE = "/" + DB.as_posix()  # no package may ship anything here
+
+
+def _damaged(what: str, why: str) -> PackageError:
+    return PackageError(f"{what} {why}: it is damaged or was planted; nothing was changed",
+                        "look at the root: move that file away once you know where it came from")
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,16 @@ class Problem:
     package: str
     path: str
     problem: str   # missing, modified, mode, type, target
+
+
+def _any_link(root: Path, rel: Path) -> str | None:
+    """A link anywhere on the way from `root` to `root/rel` (the installer's state has none)."""
+    here = root
+    for part in rel.parts:
+        here = here / part
+        if here.is_symlink():
+            return f"/{here.relative_to(root)} -> {os.readlink(here)}"
+    return None
 
 
 class Root:
@@ -55,16 +78,45 @@ class Root:
 
     # -- the database --------------------------------------------------------------------------
     def installed(self) -> dict[str, Manifest]:
+        """The installed packages' manifests, each checked as a package's would be: its file named
+        by its package, every path a clean one inside the root and outside the installer's state."""
+        self._state_safe()
         if not self.installed_dir.is_dir():
             return {}
-        return {p.stem: Manifest.from_json(p.read_text()) for p in sorted(self.installed_dir.glob("*.json"))}
+        out = {}
+        for p in sorted(self.installed_dir.glob("*.json")):
+            try:
+                m = Manifest.from_json(p.read_text())
+            except (PackageError, ValueError, KeyError, TypeError) as exc:
+                raise _damaged(f"the installed record {p}", f"is not a manifest ({exc})") from None
+            if m.name != p.stem:
+                raise _damaged(f"the installed record {p}", f"names the package {m.name!r}")
+            for f in m.files:
+                try:
+                    check_path(m.name, f.path)
+                except PackageError:
+                    raise _damaged(f"the installed record {p}", f"names {f.path!r}, not a clean path in the root") from None
+            out[m.name] = m
+        return out
+
+    def _state_safe(self) -> None:
+        """The installer's own state lies in the root's real directories, not behind a link."""
+        for rel in (DB / "installed", DB / "staging", DB / "transaction.json", DB / "serial.json"):
+            link = leaving_link(self.path, rel.as_posix()) or _any_link(self.path, rel)
+            if link:
+                raise _damaged(f"{self.path}: the installer's state {STATE}", f"goes through the link {link}")
 
     def owners(self) -> dict[str, str]:
         """Path -> the package that owns it (directories excluded: those are shared)."""
         return {f.path: m.name for m in self.installed().values() for f in m.files if f.type != "dir"}
 
     def host(self, path: str) -> Path:
-        return self.path / path.lstrip("/")
+        """Where a package path lies in the root; refused when a link on the way leads out of it."""
+        where = self.path / path.lstrip("/")
+        if not within(self.path, where.parent):
+            raise PackageError(f"{self.path}: {path} lies beyond {leaving_link(self.path, path.lstrip('/'))}, a link "
+                               "out of the root; nothing was changed there", "remove that link from the root")
+        return where
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -72,8 +124,11 @@ class Root:
         def busy(holder: dict) -> PackageError:
             return PackageError(f"{self.path}: another package operation is running on this root",
                                 "wait for it to finish")
+        self._state_safe()
         with exclusive(self.db / "lock", wait=False, purpose=None, busy=busy):
             self.recover()
+            if self.staging.exists():  # a run killed before its journal was written: nothing of it is in the root
+                shutil.rmtree(self.staging)
             yield
 
     # -- transactions --------------------------------------------------------------------------
@@ -81,11 +136,30 @@ class Root:
         """Roll back an interrupted transaction; returns what was rolled back."""
         if not self.journal.is_file():
             return None
-        tx = json.loads(self.journal.read_text())
+        tx = self._journal()
         self._rollback(tx)
         what = f"rolled back an interrupted {tx['op']} of {', '.join(tx['packages'])} (started {tx['started']})"
         log.warning("%s: %s", self.path, what)
         return what
+
+    def _journal(self) -> dict:
+        """The journal, checked as a manifest is: its packages names, its paths clean ones inside
+        the root, its trash the installer's own."""
+        try:
+            tx = json.loads(self.journal.read_text())
+            ok = tx["op"] in ("install", "remove") and isinstance(tx["paths"], list)
+            for name in tx["packages"]:
+                check_name(name, f"the journal {self.journal}")
+            for path in tx["paths"] + tx.get("dirs", []) + [d for d, _ in tx.get("modes", [])]:
+                check_path("the journal", path)
+            if tx["op"] == "remove":
+                ok = ok and tx["trash"] == str(self.staging / "removed") and all(
+                    Manifest.from_json(text).name == name for name, text in tx["manifests"].items())
+        except (PackageError, ValueError, KeyError, TypeError) as exc:
+            raise _damaged(f"the journal {self.journal}", f"is not one this installer wrote ({exc})") from None
+        if not ok:
+            raise _damaged(f"the journal {self.journal}", "is not one this installer wrote")
+        return tx
 
     def _rollback(self, tx: dict) -> None:
         if tx["op"] == "install":
@@ -93,6 +167,9 @@ class Root:
                 p = self.host(path)
                 if p.is_symlink() or p.is_file():
                     p.unlink()
+            for d, mode in tx.get("modes", []):  # directories that were there: their modes as they were
+                if self.host(d).is_dir() and not self.host(d).is_symlink():
+                    os.chmod(self.host(d), mode)
             for d in reversed(tx["dirs"]):
                 try:
                     self.host(d).rmdir()
@@ -122,26 +199,41 @@ class Root:
 
     # -- install -------------------------------------------------------------------------------
     def install(self, repo: Repository, names: list[str], on_file: Callable[[str], None] = lambda path: None,
-                trusted: dict[str, PublicKey] | None = None, insecure: bool = False) -> list[str]:
+                trusted: dict[str, PublicKey] | None = None, insecure: bool = False,
+                allow_downgrade: bool = False) -> list[str]:
         """Install `names` and their dependencies from `repo`, whose index must be signed by a key
-        in `trusted` (default: the keys the root and the local key store hold) unless `insecure`;
+        in `trusted` (default: the keys the root and the local key store hold) unless `insecure`,
+        unexpired, and no older than the newest index this root accepted unless `allow_downgrade`;
         returns what was installed."""
         with self.locked():
             if not insecure:
                 repo.verify_signature(trusted_keys(self.path) if trusted is None else trusted)
+            self._check_serial(repo, allow_downgrade)
             installed = self.installed()
             plan = repo.closure(names, skip=set(installed))
             if not plan:
                 return []
-            archives = {n: repo.archive(n) for n in plan}  # each checked against the index once
-            manifests = {n: read_manifest(archives[n]) for n in plan}
-            check_paths(self.path, manifests.values(), installed.values())
-            self._check_conflicts(manifests)
-            self.staging.mkdir(parents=True, exist_ok=True)
             try:
+                self.staging.mkdir(parents=True, exist_ok=True)
+                # Private copies, hashed as they are copied: a file swapped in the repository later is not read.
+                archives = {n: repo.fetch(n, self.staging / "packages") for n in plan}
+                manifests = {n: read_manifest(archives[n]) for n in plan}
+                for n, m in manifests.items():
+                    if m.name != n:
+                        raise PackageError(f"{archives[n].name}: its manifest names the package {m.name!r}, the index "
+                                           f"{n!r}; nothing was installed", "the repository is damaged or hostile")
+                check_paths(self.path, manifests.values(), installed.values())
+                modes = self._check_conflicts(manifests, installed)
                 for name in plan:
                     self._unpack(archives[name], manifests[name], self.staging / name)
-            except BaseException:  # the root is untouched so far: only the staging area goes
+            except OSError as exc:  # the root is untouched so far: only the staging area goes
+                shutil.rmtree(self.staging, ignore_errors=True)
+                if exc.errno == errno.ENOSPC:
+                    raise DiskFullError(f"no space left on the device of {self.path} while staging "
+                                        f"{', '.join(plan)}; nothing was installed",
+                                        f"free space there (df -h {self.path}) and install again") from None
+                raise
+            except BaseException:
                 shutil.rmtree(self.staging, ignore_errors=True)
                 raise
             paths, dirs, known = [], [], set()
@@ -150,11 +242,12 @@ class Root:
                     dirs += self._missing_dirs(f.path, known, include_self=f.type == "dir")
                     if f.type != "dir":
                         paths.append(f.path)
-            tx = {"op": "install", "packages": plan, "paths": paths, "dirs": dirs}
+            tx = {"op": "install", "packages": plan, "paths": paths, "dirs": dirs, "modes": modes}
             self._begin(tx)
             try:
                 for d in dirs:
                     self.host(d).mkdir()
+                    os.chmod(self.host(d), 0o755)  # as every root has them, whatever this process's umask
                 for m in manifests.values():
                     for f in m.files:
                         if f.type == "dir":
@@ -165,6 +258,8 @@ class Root:
                 self.installed_dir.mkdir(parents=True, exist_ok=True)
                 for m in manifests.values():
                     write_atomic(self.installed_dir / f"{m.name}.json", m.to_json())
+                if repo.serial > self.serial():
+                    write_atomic(self.db / "serial.json", json.dumps({"serial": repo.serial, "repository": str(repo.path)}))
             except BaseException as exc:
                 self._rollback(tx)
                 if isinstance(exc, Exception) and not isinstance(exc, PackageError):
@@ -189,8 +284,32 @@ class Root:
                 out.append(d)
         return out
 
-    def _check_conflicts(self, manifests: dict[str, Manifest]) -> None:
+    def serial(self) -> int:
+        """The highest index serial this root accepted (0: none yet)."""
+        path = self.db / "serial.json"
+        try:
+            return int(json.loads(path.read_text())["serial"]) if path.is_file() else 0
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _damaged(str(path), f"is not what the installer wrote ({exc})") from None
+
+    def _check_serial(self, repo: Repository, allow_downgrade: bool) -> None:
+        now, had = int(time.time()), self.serial()
+        if repo.expires and now > repo.expires:
+            raise TrustError(f"the index of {repo.path} (serial {repo.serial}) expired on "
+                             f"{time.strftime('%Y-%m-%d', time.gmtime(repo.expires))}",
+                             "get a current repository; an expired index may be an old one served again")
+        if repo.serial < had and not allow_downgrade:
+            raise TrustError(f"the index of {repo.path} has serial {repo.serial}, older than {had}, the newest this "
+                             f"root accepted", "get the current repository; to go back on purpose, pass "
+                             "--allow-downgrade")
+
+    def _check_conflicts(self, manifests: dict[str, Manifest], installed: dict[str, Manifest]) -> list[list]:
+        """Refuse a path two packages claim, a file where a directory must be, and a directory
+        mode other than the one a package already declares for it; returns the existing directories
+        whose mode the install changes, with their modes now (the rollback restores them)."""
         owners = self.owners()
+        declared = {f.path: (m.name, f.mode) for m in installed.values() for f in m.files if f.type == "dir"}
+        changed = []
         for m in manifests.values():
             for f in m.files:
                 p = self.host(f.path)
@@ -198,6 +317,13 @@ class Root:
                     if (p.exists() or p.is_symlink()) and not p.is_dir():
                         raise ConflictError(f"{m.name} needs the directory {f.path}, but a file is there",
                                             "remove that file, or fix the package")
+                    other = declared.get(f.path)
+                    if other and other[1] != f.mode:
+                        raise ConflictError(f"{m.name} declares {f.path} mode {f.mode:o}, {other[0]} mode {other[1]:o}",
+                                            "a directory has one mode: fix one of the packages; nothing was installed")
+                    declared[f.path] = (m.name, f.mode)
+                    if p.is_dir() and stat.S_IMODE(p.stat().st_mode) != f.mode:
+                        changed.append([f.path, stat.S_IMODE(p.stat().st_mode)])
                     continue
                 if f.path in owners:
                     raise ConflictError(f"{m.name} and {owners[f.path]} both claim {f.path}",
@@ -206,6 +332,7 @@ class Root:
                     raise ConflictError(f"{m.name}: {f.path} already exists in {self.path} and no package owns it",
                                         "move it away first; nothing was installed")
                 owners[f.path] = m.name
+        return changed
 
     def _unpack(self, archive: Path, manifest: Manifest, dest: Path) -> None:
         """Extract the package's files into the staging area, each checked against the manifest."""
@@ -278,7 +405,10 @@ class Root:
                 return ["type: a link replaced by a file"]
             return [] if os.readlink(p) == f.target else [f"target: {os.readlink(p)} instead of {f.target}"]
         if f.type == "dir":
-            return [] if p.is_dir() and not p.is_symlink() else ["type: not a directory"]
+            if not p.is_dir() or p.is_symlink():
+                return ["type: not a directory"]
+            mode = stat.S_IMODE(p.stat().st_mode)
+            return [] if mode == f.mode else [f"mode: {mode:o} instead of {f.mode:o}"]
         if p.is_symlink() or not p.is_file():
             return ["type: not a regular file"]
         out = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import TrustError
 from ..files import write_atomic
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "ed25519"
 ROOT_KEYS = Path("etc/serpent/keys")   # where a root keeps the public keys it trusts
@@ -63,13 +66,19 @@ def load_public(path: Path) -> PublicKey:
 
 
 def public_keys(*places: Path) -> dict[str, PublicKey]:
-    """Every `*.pub` in the given directories (a missing one holds none) and the given files."""
+    """Every `*.pub` in the given directories (a missing one holds none) and the given files; a
+    file that is no key of ours is left out with a warning naming it (one bad file must not
+    block every install: the index's own signer is still required)."""
     found: dict[str, PublicKey] = {}
     for place in places:
         place = Path(place)
         files = sorted(place.glob("*.pub")) if place.is_dir() else [place] if place.is_file() else []
         for f in files:
-            k = load_public(f)
+            try:
+                k = load_public(f)
+            except TrustError as exc:
+                log.warning("left out of the trusted keys: %s", exc.message)
+                continue
             found[k.id] = k
     return found
 

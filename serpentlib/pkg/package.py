@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from elftools.common.exceptions import ELFError
 
+from ..build.recipes import NAME_RE
 from ..elf import elf_info, is_elf
 from ..errors import PackageError
 from ..files import atomic, resolve_in_root, walk
@@ -23,6 +24,15 @@ from ..hashes import sha256_file
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
+
+
+def check_name(name: object, what: str) -> str:
+    """`name` as a package name (recipes' own pattern: lowercase letters, digits, + . _ -, not
+    starting with a symbol); anything else, a path above all, is refused naming `what`."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or name in (".", ".."):
+        raise PackageError(f"{what}: {name!r} is not a package name",
+                           "package names are lowercase letters, digits and + . _ -: the file is damaged or hostile")
+    return name
 ARCH = "x86_64"
 
 
@@ -72,6 +82,9 @@ class Manifest:
         if data.get("format") != FORMAT:
             raise PackageError(f"manifest of {data.get('name')!r} has format {data.get('format')}, not {FORMAT}",
                                "rebuild the repository with this serpentlib")
+        check_name(data.get("name"), "a manifest")
+        for dep in data.get("depends", []):
+            check_name(dep, f"the manifest of {data['name']}: depends")
         data["files"] = [FileEntry(**f) for f in data["files"]]
         return cls(**data)
 

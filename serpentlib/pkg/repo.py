@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys
 from ..files import write_atomic
 from ..errors import PackageError
-from ..hashes import sha256_file
-from .package import Manifest, read_manifest
+from ..hashes import sha256_file, stream_hashes
+from .package import Manifest, check_name, read_manifest
 
 INDEX = "index.json"
 SIGNATURE = INDEX + ".sig"
@@ -34,9 +35,19 @@ class Entry:
     license: str
 
 
-def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | None = None) -> Path:
+VALID_FOR = 10 * 365 * 86400  # an index's life, from its serial, by default
+
+
+def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | None = None,
+                serial: int | None = None, valid_for: int = VALID_FOR) -> Path:
     """Hash each package file, write the index and sign it with the key store's signing key (made
-    on first use); each file is written to a temporary name and renamed."""
+    on first use); each file is written to a temporary name and renamed. `serial` (seconds since
+    the epoch; default SOURCE_DATE_EPOCH, else the newest package file's time, so the same files
+    give the same index) orders indexes: a root refuses one older than it has accepted, or one
+    past its `expires` (serial + `valid_for`)."""
+    if serial is None:
+        serial = int(os.environ.get("SOURCE_DATE_EPOCH") or
+                     max((int((repo / m.filename).stat().st_mtime) for m in manifests), default=0))
     packages = {}
     for m in sorted(manifests, key=lambda m: m.name):
         path = repo / m.filename
@@ -44,7 +55,8 @@ def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | No
                             "sha256": sha256_file(path), "size": path.stat().st_size,
                             "installed_size": m.installed_size, "depends": m.depends, "provides": m.provides,
                             "summary": m.summary, "license": m.license}
-    text = json.dumps({"format": 1, "packages": packages}, indent=1, sort_keys=True) + "\n"
+    text = json.dumps({"format": 1, "serial": serial, "expires": serial + valid_for, "packages": packages},
+                      indent=1, sort_keys=True) + "\n"
     kid, key = (store or keys.KeyStore()).signing_key_or_new()
     write_atomic(repo / SIGNATURE, keys.sign(text.encode(), kid, key))
     return write_atomic(repo / INDEX, text)
@@ -67,10 +79,18 @@ class Repository:
         self.signed_by: keys.PublicKey | None = None
         try:
             data = json.loads(self.index_bytes)
+            self.serial, self.expires = int(data.get("serial", 0)), int(data.get("expires", 0))
             self.entries = {name: Entry(name=name, **{**e, "depends": tuple(e["depends"]), "provides": tuple(e["provides"])})
                             for name, e in data["packages"].items()}
         except (ValueError, KeyError, TypeError) as exc:
             raise PackageError(f"{index} is damaged: {exc!r}", "get the repository again or rebuild it") from None
+        for e in self.entries.values():  # nothing named in an index may be a path
+            check_name(e.name, f"{index}: a package")
+            for dep in e.depends:
+                check_name(dep, f"{index}: {e.name} depends on")
+            if e.file != Path(e.file).name or e.file in (".", ".."):
+                raise PackageError(f"{index}: {e.name}'s file {e.file!r} is not a file name in the repository",
+                                   "the index is damaged or hostile: get the repository again or rebuild it")
 
     def verify_signature(self, trusted: dict[str, keys.PublicKey]) -> keys.PublicKey:
         """The key that signed the index; TrustError if it is unsigned, signed by a key not in
@@ -96,6 +116,24 @@ class Repository:
             raise PackageError(f"{path}: sha256 {got} differs from the index's {e.sha256}",
                                "the file was changed or damaged: rebuild the repository")
         return path
+
+    def fetch(self, name: str, into: Path) -> Path:
+        """A private copy of the package file in `into`, hashed as it is copied and checked against
+        the index: what is installed is what was hashed, whatever happens to the repository's file."""
+        e = self.entry(name)
+        into.mkdir(parents=True, exist_ok=True)
+        copy = into / e.file
+        try:
+            with open(self.path / e.file, "rb") as src, open(copy, "wb") as dst:
+                got = stream_hashes(src, "sha256", sink=dst.write)["sha256"]
+        except FileNotFoundError:
+            raise PackageError(f"{self.path / e.file}: missing from the repository",
+                               "rebuild the repository: serpent run --stage 4") from None
+        if got != e.sha256:
+            copy.unlink()
+            raise PackageError(f"{self.path / e.file}: sha256 {got} differs from the index's {e.sha256}",
+                               "the file was changed or damaged: rebuild the repository")
+        return copy
 
     def manifest(self, name: str) -> Manifest:
         return read_manifest(self.archive(name))
