@@ -183,39 +183,22 @@ def cmd_stage0(args: argparse.Namespace) -> int:
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
-    import os
-
     from .build.lock import holder
     from .build.profile import load_profile
-    from .build.sandbox import Bind, Sandbox
     from .paths import default_work_dir
+    from .stages.shell import shell_sandbox
 
     profile = load_profile(args.profile)
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
-    root = work_dir / f"stage{args.stage}" / "root"
-    if not (root / "usr" / "bin").is_dir():
-        raise SerpentError(f"no stage {args.stage} root in {work_dir} ({root} is missing or empty)",
-                           f"build it first: serpent run --profile {profile.name} --stage {args.stage}"
-                           + (f" --work-dir {args.work_dir}" if args.work_dir else "") + ", or give its --work-dir")
+    sandbox, shell, cwd = shell_sandbox(profile, args.stage, work_dir, args.serpent)
     busy = holder(work_dir)
     if busy:  # a run rebuilds a stage's root from the cache as it starts the stage: the shell may see half of it
         print(f"serpent shell: {work_dir} is in use by {busy.get('purpose') or 'a run'} (pid {busy.get('pid', '?')}, "
               f"since {busy.get('since', '?')}); a root that run is making may be incomplete under this shell",
               file=sys.stderr)
-    binds = []
-    if args.serpent:
-        if args.stage != 3:
-            raise SerpentError("--serpent is for stage 3: only its root is built with stage 2 at /serpent",
-                               "leave --serpent out, or use --stage 3")
-        binds = [Bind(work_dir / "stage2" / "root", "/serpent", readonly=True)]
-    shell = next((s for s in ("/usr/bin/bash", "/usr/bin/sh", "/bin/sh") if (root / s.lstrip("/")).exists()), "/bin/sh")
-    # The root as an overlay, read-only; /tmp is a scratch tmpfs, gone with the shell.
-    sandbox = Sandbox(seed=root, binds=binds, shell=shell, path="/usr/bin:/usr/sbin:/bin:/sbin",
-                      env={"HOME": "/tmp", "TERM": os.environ.get("TERM", "dumb"),
-                           "PS1": f"(serpent {profile.name} stage{args.stage}) \\w \\$ "})
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    # The command is found on the root's PATH by its shell.
-    return sandbox.interactive([shell, "-c", 'exec "$@"', shell, *command] if command else [shell, "-i"], cwd="/tmp")
+    # The command is found on the sandbox's PATH by its shell.
+    return sandbox.interactive([shell, "-c", 'exec "$@"', shell, *command] if command else [shell, "-i"], cwd=cwd)
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -358,7 +341,9 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     sh = sub.add_parser("shell", help="a shell (or a command) in a stage's root, read-only, with a scratch /tmp")
     sh.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
-    sh.add_argument("--stage", type=int, choices=(2, 3, 4), default=3, help="whose root (default: 3)")
+    sh.add_argument("--stage", type=int, choices=(1, 2, 3, 4), default=3,
+                    help="whose root (default: 3); 1: stage 0 with stage 1's cross compilers on PATH and the "
+                         "current directory writable")
     sh.add_argument("--work-dir", help="where the run's roots are (default: work/<profile>)")
     sh.add_argument("--serpent", action="store_true", help="stage 3 with stage 2's root at /serpent, as it is built")
     sh.add_argument("command", nargs=argparse.REMAINDER, help="what to run instead of an interactive shell")

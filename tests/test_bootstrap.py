@@ -215,6 +215,25 @@ def test_serpent_shell_runs_in_a_stage_root_that_it_leaves_as_it_was(run, tmp_pa
     assert missing.returncode == 2 and "no stage 3 root" in missing.stderr and "serpent run" in missing.stderr
 
 
+def test_serpent_shell_runs_in_a_mapped_namespace_and_stage_1_cross_compiles_by_hand(run, tmp_path):
+    """Even as root the shell's root maps to one id; `--stage 1` puts the cross compilers on PATH in
+    stage 0 with the current directory writable, and what they make runs on musl."""
+    _, _, work_dir = run
+    mapped = serpent("shell", "--work-dir", str(work_dir), "--", "cat", "/proc/self/uid_map", db=tmp_path / "m.sqlite")
+    assert mapped.stdout.split() == ["0", str(os.geteuid()), "1"], mapped.stderr
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\nint main(void) { puts("by hand on musl"); return 0; }\n')
+    env = {**os.environ, "SERPENT_METRICS_DB": str(tmp_path / "m.sqlite")}
+    made = subprocess.run([sys.executable, "-m", "serpentlib.cli", "shell", "--stage", "1", "--work-dir", str(work_dir),
+                           "--", "sh", "-c", "x86_64-serpent-linux-musl-clang -O2 -static hello.c -o hello && "
+                           "touch /usr/x 2>/dev/null || echo seed-read-only"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert made.returncode == 0 and made.stdout.split() == ["seed-read-only"], made.stderr
+    assert subprocess.run([str(tmp_path / "hello")], capture_output=True, text=True).stdout == "by hand on musl\n"
+    refused = subprocess.run([sys.executable, "-m", "serpentlib.cli", "shell", "--stage", "1", "--work-dir",
+                              str(work_dir), "--", "true"], capture_output=True, text=True, cwd="/", env=env)
+    assert refused.returncode == 2 and "cd into a directory of your own program's" in refused.stderr
+
+
 def test_executed_notebooks_have_no_error_and_show_plots(run):
     _, run_dir, _ = run
     for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot", "stage4-packages"):
