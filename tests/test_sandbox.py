@@ -222,3 +222,17 @@ def test_a_hostile_build_holds_no_host_privilege_and_cannot_leave(tmp_path, root
     assert lines[6].startswith("escape-refused") and lines[7].startswith("setns-refused"), out
     assert lines[8] == "interfaces ['lo']" and lines[9] == "nosuid"
     assert not escape.exists()
+
+
+def test_a_host_that_forbids_user_namespaces_is_named_before_anything_is_built(tmp_path, root_required):
+    """user.max_user_namespaces=0 (set in a user namespace of the test's own, so the machine is left
+    alone): `serpent run` names the setting and what to change, and makes no work directory."""
+    work = tmp_path / "work"
+    script = (f"echo 0 > /proc/sys/user/max_user_namespaces && exec {sys.executable} -m serpentlib.cli run "
+              f"--profile mini --work-dir {work} --run-dir {tmp_path / 'run'} --db {tmp_path / 'm.sqlite'}")
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", "sh", "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 2, proc.stderr
+    assert "the sandbox could not be set up" in proc.stderr and "user.max_user_namespaces = 0" in proc.stderr, proc.stderr
+    assert "sysctl -w user.max_user_namespaces=10000" in proc.stderr
+    assert not work.exists()

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 # What the host needs: a maker of the seed root, a venv for the project's Python.
-HOST_PACKAGES = ["mmdebstrap", "bubblewrap", "python3-venv", "make"]
+HOST_PACKAGES = ["mmdebstrap", "bubblewrap", "uidmap", "python3-venv", "make"]
 PATHS = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 

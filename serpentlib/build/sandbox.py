@@ -45,9 +45,7 @@ class Bind:
 
 
 def userns_hint() -> str:
-    """What to change so that an ordinary user may create the namespaces a build needs."""
-    if os.geteuid() == 0:
-        return "the kernel refused a namespace or mount even to root: check the container's seccomp/AppArmor profile"
+    """What to change so that the namespaces every build needs may be created."""
     settings = {"/proc/sys/kernel/unprivileged_userns_clone": ("kernel.unprivileged_userns_clone", "1"),
                 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns":
                     ("kernel.apparmor_restrict_unprivileged_userns", "0"),
@@ -57,9 +55,11 @@ def userns_hint() -> str:
             value = Path(path).read_text().strip()
         except OSError:
             continue
-        if (wanted == "0") != (value == "0"):
-            return f"user namespaces are off for ordinary users: run `sysctl -w {name}={wanted}` as root, or run as root"
-    return "run as root, or allow ordinary users to create user namespaces on this kernel"
+        if (wanted == "0") != (value == "0") and (os.geteuid() != 0 or name == "user.max_user_namespaces"):
+            return f"user namespaces are off here ({name} = {value}): as root, `sysctl -w {name}={wanted}`"
+    if os.geteuid() == 0:
+        return "the kernel refused a namespace or mount even to root: check the container's seccomp/AppArmor profile"
+    return "allow ordinary users to create user namespaces on this kernel, or run as root"
 
 
 def bwrap() -> str:
@@ -68,6 +68,19 @@ def bwrap() -> str:
         raise SandboxError("bubblewrap (bwrap) is not installed: every build step runs in it",
                            "apt-get install bubblewrap (make setup does)")
     return found
+
+
+def preflight() -> None:
+    """Start one empty sandbox, so that a host which forbids what every build needs (user
+    namespaces for ordinary users: user.max_user_namespaces=0, Ubuntu's
+    kernel.apparmor_restrict_unprivileged_userns=1) says so before anything is built."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="serpent-preflight-") as tmp:
+        rec = Sandbox(writable=[Path(tmp)]).run(["/bin/true"], cwd=tmp, log=Path(tmp) / "preflight.log")
+        if rec.exit_code != 0:
+            raise SandboxError(f"an empty sandbox failed (exit {rec.exit_code}): {_last_line(Path(rec.log))}",
+                               userns_hint())
 
 
 def _child_setup(umask: int, die_with_parent: bool = True) -> None:  # in the child, between fork and exec

@@ -177,12 +177,38 @@ def seeds_dir() -> Path:
 
 
 def _maker() -> str:
+    if os.geteuid() != 0:  # only mmdebstrap makes a root without root, in a user namespace of subordinate ids
+        if not shutil.which("mmdebstrap", path="/usr/bin:/usr/sbin:/bin:/sbin"):
+            raise SeedError("as an ordinary user, stage 0 is made by mmdebstrap (--mode=unshare), which is not "
+                            "installed", "as root, once: apt-get install mmdebstrap uidmap (sudo make setup does)")
+        subordinate_ids()
+        return "mmdebstrap"
     for tool in ("mmdebstrap", "debootstrap"):
         if shutil.which(tool, path="/usr/bin:/usr/sbin:/bin:/sbin"):
             return tool
     raise SeedError("neither mmdebstrap nor debootstrap is installed: stage 0 needs one to make the seed root",
                     "install mmdebstrap (Debian, Ubuntu, Arch, Fedora and openSUSE package it) or debootstrap; "
                     "on a host with apt, `make setup` does")
+
+
+def subordinate_ids() -> None:
+    """mmdebstrap's unshare mode maps the seed's users to this user's subordinate ids: it needs
+    newuidmap and a range in /etc/subuid and /etc/subgid. Say which is missing, and how to add it."""
+    import pwd
+
+    user = pwd.getpwuid(os.getuid()).pw_name
+    for tool in ("newuidmap", "newgidmap"):
+        if not shutil.which(tool, path="/usr/bin:/usr/sbin:/bin:/sbin"):
+            raise SeedError(f"{tool} is not installed: an ordinary user's stage 0 needs it",
+                            "as root, once: apt-get install uidmap (sudo make setup does)")
+    for table in ("/etc/subuid", "/etc/subgid"):
+        try:
+            ranges = [ln.split(":")[0] for ln in Path(table).read_text().splitlines() if ln.strip()]
+        except OSError:
+            ranges = []
+        if user not in ranges and str(os.getuid()) not in ranges:
+            raise SeedError(f"{user} has no subordinate id range in {table}: an ordinary user's stage 0 needs one",
+                            f"as root, once: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}")
 
 
 def _stream(argv: list[str], logfile: Path, progress, env: dict | None = None) -> None:

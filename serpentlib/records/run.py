@@ -19,6 +19,7 @@ from ..errors import SerpentError, StageFailed
 from ..build.lock import hand_down, lock_work_dir
 from ..build.profile import STAGE_NOTEBOOKS, Profile, check_parameters
 from ..paths import NOTEBOOKS, PROJECT
+from ..build.sandbox import preflight
 from ..build.seed import ensure as ensure_seed
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(options.kernel)
+    preflight()  # a host that forbids the sandbox says so now, not an hour in
     lock_work_dir(work_dir, f"serpent run {info.run_id}")
     hand_down(work_dir)
     # Stage 0 before any notebook: made if missing (minutes, with progress), every file checked if present.
