@@ -105,7 +105,7 @@ def test_fetch_profile_fetches_and_verifies_every_source(tmp_path, capsys, root_
 
 @pytest.mark.build
 @pytest.mark.parametrize("size_mb, where", [
-    (2, "no space left on the device of"),   # full before any package: stage1 copies clang's headers (21 MB)
+    (2, "no space left on the device while writing"),  # full before any package: stage1 copies clang's headers (21 MB)
     (40, "No space left on device"),         # full in fills-disk's build: dd says so in the log's tail
 ])
 def test_a_full_disk_is_a_clear_error(tmp_path, root_required, size_mb, where):
@@ -152,7 +152,8 @@ def test_a_build_has_no_network_though_the_host_has(tmp_path, root_required):
     finally:
         server.close()
     assert proc.returncode == 1 and "net-probe in build" in proc.stderr
-    assert "Network is unreachable" in proc.stderr
+    # Its own loopback only: the host's 127.0.0.1 is another address space.
+    assert "Connection refused" in proc.stderr or "Network is unreachable" in proc.stderr
 
 
 @pytest.mark.build

@@ -40,25 +40,24 @@ def clone_into(dest: Path) -> None:
 
 
 def in_root(root: Path, command: str, store: Path, log: Path) -> subprocess.CompletedProcess:
-    """`command` as root in `root`, in a mount namespace of its own (every mount goes with it): the
-    root bound onto itself (so mounts inside work), /proc, /dev, /sys, the host's resolver, and the
-    host's source store (content-addressed, every file verified on use) at the root's store."""
+    """`command` as root in `root`, as another host: entered by bubblewrap's pivot_root (not chroot:
+    in a chroot the kernel refuses the user namespaces every build's sandbox makes), in a mount
+    namespace of its own (every mount goes with it), with the host's privileges (no user
+    namespace of its own), /proc, /dev, /sys, the network, the host's resolver, and the host's
+    source store (content-addressed, every file verified on use) at the root's store."""
     shared = root / "root/.cache/serpentlib/sources"
     shared.mkdir(parents=True, exist_ok=True)
-    script = f"""set -e
-mount --bind {root} {root}
-mount -t proc proc {root}/proc
-mount --rbind /dev {root}/dev
-mount --rbind /sys {root}/sys
-mount --bind {store} {shared}
-cp -L /etc/resolv.conf {root}/etc/resolv.conf
-cp -L {HOST_CA} {root}/etc/ssl/host-ca.crt
-exec chroot {root} /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-  LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_CERT=/etc/ssl/host-ca.crt /bin/sh -c '{command}'
-"""
+    shutil.copy(Path("/etc/resolv.conf").resolve(), root / "etc/resolv.conf")
+    shutil.copy(Path(HOST_CA).resolve(), root / "etc/ssl/host-ca.crt")
+    # /proc as the host has it, fully visible: a proc mount bwrap made would refuse the nested sandboxes theirs.
+    argv = ["bwrap", "--bind", str(root), "/", "--dev-bind", "/proc", "/proc", "--dev-bind", "/dev", "/dev",
+            "--bind", "/sys", "/sys", "--bind", str(store), "/root/.cache/serpentlib/sources", "--tmpfs", "/tmp",
+            "--die-with-parent",
+            "--", "/usr/bin/env", "-i", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "HOME=/root", "LANG=C.UTF-8", "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_CERT=/etc/ssl/host-ca.crt",
+            "/bin/sh", "-c", command]
     with open(log, "a") as out:
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                              stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="module")

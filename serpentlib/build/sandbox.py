@@ -218,10 +218,11 @@ class Sandbox:
     def mounts(self) -> list[str]:
         """bwrap's arguments that build the command's file system."""
         trees = self._trees()
+        targets = [t for _, t, _ in trees] + list(SPECIAL)
         if self.seed is not None:
-            args = _seed_layout(self.seed, [t for _, t, _ in trees] + list(SPECIAL))
+            args = _layout(self.seed, targets, writable=False)
         elif self.root is not None:
-            args = ["--bind", str(self.root), "/"]
+            args = _layout(self.root, targets, writable=True)
         else:
             args = ["--bind" if self.writable is None else "--ro-bind", "/", "/"]
         args += ["--proc", "/proc", "--dev", "/dev"]
@@ -350,18 +351,20 @@ def _last_line(log: Path) -> str:
     return lines[-1] if lines else "bwrap said nothing"
 
 
-def _seed_layout(seed: Path, targets: list[str]) -> list[str]:
-    """The seed as `/`, read-only, with room for the mount points `targets` that it lacks: bwrap's
-    new root is a tmpfs; each top-level entry of the seed is bound in, but a directory on the way
-    to a missing mount point is made on the tmpfs instead (its mode kept) and its own entries are
-    bound in one by one, down to where the path leaves the seed. The seed is never written."""
+def _layout(seed: Path, targets: list[str], writable: bool) -> list[str]:
+    """`seed` (a root) as `/` with room for the mount points `targets` that it lacks, without
+    making them in it: bwrap's new root is a tmpfs; each top-level entry of the root is bound in
+    (read-only, or writable for a stage's own root), but a directory on the way to a missing mount
+    point is made on the tmpfs instead (its mode kept) and its own entries are bound in one by
+    one, down to where the path leaves the root. A read-only root is never written; nothing the
+    sandbox mounts is left in a writable one."""
     expand: set[str] = {"/"}
     for target in targets:
         parts = [p for p in target.split("/") if p]
         for i in range(1, len(parts) + 1):
             here = "/" + "/".join(parts[:i])
             st = _lstat(seed / here.lstrip("/"))
-            if st is None:
+            if st is None or not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
                 break  # from here on the path is made on the tmpfs
             if i == len(parts):
                 break  # the seed has the mount point itself
@@ -384,7 +387,7 @@ def _seed_layout(seed: Path, targets: list[str]) -> list[str]:
             elif stat.S_ISLNK(st.st_mode):
                 args.extend(["--symlink", os.readlink(host), path])
             elif stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
-                args.extend(["--ro-bind", str(host), path])
+                args.extend(["--bind" if writable else "--ro-bind", str(host), path])
 
     lay("/")
     return args
