@@ -95,10 +95,13 @@ def cmd_pkg(args: argparse.Namespace) -> int:
             print(f"installed {', '.join(done)}" if done else "nothing to do: already installed")
         elif args.action == "remove":
             print(f"removed {', '.join(root.remove(args.names))}")
+        elif args.action == "untrust":
+            for kid in args.names:
+                print(f"{root.untrust(kid)}: gone; {root.path} no longer trusts the key {kid}")
     except KeyboardInterrupt:
         print(f"interrupted: the {args.action} was rolled back; {root.path} is as it was", file=sys.stderr)
         return 130
-    if args.action in ("install", "remove"):
+    if args.action in ("install", "remove", "untrust"):
         return 0
     if args.action == "list":
         with root.locked():
@@ -395,8 +398,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--db")
     rep.set_defaults(func=cmd_reproduce)
     pk = sub.add_parser("pkg", help="install, remove, list or verify packages in a root")
-    pk.add_argument("action", choices=["install", "remove", "list", "verify"])
-    pk.add_argument("names", nargs="*", help="package names (install, remove)")
+    pk.add_argument("action", choices=["install", "remove", "list", "verify", "untrust"],
+                    help="untrust ID: take a key out of the root's /etc/serpent/keys, on purpose (pkg verify knows)")
+    pk.add_argument("names", nargs="*", help="package names (install, remove); a key id (untrust)")
     pk.add_argument("--root", help="the root directory")
     pk.add_argument("--repo", help="the repository (install; list without --root lists it)")
     pk.add_argument("--trust", action="append", default=[], metavar="FILE",

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from serpentlib.errors import PackageError
 from serpentlib.pkg.installer import Root
 from serpentlib.pkg.keys import KeyStore, TrustError
 from serpentlib.pkg.repo import SIGNATURE, Repository, write_index
@@ -171,3 +172,25 @@ def test_a_malformed_key_in_the_root_blocks_no_install(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         assert public_keys(keys) == {}
     assert "0123456789abcdef.pub: not a readable public key" in caplog.text
+
+
+def test_the_last_step_of_a_rotation_leaves_pkg_verify_clean(tmp_path):
+    """Step 4 once left `pkg verify` failing for good: the root's filesystem package owns the old
+    key's file, so deleting it by hand made it missing."""
+    from serpentlib.pkg.keys import ROOT_KEYS
+    from serpentlib.pkg.package import write_archive
+
+    store = KeyStore(tmp_path / "keys")
+    old = store.generate()
+    fs, where = filesystem_package(tmp_path / "fs", (old,))
+    write_archive(fs, where, tmp_path / "repo", 1577836800)
+    write_index(tmp_path / "repo", [fs], store)
+    (tmp_path / "root").mkdir()
+    root = Root(tmp_path / "root")
+    root.install(Repository(tmp_path / "repo"), ["filesystem"], trusted=store.public())
+    assert (tmp_path / "root" / ROOT_KEYS / f"{old.id}.pub").is_file() and root.verify() == []
+    root.untrust(old.id)
+    assert not (tmp_path / "root" / ROOT_KEYS / f"{old.id}.pub").exists() and root.untrusted() == [old.id]
+    assert root.verify() == [], "taken out on purpose: not missing"
+    with pytest.raises(PackageError, match="holds no key 0123456789abcdef"):
+        root.untrust("0123456789abcdef")

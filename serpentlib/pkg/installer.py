@@ -33,7 +33,7 @@ from ..errors import ConflictError, DiskFullError, PackageError, TrustError
 from ..files import leaving_link, within, write_atomic
 from ..hashes import sha256_file
 from .contents import check_path, check_paths, unpack
-from .keys import PublicKey
+from .keys import ROOT_KEYS, PublicKey
 from .package import FileEntry, Manifest, check_name, read_manifest
 from .repo import Repository, trusted_keys
 
@@ -381,6 +381,30 @@ class Root:
                     d = str(Path(d).parent)
             return names
 
+    # -- keys ----------------------------------------------------------------------------------
+    def untrust(self, kid: str) -> Path:
+        """Stop trusting a key in this root: its /etc/serpent/keys/<id>.pub goes, and the root
+        remembers that it went on purpose, so `verify` does not call it missing (the last step of
+        a key's rotation, or the first after a leak)."""
+        check_name(kid, "a key id")
+        path = f"/{ROOT_KEYS.as_posix()}/{kid}.pub"
+        with self.locked():
+            removed = self.untrusted()
+            if kid not in removed and not self.host(path).is_file():
+                raise PackageError(f"{self.path} holds no key {kid} ({path})", "see the root's /etc/serpent/keys")
+            write_atomic(self.db / "untrusted.json", json.dumps(sorted(set(removed) | {kid})))
+            self.host(path).unlink(missing_ok=True)
+        return self.host(path)
+
+    def untrusted(self) -> list[str]:
+        """The keys taken out of this root on purpose (see `untrust`)."""
+        path = self.db / "untrusted.json"
+        try:
+            kids = json.loads(path.read_text()) if path.is_file() else []
+            return [check_name(k, str(path)) for k in kids]
+        except (ValueError, TypeError) as exc:
+            raise _damaged(str(path), f"is not what the installer wrote ({exc})") from None
+
     # -- list and verify -----------------------------------------------------------------------
     def table(self) -> pd.DataFrame:
         rows = [{"package": m.name, "version": m.version, "release": m.release, "files": len(m.files),
@@ -389,10 +413,13 @@ class Root:
         return pd.DataFrame(rows, columns=["package", "version", "release", "files", "installed_bytes", "depends"])
 
     def verify(self) -> list[Problem]:
-        """Every installed file re-hashed against its manifest."""
+        """Every installed file re-hashed against its manifest (a key taken out on purpose aside)."""
+        gone = {f"/{ROOT_KEYS.as_posix()}/{kid}.pub" for kid in self.untrusted()}
         problems = []
         for m in self.installed().values():
             for f in m.files:
+                if f.path in gone and not self.host(f.path).exists():
+                    continue
                 problems += [Problem(m.name, f.path, what) for what in self._check(f)]
         return problems
 
