@@ -19,11 +19,12 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from ..hashes import digest, listing
 from ..errors import SeedError
@@ -273,7 +274,16 @@ def create(spec: SeedSpec, where: Path, progress=log.info) -> Seed:
              f"log: {where / 'stage0.log'}")
     try:
         entries = [f"deb {mirror} {spec.suite} main", f"deb-src {mirror} {spec.suite} main"]
-        if tool == "mmdebstrap":
+        if tool == "mmdebstrap" and os.geteuid() != 0:
+            # As an ordinary user: made in a user namespace of subordinate ids, as a tarball, and
+            # unpacked here as this user's own files, which is how bwrap shows them to builds (root's).
+            tarball = tmp / "root.tar"
+            _stream(["mmdebstrap", "--mode=unshare", "--format=tar", f"--variant={spec.variant}",
+                     f"--architectures={spec.arch}", f"--include={','.join(spec.packages)}",
+                     "--skip=cleanup/apt/lists", spec.suite, str(tarball), "\n".join(entries)], logfile, progress)
+            unpack_root(tarball, seed.root)
+            tarball.unlink()
+        elif tool == "mmdebstrap":
             _stream(["mmdebstrap", f"--variant={spec.variant}", f"--architectures={spec.arch}",
                      f"--include={','.join(spec.packages)}", "--skip=cleanup/apt/lists",
                      spec.suite, str(seed.root), "\n".join(entries)], logfile, progress)
@@ -281,6 +291,9 @@ def create(spec: SeedSpec, where: Path, progress=log.info) -> Seed:
             _stream(["debootstrap", "--variant=minbase", f"--arch={spec.arch}",
                      f"--include={','.join(spec.packages)}", spec.suite, str(seed.root), mirror], logfile, progress)
             (seed.root / "etc/apt/sources.list").write_text("\n".join(entries) + "\n")
+        for entry in list(walk(seed.root / "dev")):  # every sandbox makes its own /dev: the seed holds no device
+            if not (entry.is_dir or entry.is_file or entry.is_link):
+                entry.path.unlink()
         lists = seed.root / "var/lib/apt/lists"
         shutil.move(lists, seed.lists)
         (lists / "partial").mkdir(parents=True)  # the apt package's own; dpkg --verify checks it
@@ -306,6 +319,29 @@ def create(spec: SeedSpec, where: Path, progress=log.info) -> Seed:
     progress(f"stage0: seed {spec.key} ready in {seed.manifest['creation_s']:.0f} s, "
              f"{seed.manifest['size_bytes'] / 1e6:.0f} MB, {seed.manifest['clang']['version_line']}")
     return seed
+
+
+def unpack_root(tarball: Path, root: Path) -> None:
+    """A root file system from mmdebstrap's tarball, as this (ordinary) user's own files: modes and
+    links as in the tarball, owners not (only root may give files away), and no device node or
+    fifo (every sandbox makes its own /dev). Nothing is written outside `root`."""
+    root.mkdir(parents=True)
+    modes: list[tuple[Path, int]] = []
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts:
+                raise SeedError(f"{tarball}: member {member.name!r} leaves the root", "make the seed again")
+            if member.ischr() or member.isblk() or member.isfifo():
+                continue
+            if member.islnk() and (PurePosixPath(member.linkname).is_absolute() or ".." in PurePosixPath(member.linkname).parts):
+                raise SeedError(f"{tarball}: hard link {member.name!r} leaves the root", "make the seed again")
+            # A directory's own mode comes last (below), so that its contents can be written first.
+            tar.extract(member, root, set_attrs=not (member.issym() or member.isdir()), numeric_owner=True)
+            if member.isdir():
+                modes.append((root / member.name, member.mode))
+    for path, mode in reversed(modes):
+        os.chmod(path, mode)
 
 
 def _du(path: Path) -> int:
