@@ -37,7 +37,7 @@ from .sandbox import Bind, Sandbox
 log = logging.getLogger(__name__)
 
 DEFAULT_SEEDS = CACHE_HOME / "seeds"
-FORMAT = 1  # bump when the way seeds are made changes what is in them
+FORMAT = 2  # bump when the way seeds are made changes what is in them (2: no device nodes)
 FILES = "files.json"  # every entry of the root as it was made: what `verify(thorough=True)` holds it to
 APT_AS_ROOT = ["-o", "APT::Sandbox::User=root", "-o", "Dir::Cache=/tmp/apt-cache"]
 # What records name when they say which tools seeded a run.
