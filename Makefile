@@ -8,7 +8,7 @@ PROFILE ?= mini
 STAGE   ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup host venv bootstrap stage0 test test-fast fetch clean
+.PHONY: setup host venv bootstrap stage0 test test-fast fetch explore clean
 .DEFAULT_GOAL := bootstrap
 
 setup: host venv
@@ -33,6 +33,10 @@ stage0: setup
 
 fetch: setup
 	$(VENV)/bin/serpent fetch --profile $(PROFILE)
+
+# explore.ipynb live in JupyterLab (DASHBOARD=1: as a Voila dashboard), on 127.0.0.1; prints the URL.
+explore: venv
+	$(VENV)/bin/serpent explore $(if $(DB),--db $(DB),) $(if $(DASHBOARD),--dashboard,)
 
 # The report tests open index.html in a real browser; the Debian 13 host test makes its root with
 # debootstrap; the libc-support and libwildebeest tests compare with the host's glibc through its clang.

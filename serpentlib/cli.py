@@ -299,6 +299,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 3 if args.fail_on_flag and (len(flagged) or len(checks)) else 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .records.serve import serve
+
+    return serve(args.db, args.dashboard, args.port)
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .build.profile import load_profile
     from .paths import default_run_dir
@@ -384,6 +390,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--stage", help="stages to compare, e.g. 3 or 1,2 (default: those both runs have)")
     c.add_argument("--db")
     c.set_defaults(func=cmd_compare)
+    ex = sub.add_parser("explore", help="open explore.ipynb live: JupyterLab, or a Voila dashboard (--dashboard)")
+    ex.add_argument("--db", help="the metrics database (default: as `serpent ingest`)")
+    ex.add_argument("--dashboard", action="store_true", help="Voila: the notebook's outputs and widgets, no code")
+    ex.add_argument("--port", type=int, default=0, help="on 127.0.0.1 (default: a free one)")
+    ex.set_defaults(func=cmd_explore)
     rep = sub.add_parser("reproduce", help="build a profile twice at different paths and compare every file")
     rep.add_argument("--profile", default="mini")
     rep.add_argument("--stage", help="stages to build, e.g. 1,2 (default: all of the profile's)")

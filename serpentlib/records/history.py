@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,17 +101,18 @@ class History:
     def __init__(self, db: str | Path | None = None) -> None:
         self.path = db_path(db)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path)
+        self._local = threading.local()  # SQLite connections belong to the thread that made them
+        self._opened: list[sqlite3.Connection] = []
         try:
             self.version = self._migrate()
         except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
-            self.conn.close()
+            self.close()
             raise SerpentError(f"the metrics database {self.path} cannot be read: {exc}",
                                f"move it aside (mv {self.path} {self.path}.damaged) and run again, or give "
                                "another --db; `serpent ingest RUN_DIR...` adds the runs of their directories "
                                "to a new one") from None
         except BaseException:
-            self.conn.close()
+            self.close()
             raise
 
     def _migrate(self) -> int:
@@ -161,8 +163,20 @@ class History:
                                    "serpentlib's records and its store schema differ: add a migration step to "
                                    "serpentlib/records/history.py (MIGRATIONS) and raise SCHEMA_VERSION")
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the store (a widget's callback may run on another thread
+        than the one that opened it: JupyterLab handles widget messages on a kernel subshell)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = sqlite3.connect(self.path, check_same_thread=False)  # closed by close()
+            self._opened.append(conn)
+        return conn
+
     def close(self) -> None:
-        self.conn.close()
+        for conn in self._opened:
+            conn.close()
+        self._opened.clear()
 
     def __enter__(self) -> History:
         return self
@@ -240,6 +254,12 @@ class History:
 
     def runs(self) -> pd.DataFrame:
         return pd.read_sql_query("SELECT * FROM runs ORDER BY started", self.conn)
+
+    def packages(self, stage: str) -> list[str]:
+        """Every package the store holds records of in `stage`: timings or sizes (stage 4 has no sizes)."""
+        rows = self.conn.execute("SELECT package FROM phases WHERE stage = ? UNION SELECT package FROM sizes "
+                                 "WHERE stage = ?", (stage, stage)).fetchall()
+        return sorted(r[0] for r in rows)
 
     def table(self, name: str, run_ids: list[str] | None = None, stage: str | None = None,
               package: str | None = None) -> pd.DataFrame:

@@ -1,10 +1,15 @@
-"""Matplotlib figures from the record dataframes. Each returns the Figure; none shows it."""
+"""Matplotlib figures from the record dataframes. Each returns a Figure of its own, made without
+pyplot's global state (so a widget's callback on another thread draws whole figures); none shows
+it: a notebook displays it, a report embeds it (`png`)."""
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+import base64
+import io
+
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .metrics import outcome_counts
 
@@ -13,8 +18,22 @@ PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "p
                 "cached": "#b0bec5"}
 
 
+class Plot(Figure):
+    """A figure that shows itself as a PNG wherever it is displayed (a notebook, a dashboard, a
+    report), whatever matplotlib backend the kernel runs."""
+
+    def _repr_png_(self) -> bytes:
+        return png_bytes(self)
+
+
+def _figure(figsize: tuple[float, float]):
+    """A figure and its one axis, owned by the caller alone (not registered with pyplot)."""
+    fig = Plot(figsize=figsize)
+    return fig, fig.subplots()
+
+
 def _empty(title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(8, 2))
+    fig, ax = _figure((8, 2))
     ax.text(0.5, 0.5, "no records", ha="center", va="center")
     ax.set_axis_off()
     ax.set_title(title)
@@ -29,7 +48,7 @@ def time_per_package(phases: pd.DataFrame, title: str = "Wall time per package")
     table = phases.pivot_table(index="package", columns="phase", values="wall_s", aggfunc="sum", fill_value=0)
     table = table.reindex(order[::-1])
     cols = [p for p in PHASE_COLORS if p in table.columns] + [c for c in table.columns if c not in PHASE_COLORS]
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(order) + 1.5))
+    fig, ax = _figure((9, 0.5 * len(order) + 1.5))
     table[cols].plot.barh(stacked=True, ax=ax, color=[PHASE_COLORS.get(c, "#777") for c in cols], width=0.7)
     for i, total in enumerate(table.sum(axis=1)):
         ax.text(total, i, f" {total:.1f} s", va="center", fontsize=9)
@@ -47,7 +66,7 @@ def installed_size(sizes: pd.DataFrame, title: str = "Installed size per package
         return _empty(title)
     df = sizes.iloc[::-1]
     mib = df["installed_bytes"] / 2**20
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(df) + 1.5))
+    fig, ax = _figure((9, 0.5 * len(df) + 1.5))
     ax.barh(df["package"], mib, color="#5e35b1")
     for i, (v, n) in enumerate(zip(mib, df["files"])):
         ax.text(v, i, f" {v:.1f} MiB, {n} files", va="center", fontsize=9)
@@ -67,7 +86,7 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     t0 = df["start"].min()
     df["t"] = (df["start"] - t0).dt.total_seconds()
     order = list(dict.fromkeys(df["package"]))
-    fig, ax = plt.subplots(figsize=(10, 0.45 * len(order) + 1.5))
+    fig, ax = _figure((10, 0.45 * len(order) + 1.5))
     for _, row in df.iterrows():
         y = len(order) - 1 - order.index(row["package"])
         ax.barh(y, max(row["wall_s"], 0.05), left=row["t"], color=PHASE_COLORS.get(row["phase"], "#777"),
@@ -75,7 +94,7 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     ax.set_yticks(range(len(order)), order[::-1])
     ax.set_xlabel("seconds since stage start")
     ax.set_title(title)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for p, c in PHASE_COLORS.items() if p in set(df["phase"])]
+    handles = [Rectangle((0, 0), 1, 1, color=c) for p, c in PHASE_COLORS.items() if p in set(df["phase"])]
     ax.legend(handles, [p for p in PHASE_COLORS if p in set(df["phase"])], title="phase", fontsize=8,
               loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
@@ -86,45 +105,63 @@ def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 
 
+UNITS = {"bytes": (2**20, "MiB"), "s": (1, "s"), "files": (1, "files")}
+
+
+def unit_of(metric: str) -> str:
+    """The unit a metric is shown in: seconds, MiB for sizes, or a count."""
+    return "s" if metric.endswith("_s") else "bytes" if metric.endswith("_bytes") else "files"
+
+
+def _when(rows: pd.DataFrame) -> pd.Series:
+    """Each run's start (UTC), the x of every trend: the same run is at the same x for every package."""
+    return pd.to_datetime(rows["started"], utc=True, format="ISO8601")
+
+
 def trend(history_rows: pd.DataFrame, title: str, unit: str = "s") -> Figure:
-    """A metric of one package across runs, oldest first (from `History.trend`). Runs that took the
-    package from the build cache (`origin` cached) are drawn apart and left out of the median."""
+    """A metric of one package across runs, by the time each run started (from `History.trend`).
+    Runs that took the package from the build cache (`origin` cached) are drawn apart and left out
+    of the median. `unit`: s, bytes (shown in MiB) or files."""
     if history_rows.empty:
         return _empty(title)
+    scale, shown = UNITS.get(unit, (1, unit))
     rows = history_rows.reset_index(drop=True)
+    when, value = _when(rows), rows["value"] / scale
     cached = rows["origin"].eq("cached") if "origin" in rows else pd.Series(False, index=rows.index)
-    built = rows[~cached]
-    fig, ax = plt.subplots(figsize=(9, 3.2))
+    fig, ax = _figure((9, 3.4))
     marker = "o" if len(rows) < 60 else None
-    ax.plot(built.index, built["value"], marker=marker, lw=1.2, color="#1e88e5", label=f"built ({_runs(len(built))})")
+    ax.plot(when[~cached], value[~cached], marker=marker, lw=1.2, color="#1e88e5",
+            label=f"built ({_runs(int((~cached).sum()))})")
     if cached.any():
-        ax.scatter(rows.index[cached], rows["value"][cached], marker="x", color="#78909c", zorder=3,
+        ax.scatter(when[cached], value[cached], marker="x", color="#78909c", zorder=3,
                    label=f"from the build cache ({_runs(int(cached.sum()))}; no build time)")
-    if len(built):
-        median = built["value"].median()
-        ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median of built {median:,.1f} {unit}")
-    step = max(1, len(rows) // 8)
-    ax.set_xticks(list(rows.index)[::step], [str(r)[:20] for r in rows["run_id"]][::step], rotation=30, ha="right",
-                  fontsize=8)
-    ax.set_ylabel(unit)
+    if (~cached).any():
+        median = value[~cached].median()
+        ax.axhline(median, color="#999", lw=0.8, ls="--", label=f"median of built: {median:,.1f} {shown}")
+    ax.set_xlabel("run started (UTC)")
+    ax.set_ylabel(shown)
     ax.set_title(title)
     ax.legend(fontsize=8)
+    fig.autofmt_xdate()
     fig.tight_layout()
     return fig
 
 
 def trends(frames: dict[str, pd.DataFrame], title: str, unit: str = "s") -> Figure:
-    """Several packages' trends on one axis, for the static report of explore.ipynb."""
+    """Several packages' trends on one axis, each run at its start time, for the static report of
+    explore.ipynb."""
     frames = {k: v for k, v in frames.items() if not v.empty}
     if not frames:
         return _empty(title)
-    fig, ax = plt.subplots(figsize=(10, 4))
+    scale, shown = UNITS.get(unit, (1, unit))
+    fig, ax = _figure((10, 4))
     for name, df in frames.items():
-        ax.plot(range(len(df)), df["value"], marker="o" if len(df) < 30 else None, lw=1.2, label=name)
-    ax.set_xlabel("run (oldest first)")
-    ax.set_ylabel(unit)
+        ax.plot(_when(df), df["value"] / scale, marker="o" if len(df) < 30 else None, lw=1.2, label=name)
+    ax.set_xlabel("run started (UTC)")
+    ax.set_ylabel(shown)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.autofmt_xdate()
     fig.tight_layout()
     return fig
 
@@ -189,7 +226,7 @@ def package_sizes(packages: pd.DataFrame, title: str = "Package sizes") -> Figur
     if packages.empty:
         return _empty(title)
     df = packages.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(9, 0.5 * len(df) + 1.5))
+    fig, ax = _figure((9, 0.5 * len(df) + 1.5))
     y = range(len(df))
     ax.barh([i + 0.2 for i in y], df["installed_bytes"] / 2**20, height=0.4, color="#5e35b1", label="installed")
     ax.barh([i - 0.2 for i in y], df["package_bytes"] / 2**20, height=0.4, color="#ffb300", label="package file (xz)")
@@ -209,7 +246,7 @@ def dependency_counts(packages: pd.DataFrame, title: str = "Run-time dependencie
     if packages.empty:
         return _empty(title)
     df = packages.iloc[::-1]
-    fig, ax = plt.subplots(figsize=(9, 0.4 * len(df) + 1.5))
+    fig, ax = _figure((9, 0.4 * len(df) + 1.5))
     ax.barh(df["package"], df["dependency_count"], color="#00897b")
     for i, (n, deps) in enumerate(zip(df["dependency_count"], df["depends"])):
         ax.text(n, i, f" {deps}", va="center", fontsize=8)
@@ -234,12 +271,12 @@ def policy_table(checks: pd.DataFrame):
     return table.style.map(lambda v: colors.get(v, ""))
 
 
-def png(fig: Figure) -> str:
-    """The figure as a base64 PNG for an <img> tag; the figure is closed."""
-    import base64
-    import io
-
+def png_bytes(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode()
+    return buf.getvalue()
+
+
+def png(fig: Figure) -> str:
+    """The figure as a base64 PNG for an <img> tag."""
+    return base64.b64encode(png_bytes(fig)).decode()
