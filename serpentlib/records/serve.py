@@ -27,7 +27,7 @@ def free_port() -> int:
 def workspace() -> Path:
     """A fresh copy of explore.ipynb for the server: what JupyterLab saves (outputs and all) goes
     there, never into the project's notebooks/."""
-    place = DATA_HOME / "explore"
+    place = DATA_HOME / "explore" / "notebook"
     place.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(NOTEBOOKS / NOTEBOOK, place / NOTEBOOK)
     return place
@@ -41,7 +41,8 @@ def command(dashboard: bool, port: int, token: str, place: Path) -> tuple[list[s
         return argv, f"http://127.0.0.1:{port}/?token={token}"
     argv = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={place}", "--ServerApp.port_retries=0",
-            "--ServerApp.terminals_enabled=False"]
+            "--ServerApp.terminals_enabled=False", "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]  # it asks nobody elsewhere
     if os.geteuid() == 0:
         argv.append("--allow-root")  # bound to 127.0.0.1, behind a token
     return argv, f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK}?token={token}"
@@ -55,7 +56,11 @@ def start(db: str | None = None, dashboard: bool = False, port: int = 0,
     port = port or free_port()
     place = workspace()
     argv, url = command(dashboard, port, token, place)
-    env = {**os.environ, "SERPENT_METRICS_DB": str(db_path(db))}
+    # JupyterLab's own settings for this server: it does not ask to fetch news from elsewhere.
+    settings = place.parent / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('{"fetchNews": "false", "checkForUpdates": false}\n')
+    env = {**os.environ, "SERPENT_METRICS_DB": str(db_path(db)), "JUPYTERLAB_SETTINGS_DIR": str(place.parent / "settings")}
     proc = subprocess.Popen(argv, env=env, cwd=place)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:  # until it answers, or says why not
