@@ -257,3 +257,34 @@ def test_a_kill_before_the_journal_leaves_no_staging_files_behind(tmp_path, repo
     with root.locked():
         pass
     assert not (tmp_path / "root/var/lib/serpent/staging").exists()
+
+
+def test_a_disk_full_while_staging_is_a_clear_error_and_installs_nothing(tmp_path, repo, root_required):  # noqa: F811
+    """The root's file system fills while the package is staged: a raw OSError once; now the error
+    says so, the root is as it was and no staging file is left."""
+    import subprocess
+
+    from serpentlib.errors import DiskFullError
+
+    big = os.urandom(3 * 2**20)  # incompressible: a 3 MiB file in a 1 MiB root
+    sha = hashlib.sha256(big).hexdigest()
+    m = Manifest(name="huge", version="1.0", release=1, license="MIT", summary="too big",
+                 files=[FileEntry("/usr/share/huge", "file", 0o644, len(big), sha)])
+    with tarfile.open(repo.path / m.filename, "w:xz", preset=0) as tar:
+        text = m.to_json().encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size = len(text)
+        tar.addfile(info, io.BytesIO(text))
+        info = tarfile.TarInfo("root/usr/share/huge")
+        info.size, info.mode = len(big), 0o644
+        tar.addfile(info, io.BytesIO(big))
+    write_index(repo.path, [repo.manifest(n) for n in repo.entries] + [m])
+    root = tmp_path / "root"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(root)], check=True)
+    try:
+        with pytest.raises(DiskFullError, match="no space left on the device of .* while staging huge; nothing was installed"):
+            Root(root).install(Repository(repo.path), ["huge"])
+        assert not (root / "var/lib/serpent/staging").exists() and not (root / "usr").exists()
+    finally:
+        subprocess.run(["umount", str(root)], check=True)

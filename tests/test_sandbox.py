@@ -89,6 +89,7 @@ def test_no_mount_or_process_is_left_after_the_parent_is_killed(tmp_path, sig, r
     root.mkdir()
     data.mkdir()
     marker = f"300.{random.randrange(10**8):08d}"  # a sleep no other process on the machine has
+    scratch = set(Path("/tmp").glob("serpent-*"))
     parent = subprocess.Popen([sys.executable, "-c", KILLED_PARENT, str(root), str(data), marker])
     deadline = time.monotonic() + 20
     while not (data / "started").exists():
@@ -105,6 +106,7 @@ def test_no_mount_or_process_is_left_after_the_parent_is_killed(tmp_path, sig, r
         time.sleep(0.05)
     findmnt = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
     assert str(tmp_path) not in findmnt
+    assert set(Path("/tmp").glob("serpent-*")) <= scratch, "no spec file or scratch folder is left in /tmp"
 
 
 def test_missing_command_is_a_failed_record_not_a_crash(tmp_path, root_required):
