@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SerpentError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_status
     except KeyboardInterrupt:
         print("interrupted: every record made so far is in the run directory; no mount is left behind. "
               "The same command resumes: finished packages come from the cache, an unfinished build "

@@ -7,10 +7,10 @@ from pathlib import Path
 
 class SerpentError(Exception):
     """Base class: `str(err)` is the whole message, the hint included. `exit_code` is what the
-    `serpent` command exits with: 2 for what was asked wrongly or could not start, 1 for a build
-    or a stage that ran and failed."""
+    `serpent` command exits with (`exit_status`): 2 for what was asked wrongly or could not start,
+    1 for a build or a stage that ran and failed."""
 
-    exit_code = 2
+    exit_status = 2
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         self.message = message
@@ -55,9 +55,9 @@ class SandboxError(SerpentError):
 
 
 class BuildError(SerpentError):
-    """A build phase exited non-zero."""
+    """A build phase exited non-zero (its own exit code: `exit_code`)."""
 
-    exit_code = 1
+    exit_status = 1
 
     def __init__(self, stage: str, package: str, phase: str, exit_code: int, log: Path | None) -> None:
         self.stage, self.package, self.phase, self.exit_code, self.log = stage, package, phase, exit_code, log
@@ -95,7 +95,7 @@ class TrustError(SerpentError):
 class StageFailed(SerpentError):
     """A stage notebook failed; carries the failing package, phase and log when known."""
 
-    exit_code = 1
+    exit_status = 1
 
     def __init__(self, stage: int, notebook: Path, failed: dict | None, error: str) -> None:
         self.stage, self.notebook, self.failed = stage, notebook, failed

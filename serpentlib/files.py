@@ -76,8 +76,9 @@ def atomic(path: Path) -> Iterator[BinaryIO]:
     and renamed over `path` when the block ends; removed if it raises. Readers see the old file
     or the new one, never half of it."""
     tmp = path.with_name(f"{path.name}.partial-{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # a leftover (or a planted link) goes; the new file is made, never opened
     try:
-        with open(tmp, "wb") as fh:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644), "wb") as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -114,9 +115,8 @@ def resolve_in_root(path: str, readlink: Callable[[str], str | None], follow_las
     (a package's own path through the root's layout links). A link loop ends after 64 links."""
     done: list[str] = []
     parts = [p for p in path.split("/") if p]
-    for _ in range(64):
-        if not parts:
-            break
+    links = 0
+    while parts:
         part = parts.pop(0)
         if part in (".", ".."):
             if part == ".." and done:
@@ -126,10 +126,13 @@ def resolve_in_root(path: str, readlink: Callable[[str], str | None], follow_las
         if target is None:
             done.append(part)
             continue
+        links += 1
+        if links > 64:  # a loop: it ends on the link, inside the root
+            return "/" + "/".join(done + [part])
         parts = [p for p in target.split("/") if p] + parts
         if target.startswith("/"):
             done = []
-    return "/" + "/".join(done + parts)
+    return "/" + "/".join(done)
 
 
 def within(base: Path | str, path: Path | str) -> bool:

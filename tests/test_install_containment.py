@@ -288,3 +288,25 @@ def test_a_disk_full_while_staging_is_a_clear_error_and_installs_nothing(tmp_pat
         assert not (root / "var/lib/serpent/staging").exists() and not (root / "usr").exists()
     finally:
         subprocess.run(["umount", str(root)], check=True)
+
+
+def test_a_planted_lock_link_in_the_installers_state_writes_nothing_through_it(tmp_path, repo):  # noqa: F811
+    root = _installed_root(tmp_path, repo)
+    lock = tmp_path / "root/var/lib/serpent/lock"
+    lock.unlink()
+    lock.symlink_to(tmp_path / "outside-file")
+    with pytest.raises(PackageError, match="goes through the link /var/lib/serpent/lock"):
+        root.table()
+    assert not (tmp_path / "outside-file").exists()
+
+
+def test_the_same_packages_keep_their_serial_and_new_ones_get_the_next(tmp_path, repo):  # noqa: F811
+    from serpentlib.pkg.keys import KeyStore
+
+    store = KeyStore(tmp_path / "keys")
+    manifests = [repo.manifest(n) for n in repo.entries]
+    first = json.loads(write_index(repo.path, manifests, store).read_text())
+    again = json.loads(write_index(repo.path, manifests, store).read_text())
+    fewer = json.loads(write_index(repo.path, manifests[:1], store).read_text())
+    assert first == again, "the same packages, the same index"
+    assert fewer["serial"] == first["serial"] + 1 and first["expires"] > __import__("time").time()

@@ -533,3 +533,11 @@ def test_busybox_leaves_a_path_to_the_package_that_ships_the_program(tmp_path):
     assert records == [CheckRecord("stage4", "applet-yields", "busybox", True,
                                    "/usr/bin/strings: llvm's program, not busybox's applet")]
     assert yield_applet_links({"busybox": busybox, "llvm": llvm}) == []  # nothing left to give up
+
+
+def test_no_path_resolves_out_of_the_root_however_long(tmp_path):
+    from serpentlib.files import in_root
+
+    assert in_root(tmp_path, "/" + "./" * 64 + "../../../../etc/passwd") == tmp_path / "etc" / "passwd"
+    (tmp_path / "loop").symlink_to("loop")
+    assert in_root(tmp_path, "/loop/../../etc") == tmp_path / "loop", "a link loop ends on the link, inside"

@@ -55,15 +55,18 @@ class BuildCache:
         entry = self.root / key
         if not (entry / "size.json").is_file():
             return None
-        size = SizeRecord(**json.loads((entry / "size.json").read_text()))
+        try:
+            size = SizeRecord(**json.loads((entry / "size.json").read_text()))
+        except (ValueError, TypeError) as exc:
+            log.warning("build cache: the entry %s has a damaged size.json (%s): building it again", entry, exc)
+            return None
         recorded = self._meta(key).get("digest")
         actual = tree_digest(entry / "dest") if (entry / "dest").is_dir() else None
         problem = ("was filled before cache entries recorded their digest" if recorded is None else
                    "has lost its tree" if actual is None else
                    "has changed since it was filled (its files no longer hash as recorded)" if actual != recorded else "")
-        if problem:
+        if problem:  # left as it is: the build that fills the key again replaces it whole
             log.warning("build cache: the entry of %s (%s) %s: building it again", size.package, entry, problem)
-            shutil.rmtree(entry, ignore_errors=True)
             return None
         return entry / "dest", size
 

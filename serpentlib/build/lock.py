@@ -27,7 +27,7 @@ def _take(path: Path, wait: bool, purpose: str | None, busy: Callable[[dict], Se
     """Lock `path` (made if missing) and write who holds it (not when `purpose` is None: a lock
     inside a root leaves the root as it was); waits, or raises `busy(holder)`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)  # a planted link is refused (ELOOP)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:

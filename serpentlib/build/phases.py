@@ -86,6 +86,9 @@ def merge_tree(src: Path, dest: Path) -> None:
         if entry.is_dir:
             target.mkdir(parents=True, exist_ok=True)
             continue
+        if target.is_dir() and not target.is_symlink() and not entry.is_link:
+            raise ContainmentError(f"{src}: {entry.rel} is a file, but {dest / entry.rel} is a directory of the root",
+                                   "a package may not put a file where another one's directory is: fix its recipe")
         if target.is_symlink() or target.exists():
             target.unlink() if not target.is_dir() or target.is_symlink() else shutil.rmtree(target)
         if entry.is_link:

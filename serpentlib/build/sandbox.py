@@ -280,6 +280,9 @@ class Sandbox:
                                         stderr=subprocess.STDOUT, env={**self.environment(env), "PWD": str(cwd)},
                                         pass_fds=(status_w,), preexec_fn=lambda: _child_setup(self.umask),
                                         start_new_session=True)
+            except BaseException:
+                os.close(status_r)
+                raise
             finally:
                 os.close(status_w)
             timer = threading.Timer(timeout, proc.kill) if timeout else None
@@ -289,9 +292,10 @@ class Sandbox:
                 _, wait_status, usage = os.wait4(proc.pid, 0)
             except BaseException as exc:  # interrupted: take the whole sandbox down, then re-raise
                 usage = _stop(proc)
-                status = _drain(status_r)
+                proc.returncode = INTERRUPTED
+                total = _reap(usage or Usage(), _drain(status_r))  # the namespace's init too: no zombie
                 if isinstance(exc, KeyboardInterrupt) and usage is not None:
-                    raise Interrupted(clock.record(step, INTERRUPTED, str(log), _reap(usage, status))) from exc
+                    raise Interrupted(clock.record(step, INTERRUPTED, str(log), total)) from exc
                 raise
             finally:
                 if timer:

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from ..hashes import digest, listing
 from ..errors import SeedError
-from ..files import walk
+from ..files import walk, within
 from ..paths import CACHE_HOME
 from .lock import exclusive
 from ..rows import Step
@@ -336,6 +336,11 @@ def unpack_root(tarball: Path, root: Path) -> None:
                 continue
             if member.islnk() and (PurePosixPath(member.linkname).is_absolute() or ".." in PurePosixPath(member.linkname).parts):
                 raise SeedError(f"{tarball}: hard link {member.name!r} leaves the root", "make the seed again")
+            if not within(root, (root / member.name).parent):  # through a link extracted before it
+                raise SeedError(f"{tarball}: member {member.name!r} would be written outside the root through a link",
+                                "make the seed again")
+            if (root / member.name).is_symlink():
+                (root / member.name).unlink()
             # A directory's own mode comes last (below), so that its contents can be written first.
             tar.extract(member, root, set_attrs=not (member.issym() or member.isdir()), numeric_owner=True)
             if member.isdir():
@@ -356,6 +361,14 @@ def verify(seed: Seed, thorough: bool = False) -> None:
     hint = "recreate it: `serpent stage0 --recreate` (the builds made with it are rebuilt)"
     if seed.manifest.get("key") != seed.spec.key:
         raise SeedError(f"stage 0: {seed.dir} holds seed {seed.manifest.get('key')}, not {seed.spec.key}", hint)
+    if thorough:  # before anything of the seed runs: its files as they were made
+        listed = json.loads((seed.dir / FILES).read_text())
+        found = listing(seed.root)
+        lines = [f"/{p}: {'extra' if p not in listed else 'missing' if p not in found else 'changed'}"
+                 for p in sorted(set(listed) | set(found)) if listed.get(p) != found.get(p)]
+        if lines:
+            raise SeedError(f"stage 0: the seed root differs from the list of its files taken when it was "
+                            f"made ({len(lines)}): " + "; ".join(lines[:8]), hint)
     with tempfile.TemporaryDirectory(prefix="serpent-seed-verify-") as tmp:
         logfile = Path(tmp) / "verify.log"
         now = _read_manifest(seed, logfile)
@@ -364,14 +377,6 @@ def verify(seed: Seed, thorough: bool = False) -> None:
             changed = sorted(p for p in set(was) | set(got) if was.get(p) != got.get(p))
             raise SeedError("stage 0: the seed's packages differ from its manifest: "
                             + ", ".join(f"{p} {was.get(p, '-')} -> {got.get(p, '-')}" for p in changed[:10]), hint)
-        if thorough:
-            listed = json.loads((seed.dir / FILES).read_text())
-            found = listing(seed.root)
-            lines = [f"/{p}: {'extra' if p not in listed else 'missing' if p not in found else 'changed'}"
-                     for p in sorted(set(listed) | set(found)) if listed.get(p) != found.get(p)]
-            if lines:
-                raise SeedError(f"stage 0: the seed root differs from the list of its files taken when it was "
-                                f"made ({len(lines)}): " + "; ".join(lines[:8]), hint)
 
 
 def ensure(params: dict, progress=log.info, thorough: bool = False, recreate: bool = False) -> Seed:

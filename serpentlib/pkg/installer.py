@@ -87,7 +87,7 @@ class Root:
         for p in sorted(self.installed_dir.glob("*.json")):
             try:
                 m = Manifest.from_json(p.read_text())
-            except (PackageError, ValueError, KeyError, TypeError) as exc:
+            except (PackageError, ValueError, KeyError, TypeError, AttributeError) as exc:
                 raise _damaged(f"the installed record {p}", f"is not a manifest ({exc})") from None
             if m.name != p.stem:
                 raise _damaged(f"the installed record {p}", f"names the package {m.name!r}")
@@ -101,7 +101,8 @@ class Root:
 
     def _state_safe(self) -> None:
         """The installer's own state lies in the root's real directories, not behind a link."""
-        for rel in (DB / "installed", DB / "staging", DB / "transaction.json", DB / "serial.json"):
+        for rel in (DB / "installed", DB / "staging", DB / "transaction.json", DB / "serial.json", DB / "lock",
+                    DB / "untrusted.json"):
             link = leaving_link(self.path, rel.as_posix()) or _any_link(self.path, rel)
             if link:
                 raise _damaged(f"{self.path}: the installer's state {STATE}", f"goes through the link {link}")
@@ -147,7 +148,9 @@ class Root:
         the root, its trash the installer's own."""
         try:
             tx = json.loads(self.journal.read_text())
-            ok = tx["op"] in ("install", "remove") and isinstance(tx["paths"], list)
+            ok = (isinstance(tx, dict) and tx["op"] in ("install", "remove") and isinstance(tx["paths"], list)
+                  and isinstance(tx["started"], str) and (tx["op"] == "remove" or isinstance(tx["dirs"], list))
+                  and all(isinstance(m, int) for _, m in tx.get("modes", [])))
             for name in tx["packages"]:
                 check_name(name, f"the journal {self.journal}")
             for path in tx["paths"] + tx.get("dirs", []) + [d for d, _ in tx.get("modes", [])]:
@@ -155,7 +158,7 @@ class Root:
             if tx["op"] == "remove":
                 ok = ok and tx["trash"] == str(self.staging / "removed") and all(
                     Manifest.from_json(text).name == name for name, text in tx["manifests"].items())
-        except (PackageError, ValueError, KeyError, TypeError) as exc:
+        except (PackageError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise _damaged(f"the journal {self.journal}", f"is not one this installer wrote ({exc})") from None
         if not ok:
             raise _damaged(f"the journal {self.journal}", "is not one this installer wrote")
@@ -258,7 +261,7 @@ class Root:
                 self.installed_dir.mkdir(parents=True, exist_ok=True)
                 for m in manifests.values():
                     write_atomic(self.installed_dir / f"{m.name}.json", m.to_json())
-                if repo.serial > self.serial():
+                if repo.signed_by is not None and repo.serial > self.serial():  # an unchecked index says nothing
                     write_atomic(self.db / "serial.json", json.dumps({"serial": repo.serial, "repository": str(repo.path)}))
             except BaseException as exc:
                 self._rollback(tx)

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import TrustError
+from ..build.lock import exclusive
 from ..files import write_atomic
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,22 @@ class KeyStore:
         if self.signing_id() is None:
             self.generate()
         return self.signing_key()
+
+    def serial_for(self, content: str) -> tuple[int, int]:
+        """The serial of the index whose packages digest to `content`, and when it was first signed
+        (seconds since the epoch): the same content keeps its own, new content gets the next one."""
+        path = self.path / "serials.json"
+        self.path.mkdir(parents=True, exist_ok=True)
+        with exclusive(self.path / "serials.lock", purpose="serpent index serials"):
+            try:
+                known = json.loads(path.read_text()) if path.is_file() else {}
+            except ValueError:
+                raise TrustError(f"{path} is damaged", "restore it from the key store's backup") from None
+            if content not in known:
+                known[content] = [max((s for s, _ in known.values()), default=0) + 1, int(time.time())]
+                write_atomic(path, json.dumps(known, indent=0, sort_keys=True) + "\n")
+        serial, signed = known[content]
+        return int(serial), int(signed)
 
     def public(self) -> dict[str, PublicKey]:
         return public_keys(self.path)

@@ -78,6 +78,8 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         data = json.loads(text)
+        if not isinstance(data, dict):
+            raise PackageError("a manifest is not a JSON object", "the package is damaged or hostile")
         data.pop("installed_size", None)
         if data.get("format") != FORMAT:
             raise PackageError(f"manifest of {data.get('name')!r} has format {data.get('format')}, not {FORMAT}",

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys
 from ..files import write_atomic
 from ..errors import PackageError
-from ..hashes import sha256_file, stream_hashes
+from ..hashes import digest, sha256_file, stream_hashes
 from .package import Manifest, check_name, read_manifest
 
 INDEX = "index.json"
@@ -41,13 +40,12 @@ VALID_FOR = 10 * 365 * 86400  # an index's life, from its serial, by default
 def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | None = None,
                 serial: int | None = None, valid_for: int = VALID_FOR) -> Path:
     """Hash each package file, write the index and sign it with the key store's signing key (made
-    on first use); each file is written to a temporary name and renamed. `serial` (seconds since
-    the epoch; default SOURCE_DATE_EPOCH, else the newest package file's time, so the same files
-    give the same index) orders indexes: a root refuses one older than it has accepted, or one
-    past its `expires` (serial + `valid_for`)."""
-    if serial is None:
-        serial = int(os.environ.get("SOURCE_DATE_EPOCH") or
-                     max((int((repo / m.filename).stat().st_mtime) for m in manifests), default=0))
+    on first use); each file is written to a temporary name and renamed. The index carries a
+    `serial`, which orders indexes (a root refuses one older than it has accepted), and `expires`,
+    `valid_for` seconds after the packages were first signed: by default both come from the key
+    store, which gives each new set of packages the next serial and the same set its own again, so
+    the same packages give the same index, byte for byte."""
+    store = store or keys.KeyStore()
     packages = {}
     for m in sorted(manifests, key=lambda m: m.name):
         path = repo / m.filename
@@ -55,9 +53,13 @@ def write_index(repo: Path, manifests: list[Manifest], store: keys.KeyStore | No
                             "sha256": sha256_file(path), "size": path.stat().st_size,
                             "installed_size": m.installed_size, "depends": m.depends, "provides": m.provides,
                             "summary": m.summary, "license": m.license}
-    text = json.dumps({"format": 1, "serial": serial, "expires": serial + valid_for, "packages": packages},
+    if serial is None:
+        serial, signed = store.serial_for(digest(packages))
+    else:
+        signed = serial
+    text = json.dumps({"format": 1, "serial": serial, "expires": signed + valid_for, "packages": packages},
                       indent=1, sort_keys=True) + "\n"
-    kid, key = (store or keys.KeyStore()).signing_key_or_new()
+    kid, key = store.signing_key_or_new()
     write_atomic(repo / SIGNATURE, keys.sign(text.encode(), kid, key))
     return write_atomic(repo / INDEX, text)
 

@@ -62,17 +62,31 @@ def start(db: str | None = None, dashboard: bool = False, port: int = 0,
     settings.write_text('{"fetchNews": "false", "checkForUpdates": false}\n')
     env = {**os.environ, "SERPENT_METRICS_DB": str(db_path(db)), "JUPYTERLAB_SETTINGS_DIR": str(place.parent / "settings")}
     proc = subprocess.Popen(argv, env=env, cwd=place)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # until it answers, or says why not
-        if proc.poll() is not None:
-            raise SerpentError(f"the {'Voila' if dashboard else 'JupyterLab'} server exited at once (exit {proc.returncode})",
-                               "its own messages above say why; `make setup` installs it into the project's environment")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, url
-        time.sleep(0.2)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # until it answers, or says why not
+            if proc.poll() is not None:
+                raise SerpentError(f"the {'Voila' if dashboard else 'JupyterLab'} server exited at once "
+                                   f"(exit {proc.returncode})", "its own messages above say why; `make setup` "
+                                   "installs it into the project's environment")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc, url
+            time.sleep(0.2)
+        raise SerpentError(f"the server did not answer on 127.0.0.1:{port} within 90 s", "try again, or another --port")
+    except BaseException:  # ^C while it starts, or it never answered: it does not outlive this
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen) -> int:
+    """Stop the server: politely, then for good."""
     proc.terminate()
-    raise SerpentError(f"the server did not answer on 127.0.0.1:{port} within 90 s", "try again, or another --port")
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def serve(db: str | None = None, dashboard: bool = False, port: int = 0) -> int:
@@ -82,8 +96,7 @@ def serve(db: str | None = None, dashboard: bool = False, port: int = 0) -> int:
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+        return stop(proc)
 
 
 __all__ = ["NOTEBOOK", "command", "serve", "start"]

@@ -41,8 +41,8 @@ def _stage1(profile: Profile, work_dir: Path, cwd: Path, env: dict[str, str]) ->
     stage1 = work_dir.resolve() / "stage1"
     stage_marker(stage1)  # a clear error when stage 1 has not completed there
     seed = ensure_seed(profile.common.get("seed") or {})
-    for what, place in (("the work directory", stage1.parent), ("stage 0", seed.root)):
-        if place == cwd or place.is_relative_to(cwd):
+    for what, place in (("the work directory", stage1.parent.resolve()), ("stage 0", seed.root.resolve())):
+        if place.is_relative_to(cwd) or cwd.is_relative_to(place):
             raise SerpentError(f"serpent shell --stage 1 makes the current directory {cwd} writable, and it holds "
                                f"{what} ({place})", "cd into a directory of your own program's first")
     sandbox = seed.sandbox(path=f"{stage1 / 'bin'}:/usr/bin:/bin", visible=[stage1], writable=[cwd],

@@ -53,7 +53,7 @@ def stage3(params: StageParams) -> StageResult:
     `fixpoint`: the final compiler rebuilds itself and must give the same bytes; `lit_suites`:
     LLVM's own test suites run in the chroot (clang only)."""
     compiler = final_compiler(params.compiler)
-    flag_list = tuning.parse_flags(params.flags)
+    flag_list = tuning.parse_flags(params.flags or {})
     st = begin("stage3", params, after=("stage1", "stage2"))
     bindir = toolchain(st.base)
     chroot = Chroot(st.work / "root", st.work / "build", st.base / "stage2" / "root")

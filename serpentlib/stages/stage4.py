@@ -308,7 +308,7 @@ def stage4(params: StageParams) -> StageResult:
     for m in manifests.values():
         with timed(st.record, Step("stage4", m.name, m.version, "archive")):
             write_archive(m, where[m.name], repo, int(SOURCE_DATE_EPOCH))
-    write_index(repo, list(manifests.values()), store, serial=int(SOURCE_DATE_EPOCH))
+    write_index(repo, list(manifests.values()), store)
     write_package_table(st.run / "packages.csv", manifests, repo)
 
     checks = yielded + judge(manifests, where, flag_results, exceptions, params.allowed_tree, [str(st.base), "/serpent/"],
