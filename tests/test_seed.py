@@ -79,3 +79,43 @@ def test_a_changed_or_added_file_in_the_seed_is_found_and_named(tmp_path, root_r
     finally:
         subprocess.run(["umount", str(view / "root")], check=True)
     verify(seed, thorough=True)  # the seed itself was never touched
+
+
+def test_a_users_seed_tarball_is_unpacked_as_its_own_files_and_through_no_link(tmp_path):
+    """mmdebstrap's tarball holds `.`, devices (left out) and, were it hostile, a link then a member
+    through it (refused: nothing lands outside the root)."""
+    import io
+    import tarfile
+
+    from serpentlib.build.seed import unpack_root
+
+    def tarball(name, members):
+        path = tmp_path / name
+        with tarfile.open(path, "w") as tar:
+            for member_name, kind, extra in members:
+                info = tarfile.TarInfo(member_name)
+                if kind == "dir":
+                    info.type, info.mode = tarfile.DIRTYPE, extra
+                    tar.addfile(info)
+                elif kind == "link":
+                    info.type, info.linkname = tarfile.SYMTYPE, extra
+                    tar.addfile(info)
+                elif kind == "chr":
+                    info.type = tarfile.CHRTYPE
+                    tar.addfile(info)
+                else:
+                    info.size, info.mode = len(extra), 0o644
+                    tar.addfile(info, io.BytesIO(extra))
+        return path
+
+    good = tarball("good.tar", [(".", "dir", 0o755), ("./etc", "dir", 0o755), ("./etc/hostname", "file", b"seed\n"),
+                                ("./dev", "dir", 0o755), ("./dev/null", "chr", None), ("./root", "dir", 0o700)])
+    unpack_root(good, tmp_path / "root")
+    assert (tmp_path / "root/etc/hostname").read_text() == "seed\n" and not (tmp_path / "root/dev/null").exists()
+    assert (tmp_path / "root/root").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "outside").mkdir()
+    bad = tarball("bad.tar", [(".", "dir", 0o755), ("./x", "link", str(tmp_path / "outside")),
+                              ("./x/planted", "file", b"evil\n")])
+    with pytest.raises(SeedError, match="'./x/planted' would be written outside the root through a link"):
+        unpack_root(bad, tmp_path / "root2")
+    assert list((tmp_path / "outside").iterdir()) == []

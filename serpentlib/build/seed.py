@@ -336,11 +336,15 @@ def unpack_root(tarball: Path, root: Path) -> None:
                 continue
             if member.islnk() and (PurePosixPath(member.linkname).is_absolute() or ".." in PurePosixPath(member.linkname).parts):
                 raise SeedError(f"{tarball}: hard link {member.name!r} leaves the root", "make the seed again")
-            if not within(root, (root / member.name).parent):  # through a link extracted before it
+            target = Path(os.path.normpath(root / member.name))
+            if target == root:  # the root itself: only its mode, below
+                modes.append((root, member.mode))
+                continue
+            if not within(root, target.parent):  # through a link extracted before it
                 raise SeedError(f"{tarball}: member {member.name!r} would be written outside the root through a link",
                                 "make the seed again")
-            if (root / member.name).is_symlink():
-                (root / member.name).unlink()
+            if target.is_symlink():
+                target.unlink()
             # A directory's own mode comes last (below), so that its contents can be written first.
             tar.extract(member, root, set_attrs=not (member.issym() or member.isdir()), numeric_owner=True)
             if member.isdir():
