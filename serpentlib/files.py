@@ -141,13 +141,14 @@ def within(base: Path | str, path: Path | str) -> bool:
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
 
 
-def leaving_link(root: Path, rel: str) -> str | None:
+def leaving_link(root: Path, rel: str, any_link: bool = False) -> str | None:
     """The first link on the way to `root/rel` (a path relative to it) that leads out of `root`
-    when followed on this host, as 'path -> target'; None when every step stays inside."""
+    when followed on this host (with `any_link`: any link at all), as 'path -> target'; None when
+    there is none."""
     here = Path(root)
     for part in [p for p in rel.split("/") if p]:
         here = here / part
-        if here.is_symlink() and not within(root, here):
+        if here.is_symlink() and (any_link or not within(root, here)):
             return f"/{here.relative_to(root)} -> {os.readlink(here)}"
     return None
 

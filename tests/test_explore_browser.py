@@ -4,11 +4,12 @@ Playwright (the system's chromium, nothing downloaded), runs every cell, changes
 finds after each change a whole plot and no traceback."""
 
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
 from serpentlib.records.history import History
-from serpentlib.records.serve import start
+from serpentlib.records.serve import start, stop
 
 from .conftest import PACKAGES, make_run
 
@@ -53,46 +54,37 @@ def _changes(page, tmp_path, name):
     assert selects.nth(1).input_value() == "bash", "back in stage 2, its package list and a package picked"
 
 
-def _browser(p):
-    return p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+@contextmanager
+def opened(store, dashboard: bool = False):
+    """The page `serpent explore` prints, in headless Chromium; the server stops afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    server, url = start(str(store), dashboard=dashboard)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, timeout=90000)
+            yield page
+            browser.close()
+    finally:
+        stop(server)
 
 
 def test_explore_in_jupyterlab_with_its_default_settings(store, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    server, url = start(str(store))
-    try:
-        with sync_playwright() as p:
-            browser = _browser(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, timeout=90000)
-            page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=90000)
-            page.click("text=Run >> nth=0")
-            page.click("text=Run All Cells")
-            page.wait_for_selector(".widget-dropdown select", timeout=90000)
-            page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=90000)
-            _changes(page, tmp_path, "lab")
-            assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait()
+    with opened(store) as page:
+        page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=90000)
+        page.click("text=Run >> nth=0")
+        page.click("text=Run All Cells")
+        page.wait_for_selector(".widget-dropdown select", timeout=90000)
+        page.wait_for_function("document.body.innerText.includes('| Idle')", timeout=90000)
+        _changes(page, tmp_path, "lab")
+        assert "Traceback" not in page.locator(".jp-Notebook").inner_text()
 
 
 def test_explore_as_a_voila_dashboard(store, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    server, url = start(str(store), dashboard=True)
-    try:
-        with sync_playwright() as p:
-            browser = _browser(p)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, timeout=90000)
-            page.wait_for_selector(".widget-dropdown select", timeout=120000)
-            page.wait_for_timeout(3000)
-            _changes(page, tmp_path, "voila")
-            assert "Traceback" not in page.inner_text("body")
-            browser.close()
-    finally:
-        server.terminate()
-        server.wait()
+    with opened(store, dashboard=True) as page:
+        page.wait_for_selector(".widget-dropdown select", timeout=120000)
+        page.wait_for_timeout(3000)
+        _changes(page, tmp_path, "voila")
+        assert "Traceback" not in page.inner_text("body")

@@ -54,16 +54,6 @@ class Problem:
     problem: str   # missing, modified, mode, type, target
 
 
-def _any_link(root: Path, rel: Path) -> str | None:
-    """A link anywhere on the way from `root` to `root/rel` (the installer's state has none)."""
-    here = root
-    for part in rel.parts:
-        here = here / part
-        if here.is_symlink():
-            return f"/{here.relative_to(root)} -> {os.readlink(here)}"
-    return None
-
-
 class Root:
     """A root file system managed by serpent packages."""
 
@@ -103,7 +93,7 @@ class Root:
         """The installer's own state lies in the root's real directories, not behind a link."""
         for rel in (DB / "installed", DB / "staging", DB / "transaction.json", DB / "serial.json", DB / "lock",
                     DB / "untrusted.json"):
-            link = leaving_link(self.path, rel.as_posix()) or _any_link(self.path, rel)
+            link = leaving_link(self.path, rel.as_posix(), any_link=True)
             if link:
                 raise _damaged(f"{self.path}: the installer's state {STATE}", f"goes through the link {link}")
 

@@ -204,7 +204,7 @@ class StageRun:
         self.recorder.add_all(checks)
         self.result.checks = checks
         if all(c.passed for c in checks):
-            if not self.checks_from_cache:
+            if not self.checks_from_cache and self.made is not None:  # a stage that may replay its checks
                 run_id = self.recorder.run_id or self.run.name
                 self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest())
             mark_complete(self.work, {"key": self.key, "inputs": self.inputs_key, "run": str(self.run),
