@@ -65,6 +65,8 @@ class StageParams:
     lit_suites: list[str] = field(default_factory=list)    # stage 3, clang: LLVM's lit suites
     allowed_tree: list[str] | None = None                  # stage 4
     policy_exceptions: list[dict] = field(default_factory=list)  # stage 4
+    boot: bool = False                  # stage 4: boot the root in QEMU and run the checks inside it
+    boot_timeout: float = 0.0           # stage 4: seconds before a boot counts as hung (0: 60 KVM, 300 TCG)
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> StageParams:

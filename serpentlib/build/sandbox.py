@@ -200,6 +200,7 @@ class Sandbox:
     # written; `visible` and `writable` trees appear at their own paths, the one read-only, the
     # other writable.
     seed: Path | None = None
+    devices: list[str] = field(default_factory=list)  # host devices shown as they are (/dev/kvm)
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         """The whole environment a command sees: nothing from the caller's."""
@@ -226,6 +227,8 @@ class Sandbox:
         else:
             args = ["--bind" if self.writable is None else "--ro-bind", "/", "/"]
         args += ["--proc", "/proc", "--dev", "/dev"]
+        for device in self.devices:
+            args += ["--dev-bind", device, device]
         if self.root is not None or self.seed is not None or self.writable is not None:
             args += ["--tmpfs", "/tmp"]  # without a root and read-write, the host's own /tmp is the command's
         for source, target, readonly in trees:

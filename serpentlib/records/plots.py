@@ -257,6 +257,23 @@ def dependency_counts(packages: pd.DataFrame, title: str = "Run-time dependencie
     return fig
 
 
+def boot_events(events: pd.DataFrame, title: str = "The boot") -> Figure:
+    """The boot's milestones on the kernel's clock, and QEMU's whole wall time."""
+    if events.empty:
+        return _empty(title)
+    df = events.iloc[::-1]
+    fig, ax = _figure((9, 0.45 * len(df) + 1.5))
+    wall = df["event"].str.startswith("QEMU")
+    ax.barh(df["event"], df["kernel_s"], color=["#90a4ae" if w else "#3949ab" for w in wall])
+    for i, v in enumerate(df["kernel_s"]):
+        ax.text(v, i, f" {v:.2f} s", va="center", fontsize=9)
+    ax.set_xlabel(f"seconds since the kernel started (grey: QEMU's wall time; {df['accel'].iloc[0]})")
+    ax.set_title(title)
+    ax.margins(x=0.2)
+    fig.tight_layout()
+    return fig
+
+
 def policy_table(checks: pd.DataFrame):
     """Packages by policies: ok, excused (an exception applied) or FAIL, coloured."""
     pol = checks[checks["check"].str.startswith("policy:")]

@@ -154,7 +154,7 @@ class StageRun:
 
         A package's key covers the keys of what it builds against: its declared dependencies,
         or with `chain` (a chroot stage, where every build runs on the tools installed before
-        it) every package before it."""
+        it) every package before it, but for a package built on the host."""
         recipes = self.recipes(packages)
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
@@ -162,7 +162,8 @@ class StageRun:
         for i, name in enumerate(order, 1):
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
-            before = order[:i - 1] if chain else build_order(depends, [name])[:-1]
+            # A package built on the host uses none of the root's tools: only its own dependencies.
+            before = order[:i - 1] if chain and not on_host else build_order(depends, [name])[:-1]
             env = ctx.host_env if on_host else ctx.env
             key = self.cache.key(recipe, self.name, env, self.upstream + [self.keys[d] for d in before])
             self.keys[name] = key

@@ -26,6 +26,7 @@ from ..pkg.keys import ROOT_KEYS, KeyStore, PublicKey
 from ..pkg.package import FileEntry, Manifest, needs_of, scan_tree, write_archive
 from ..pkg.repo import Repository, write_index
 from ..rows import CheckRecord, Step, expected_failure, skipped, timed
+from . import boot
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
 from .compilers import final_compiler
 from .layout import BASE_FILES, ROOT_DIRS, ROOT_LINKS, Chroot, write_base_files
@@ -323,6 +324,8 @@ def stage4(params: StageParams) -> StageResult:
     checks.append(CheckRecord("stage4", "index-signed", "repository", True,
                               f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names, compiler)
+    if params.boot:
+        checks += boot_checks(st, names, params.boot_timeout)
     with timed(st.record, Step("stage4", "root", "-", "sbom")):
         sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
                              root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
@@ -349,3 +352,22 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
     checks += check_in_root("stage4", alone, commands, logs)
     shutil.rmtree(builds, ignore_errors=True)
     return checks
+
+
+def boot_checks(st: StageRun, names: list[str], timeout: float = 0.0) -> list[CheckRecord]:
+    """The root as a disk image, booted by QEMU with its own kernel; every recipe's checks run
+    inside it. The console log goes with the run's logs, the boot's events to boot.csv."""
+    out = st.work / "boot"
+    try:
+        with timed(st.record, Step("stage4", "root", "-", "boot")):
+            booted, records, rows = boot.boot_root(st.seed, st.work / "root", st.recipe_checks(names), out,
+                                                   timeout=timeout)
+    except SerpentError as exc:
+        return [CheckRecord("stage4", "boots", "qemu", False, str(exc).replace("\n", " "))]
+    st.logs.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(booted.console, st.logs / "boot-console.log")
+    with open(st.run / "boot.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["event", "kernel_s", "accel"])
+        w.writeheader()
+        w.writerows(rows)
+    return records

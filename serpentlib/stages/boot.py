@@ -1,0 +1,236 @@
+"""The boot: the stage 4 root as an ext4 disk image, booted by QEMU with the kernel it packages.
+
+The image is made by the seed's `mke2fs -d` (no loop mount, no root needed) and is reproducible:
+a fixed UUID and hash seed, every time SOURCE_DATE_EPOCH. QEMU is the seed's too. An inittab
+entry runs every recipe's check inside the booted system and prints each result on the serial
+console, base64 between markers; then init reboots and QEMU (`-no-reboot`) exits. The console
+is captured to a file and read back into records.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shlex
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..build.seed import Seed
+from ..errors import SerpentError
+from ..files import copy_tree, walk
+from ..rows import CheckRecord, Step
+from .common import SOURCE_DATE_EPOCH
+
+IMAGE_UUID = "5e4fe47a-0b0e-4d2a-9c3f-2020f0000001"  # fixed: two images of one root are the same bytes
+MIB = 1 << 20
+BEGIN, END, CHECK = "serpent-boot: checks begin", "serpent-boot: checks end", "serpent-check"
+KERNEL_GLOB = "usr/lib/modules/*/vmlinuz"
+# Mount points a running system needs that a chroot's root does without.
+MOUNT_POINTS = ("sys", "run")
+
+INITTAB = """# serpentlib's boot: the checks, then a clean reboot (QEMU runs with -no-reboot, so it exits).
+::sysinit:/usr/lib/serpent/boot-checks
+::once:/bin/reboot
+"""
+
+CHECKS_HEAD = r"""#!/bin/sh
+# serpentlib's boot checks: each recipe check runs as in a chroot of the root; its exit status
+# and output go to the console as `serpent-check <n> <status> <base64 of the output>`.
+export PATH=/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t tmpfs tmp /tmp
+mount -t tmpfs run /run
+echo "{begin} $(cut -d' ' -f1 /proc/uptime)"
+check() {{
+    printf '%s' "$2" | base64 -d > /tmp/check.sh
+    (cd / && sh /tmp/check.sh) > /tmp/check.out 2>&1
+    status=$?
+    echo "{check} $1 $status $(base64 < /tmp/check.out | tr -d '\n')"
+}}
+"""
+
+
+def find_kernel(root: Path) -> Path:
+    """The one kernel the root packages (usr/lib/modules/<release>/vmlinuz)."""
+    found = sorted(root.glob(KERNEL_GLOB))
+    if len(found) != 1:
+        raise SerpentError(f"{root} holds {len(found)} kernels ({KERNEL_GLOB}), not one",
+                           "add `linux` to stage 3's packages in the profile (params/mini.yaml has it) and run "
+                           "stages 3 and 4 again" if not found else "keep one kernel package in stage 3")
+    return found[0]
+
+
+def boot_files(commands: dict[str, tuple[str, str]]) -> dict[str, tuple[str, int]]:
+    """What the image adds to the root for the boot: the inittab, and the script that runs each
+    check (`subject: (command, expected)`) in order."""
+    lines = [CHECKS_HEAD.format(begin=BEGIN, end=END, check=CHECK)]
+    for i, (command, _) in enumerate(commands.values()):
+        lines.append(f"check {i} {shlex.quote(base64.b64encode(command.encode()).decode())}\n")
+    lines.append(f'echo "{END} $(cut -d\' \' -f1 /proc/uptime)"\n')
+    return {"etc/inittab": (INITTAB, 0o644), "usr/lib/serpent/boot-checks": ("".join(lines), 0o755)}
+
+
+def make_image(seed: Seed, root: Path, out: Path, log: Path, extra: dict[str, tuple[str, int]] | None = None) -> Path:
+    """An ext4 image of `root` (plus `extra` files, {path: (text, mode)}) at `out`, by the seed's
+    mke2fs; files are root's in it. Reproducible: fixed UUID and hash seed, every time and mtime
+    SOURCE_DATE_EPOCH. The tree is staged beside `out` and removed."""
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f"{out.name}.tree-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        tree = copy_tree(root, staging)
+        for name in MOUNT_POINTS:
+            (tree / name).mkdir(mode=0o755, exist_ok=True)
+        for rel, (text, mode) in (extra or {}).items():
+            path = tree / rel
+            if path.is_symlink():
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            path.chmod(mode)
+        stamp = int(SOURCE_DATE_EPOCH)
+        used = 0
+        for entry in walk(tree):
+            used += entry.st.st_size if entry.is_file else 4096
+            os.utime(entry.path, (stamp, stamp), follow_symlinks=False)
+        os.utime(tree, (stamp, stamp))
+        size = (int(used * 1.3) + 32 * MIB) // MIB  # room for metadata and the journal
+        out.unlink(missing_ok=True)
+        sandbox = seed.sandbox(writable=[out.parent], env={"E2FSPROGS_FAKE_TIME": SOURCE_DATE_EPOCH})
+        argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "serpent", "-U", IMAGE_UUID,
+                "-E", f"hash_seed={IMAGE_UUID},root_owner=0:0", "-d", str(tree), str(out), f"{size}M"]
+        rec = sandbox.run(argv, cwd="/", log=log, step=Step("stage4", "image", phase="image"))
+        if rec.exit_code != 0:
+            raise SerpentError(f"mke2fs could not make the image {out} (exit {rec.exit_code})", f"see {log}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+@dataclass
+class Boot:
+    """One QEMU run: how it ended and what the console said."""
+
+    accel: str
+    why: str                    # why this accelerator
+    exit_code: int
+    wall_s: float
+    timed_out: bool
+    console: Path
+    lines: list[str] = field(default_factory=list)
+
+    def tail(self, n: int = 12) -> str:
+        return " | ".join(line.strip() for line in self.lines[-n:] if line.strip())
+
+
+def qemu_argv(kernel: Path, image: Path | None, console: Path, accel: str, memory: int = 512,
+              append: str = "") -> list[str]:
+    argv = ["qemu-system-x86_64", "-M", f"pc,accel={accel}", "-m", str(memory), "-smp", "1", "-no-reboot",
+            "-nic", "none", "-display", "none", "-monitor", "none", "-serial", f"file:{console}",
+            "-kernel", str(kernel), "-append", f"console=ttyS0 panic=-1 {append}".strip()]
+    if image is not None:
+        argv += ["-drive", f"file={image},format=raw,if=virtio"]
+    return argv
+
+
+def run_qemu(seed: Seed, kernel: Path, image: Path | None, console: Path, accel: str, timeout: float,
+             log: Path, why: str = "", append: str = "root=/dev/vda rw") -> Boot:
+    """Boot once in the seed's sandbox; killed at `timeout` (its pid namespace goes with it, so
+    QEMU never outlives the call)."""
+    console = console.absolute()
+    console.parent.mkdir(parents=True, exist_ok=True)
+    console.unlink(missing_ok=True)
+    where = sorted({kernel.parent.absolute(), console.parent} | ({image.parent.absolute()} if image else set()))
+    sandbox = seed.sandbox(writable=[console.parent], visible=[w for w in where if w != console.parent],
+                           devices=["/dev/kvm"] if accel == "kvm" else [])
+    t0 = time.monotonic()
+    rec = sandbox.run(qemu_argv(kernel.absolute(), image.absolute() if image else None, console, accel, append=append),
+                      cwd="/", log=log, step=Step("stage4", "boot", phase="boot"), timeout=timeout)
+    wall = time.monotonic() - t0
+    lines = console.read_text(errors="replace").splitlines() if console.is_file() else []
+    return Boot(accel, why, rec.exit_code, round(wall, 3), wall >= timeout, console, lines)
+
+
+def kvm_works(seed: Seed, kernel: Path, scratch: Path, timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether KVM boots here: /dev/kvm must open, then a probe boot of `kernel` (no disk) must
+    print the kernel's banner within `timeout`. A nested guest that hangs fails the probe."""
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR))
+    except OSError as exc:
+        return False, f"/dev/kvm does not open ({exc.strerror})"
+    probe = run_qemu(seed, kernel, None, scratch / "kvm-probe.console", "kvm", timeout, scratch / "kvm-probe.log",
+                     append="")
+    if any("Linux version" in line for line in probe.lines):
+        return True, f"a probe boot with KVM printed the kernel's banner in {probe.wall_s:.1f} s"
+    return False, (f"/dev/kvm opens, but a probe boot with KVM printed no kernel banner in {timeout:.0f} s "
+                   f"(exit {probe.exit_code}): TCG instead")
+
+
+def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out: Path, stage: str = "stage4",
+              timeout: float = 0.0, accel: str = "auto") -> tuple[Boot, list[CheckRecord], list[dict]]:
+    """Make the image of `root` with the boot checks of `commands`, boot it, and judge the console:
+    (the boot, one record for the boot and one per check, the boot's events as rows)."""
+    kernel = find_kernel(root)
+    image = make_image(seed, root, out / "root.img", out / "image.log", boot_files(commands))
+    if accel == "auto":
+        ok, why = kvm_works(seed, kernel, out)
+        accel = "kvm" if ok else "tcg"
+    else:
+        why = f"asked for {accel}"
+    timeout = timeout or (60.0 if accel == "kvm" else 300.0)
+    boot = run_qemu(seed, kernel, image, out / "console.log", accel, timeout, out / "qemu.log", why)
+    return boot, judge(stage, boot, commands), events(boot)
+
+
+UPTIME = re.compile(r"^\[\s*(\d+\.\d+)\]\s*(.*)$")
+
+
+def events(boot: Boot) -> list[dict]:
+    """The boot's milestones with their kernel time (seconds since the kernel started)."""
+    marks = {"kernel started": "Linux version", "root mounted": "VFS: Mounted root", "init started": "Run /sbin/init",
+             "restart": "reboot: Restarting system"}
+    rows = []
+    for line in boot.lines:
+        m = UPTIME.match(line.strip())
+        text, at = (m.group(2), float(m.group(1))) if m else (line.strip(), None)
+        for event, needle in marks.items():
+            if needle in text and at is not None and event not in {r["event"] for r in rows}:
+                rows.append({"event": event, "kernel_s": at})
+        for marker, event in ((BEGIN, "checks begin"), (END, "checks end")):
+            if text.startswith(marker):
+                rows.append({"event": event, "kernel_s": float(text.split()[-1])})
+    rows.append({"event": "QEMU exited (wall time)", "kernel_s": boot.wall_s})
+    return [{**r, "accel": boot.accel} for r in rows]
+
+
+def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[CheckRecord]:
+    """One record for the boot (it reached the checks' end and QEMU exited by itself), one per check."""
+    seen: dict[int, tuple[int, str]] = {}
+    for line in boot.lines:
+        parts = line.strip().split(" ")
+        if len(parts) in (3, 4) and parts[0] == CHECK and parts[1].isdigit() and parts[2].isdigit():
+            text = base64.b64decode(parts[3]).decode(errors="replace") if len(parts) == 4 else ""
+            seen[int(parts[1])] = (int(parts[2]), text)
+    ended = any(line.strip().startswith(END) for line in boot.lines)
+    how = (f"QEMU ({boot.accel}: {boot.why}) " if boot.why else f"QEMU ({boot.accel}) ")
+    if boot.timed_out:
+        verdict = f"{how}was stopped at the timeout, {boot.wall_s:.0f} s; the console's last lines: {boot.tail()}"
+    elif not ended:
+        verdict = f"{how}exited ({boot.exit_code}) before the checks ended; the console's last lines: {boot.tail()}"
+    else:
+        verdict = (f"{how}booted the root's kernel and image, printed {len(seen)} of {len(commands)} checks' "
+                   f"results on the console and exited ({boot.exit_code}) in {boot.wall_s:.1f} s")
+    records = [CheckRecord(stage, "boots", "qemu", ended and not boot.timed_out and boot.exit_code == 0, verdict)]
+    for i, (subject, (_, expect)) in enumerate(commands.items()):
+        if i not in seen:
+            records.append(CheckRecord(stage, "runs-in-boot", subject, False, "no result on the console"))
+            continue
+        code, output = seen[i]
+        records.append(CheckRecord(stage, "runs-in-boot", subject, code == 0 and expect in output,
+                                   f"exit {code}; printed {output.strip()[:160]!r}"))
+    return records
