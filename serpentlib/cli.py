@@ -204,6 +204,35 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return sandbox.interactive([shell, "-c", 'exec "$@"', shell, *command] if command else [shell, "-i"], cwd=cwd)
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    from .build.profile import load_profile
+    from .paths import default_work_dir
+    from .stages.boot import image_command
+
+    profile = load_profile(args.profile)
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
+    out = Path(args.output) if args.output else work_dir / "stage4.img"
+    made = image_command(profile, work_dir.resolve(), out)
+    print(f"{made}: {made.stat().st_size // 2**20} MiB, ext4, the stage 4 root of {work_dir}")
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    from .build.profile import load_profile
+    from .paths import RECIPES, default_work_dir
+    from .stages.boot import boot_command
+
+    profile = load_profile(args.profile)
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
+    out = Path(args.output) if args.output else work_dir / "boot"
+    booted, records = boot_command(profile, work_dir.resolve(), out, RECIPES, args.timeout, args.accel)
+    for r in records:
+        print(f"{r.outcome:5}  {r.check:13} {r.subject}: {r.detail}")
+    failed = sum(not r.passed for r in records)
+    print(f"\n{len(records) - failed} of {len(records)} passed; console log: {booted.console}")
+    return 1 if failed else 0
+
+
 def cmd_policies(args: argparse.Namespace) -> int:
     from .build.profile import load_profile
     from .paths import RECIPES, default_work_dir
@@ -357,6 +386,20 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("--serpent", action="store_true", help="stage 3 with stage 2's root at /serpent, as it is built")
     sh.add_argument("command", nargs=argparse.REMAINDER, help="what to run instead of an interactive shell")
     sh.set_defaults(func=cmd_shell)
+    im = sub.add_parser("image", help="the stage 4 root as a reproducible ext4 disk image (no loop mount, no root)")
+    im.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
+    im.add_argument("--work-dir", help="where the run's roots are (default: work/<profile>)")
+    im.add_argument("-o", "--output", help="the image file (default: <work-dir>/stage4.img)")
+    im.set_defaults(func=cmd_image)
+    bo = sub.add_parser("boot", help="boot the stage 4 root in QEMU with its kernel; every recipe's checks run inside")
+    bo.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
+    bo.add_argument("--work-dir", help="where the run's roots are (default: work/<profile>)")
+    bo.add_argument("--timeout", type=float, default=0.0,
+                    help="seconds before the boot counts as hung and QEMU is stopped (default: 60 KVM, 300 TCG)")
+    bo.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                    help="auto (default): KVM when a probe boot shows it works here, TCG otherwise")
+    bo.add_argument("--output", help="the image, console log and QEMU log go here (default: <work-dir>/boot)")
+    bo.set_defaults(func=cmd_boot)
     po = sub.add_parser("policies", help="stage 4's policy and flag checks over what stage 3 has built so far")
     po.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
     po.add_argument("--work-dir", help="where the run builds (default: work/<profile>)")

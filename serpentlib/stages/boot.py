@@ -18,11 +18,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..build.cache import stage_marker
+from ..build.profile import Profile
+from ..build.recipes import load_recipes
 from ..build.seed import Seed
+from ..build.seed import ensure as ensure_seed
 from ..errors import SerpentError
 from ..files import copy_tree, walk
 from ..rows import CheckRecord, Step
-from .common import SOURCE_DATE_EPOCH
+from .common import SOURCE_DATE_EPOCH, recipe_checks
 
 IMAGE_UUID = "5e4fe47a-0b0e-4d2a-9c3f-2020f0000001"  # fixed: two images of one root are the same bytes
 MIB = 1 << 20
@@ -171,19 +175,20 @@ def kvm_works(seed: Seed, kernel: Path, scratch: Path, timeout: float = 10.0) ->
                    f"(exit {probe.exit_code}): TCG instead")
 
 
-def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out: Path, stage: str = "stage4",
-              timeout: float = 0.0, accel: str = "auto") -> tuple[Boot, list[CheckRecord], list[dict]]:
-    """Make the image of `root` with the boot checks of `commands`, boot it, and judge the console:
-    (the boot, one record for the boot and one per check, the boot's events as rows)."""
+def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out: Path, logs: Path,
+              stage: str = "stage4", timeout: float = 0.0, accel: str = "auto") -> tuple[Boot, list[CheckRecord], list[dict]]:
+    """Make the image of `root` in `out` with the boot checks of `commands`, boot it, and judge the
+    console (kept in `logs`, with QEMU's own log): (the boot, one record for the boot and one per
+    check, the boot's events as rows)."""
     kernel = find_kernel(root)
-    image = make_image(seed, root, out / "root.img", out / "image.log", boot_files(commands))
+    image = make_image(seed, root, out / "root.img", logs / "image.log", boot_files(commands))
     if accel == "auto":
-        ok, why = kvm_works(seed, kernel, out)
+        ok, why = kvm_works(seed, kernel, logs)
         accel = "kvm" if ok else "tcg"
     else:
         why = f"asked for {accel}"
     timeout = timeout or (60.0 if accel == "kvm" else 300.0)
-    boot = run_qemu(seed, kernel, image, out / "console.log", accel, timeout, out / "qemu.log", why)
+    boot = run_qemu(seed, kernel, image, logs / "console.log", accel, timeout, logs / "qemu.log", why)
     return boot, judge(stage, boot, commands), events(boot)
 
 
@@ -234,3 +239,25 @@ def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[
         records.append(CheckRecord(stage, "runs-in-boot", subject, code == 0 and expect in output,
                                    f"exit {code}; printed {output.strip()[:160]!r}"))
     return records
+
+
+def finished_root(profile: Profile, work_dir: Path) -> tuple[Seed, Path, list[str]]:
+    """A completed stage 4 of `work_dir`: the profile's seed, the root, the packages in it."""
+    marker = stage_marker(work_dir / "stage4")  # a clear error when stage 4 has not completed there
+    return ensure_seed(profile.common.get("seed") or {}), work_dir / "stage4" / "root", list(marker["packages"])
+
+
+def image_command(profile: Profile, work_dir: Path, out: Path) -> Path:
+    """`serpent image`: the stage 4 root as it was installed (busybox's init runs its default
+    inittab: a shell on the console), with the mount points a running system needs."""
+    seed, root, _ = finished_root(profile, work_dir)
+    return make_image(seed, root, out, out.with_name(out.name + ".log"))
+
+
+def boot_command(profile: Profile, work_dir: Path, out: Path, recipes_dir: Path, timeout: float = 0.0,
+                 accel: str = "auto") -> tuple[Boot, list[CheckRecord]]:
+    """`serpent boot`: boot the stage 4 root with every recipe's checks, as stage 4 does."""
+    seed, root, names = finished_root(profile, work_dir)
+    booted, records, _ = boot_root(seed, root, recipe_checks(load_recipes(recipes_dir, names)), out, out,
+                                   timeout=timeout, accel=accel)
+    return booted, records

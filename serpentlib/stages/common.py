@@ -44,6 +44,15 @@ class StageResult:
     checks: list[CheckRecord] = field(default_factory=list)
 
 
+def recipe_checks(recipes: dict[str, Recipe]) -> dict[str, tuple[str, str]]:
+    """The `checks:` of each recipe: {"<package>: <command>": (command, expected output)}."""
+    out = {}
+    for name, recipe in recipes.items():
+        for check in recipe.checks:
+            out[f"{name}: {check['name'] or check['run']}"] = (check["run"], check["expect"])
+    return out
+
+
 def make_store(store_dir: str = "", mirrors: list[str] | None = None, fetch_upstream: bool = True,
                seed: Seed | None = None) -> SourceStore:
     return SourceStore(Path(store_dir) if store_dir else None, mirrors=mirrors or [], upstream=fetch_upstream, seed=seed)
@@ -123,12 +132,7 @@ class StageRun:
         return {n: self.loaded[n] for n in names}
 
     def recipe_checks(self, packages: list[str]) -> dict[str, tuple[str, str]]:
-        """The `checks:` of each recipe: {"<package>: <command>": (command, expected output)}."""
-        out = {}
-        for name, recipe in self.recipes(packages).items():
-            for check in recipe.checks:
-                out[f"{name}: {check['name'] or check['run']}"] = (check["run"], check["expect"])
-        return out
+        return recipe_checks(self.recipes(packages))
 
     def tree_digest(self) -> str:
         """The digest of what the stage made (its folder but the build trees and the checks'
