@@ -18,14 +18,20 @@ from serpentlib.stages.common import BUILD_TREES, fresh
 from .conftest import ROOT
 
 
-def test_key_covers_recipe_env_and_upstream(tmp_path):
+def test_key_covers_recipe_env_sandbox_and_what_the_build_sees(tmp_path):
     cache = BuildCache(tmp_path)
     musl = load_recipe(ROOT / "recipes" / "musl" / "recipe.yaml")
-    base = cache.key(musl, "stage2", {"CC": "clang"}, ["u1"])
-    assert base == cache.key(musl, "stage2", {"CC": "clang"}, ["u1"])
-    assert base != cache.key(musl, "stage3", {"CC": "clang"}, ["u1"])
-    assert base != cache.key(musl, "stage2", {"CC": "clang", "CFLAGS": "-O3"}, ["u1"])
-    assert base != cache.key(musl, "stage2", {"CC": "clang"}, ["u2"])
+    u1 = {"stage1": "u1"}
+    base = cache.key(musl, "stage2", {"CC": "clang"}, u1)
+    assert base == cache.key(musl, "stage2", {"CC": "clang"}, u1)
+    # Stage 3's intermediate musl is stage 2's build (its stage block says only where it runs):
+    # the same key, one build. Stage 1's block builds it otherwise.
+    assert base == cache.key(musl, "stage3", {"CC": "clang"}, u1)
+    assert base != cache.key(musl, "stage1", {"CC": "clang"}, u1)
+    assert base != cache.key(musl, "stage2", {"CC": "clang", "CFLAGS": "-O3"}, u1)
+    assert base != cache.key(musl, "stage2", {"CC": "clang"}, {"stage1": "u2"})
+    assert base != cache.key(musl, "stage2", {"CC": "clang"}, {**u1, "linux-headers": "d1"})
+    assert base != cache.key(musl, "stage2", {"CC": "clang"}, u1, {"kind": "root", "path": "/usr/bin"})
     text = (ROOT / "recipes" / "musl" / "recipe.yaml").read_text()
 
     def edited(old: str, new: str):
@@ -37,14 +43,14 @@ def test_key_covers_recipe_env_and_upstream(tmp_path):
 
     # What stage 2 builds with changes its key; another stage's override, the checks or a
     # comment do not, so a change for stage 3 keeps stage 2's (hours-long) builds.
-    assert base != cache.key(edited("--disable-wrapper", "--enable-debug"), "stage2", {"CC": "clang"}, ["u1"])
+    assert base != cache.key(edited("--disable-wrapper", "--enable-debug"), "stage2", {"CC": "clang"}, u1)
     assert base != cache.key(edited("CFLAGS: $CFLAGS -ffile-prefix-map=$SRC=/usr/src/musl\nstage3",
                                     "CFLAGS: $CFLAGS -O3 -ffile-prefix-map=$SRC=/usr/src/musl\nstage3"),
-                             "stage2", {"CC": "clang"}, ["u1"])
+                             "stage2", {"CC": "clang"}, u1)
     stage3_edit = edited("  on_host: true\n", "  on_host: true\n  check: make check\n")
-    assert base == cache.key(stage3_edit, "stage2", {"CC": "clang"}, ["u1"])
-    assert cache.key(musl, "stage3", {}, ["u1"]) != cache.key(stage3_edit, "stage3", {}, ["u1"])
-    assert base == cache.key(edited("expect: musl libc", "expect: musl"), "stage2", {"CC": "clang"}, ["u1"])
+    assert base == cache.key(stage3_edit, "stage2", {"CC": "clang"}, u1)
+    assert cache.key(musl, "stage3", {}, u1) != cache.key(stage3_edit, "stage3", {}, u1)
+    assert base == cache.key(edited("expect: musl libc", "expect: musl"), "stage2", {"CC": "clang"}, u1)
 
 
 def test_a_stage_patch_counts_for_its_stage_only(tmp_path):
@@ -54,8 +60,8 @@ def test_a_stage_patch_counts_for_its_stage_only(tmp_path):
     llvm = load_recipe(ROOT / "recipes" / "llvm" / "recipe.yaml")
     plain = replace(llvm, stage_patches={})
     assert llvm.patches_for("stage2") == () and [p.name for p in llvm.patches_for("stage3")] == ["0001-musl-multiarch.patch"]
-    assert cache.key(llvm, "stage2", {}, []) == cache.key(plain, "stage2", {}, [])
-    assert cache.key(llvm, "stage3", {}, []) != cache.key(plain, "stage3", {}, [])
+    assert cache.key(llvm, "stage2", {}, {}) == cache.key(plain, "stage2", {}, {})
+    assert cache.key(llvm, "stage3", {}, {}) != cache.key(plain, "stage3", {}, {})
 
 
 def test_put_then_get_and_partial_entries_are_ignored(tmp_path):

@@ -284,7 +284,7 @@ def test_a_run_stopped_by_sigterm_stops_its_build_and_the_next_run_resumes_it(tm
     mine = phases[phases["package"] == "interrupted"]
     assert list(mine["phase"])[:3] == ["fetch", "resume", "build"], mine
     assert (mine["exit_code"] == 0).all()
-    cached = work / "cache" / "stage1"
+    cached = work / "cache" / "builds"
     readme = next(cached.glob("*/dest/usr/share/interrupted/configure-runs"))
     assert readme.read_text() == "configured\n"  # configure ran once, before the interruption
 

@@ -494,7 +494,7 @@ def test_serpent_policies_previews_stage_4_on_the_newest_build_of_each_stage_3_p
     work = tmp_path / "work"
 
     def built(key, package, files, mtime):
-        dest = work / "cache" / "stage3" / key / "dest"
+        dest = work / "cache" / "builds" / key / "dest"
         for rel, text in files.items():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             (dest / rel).write_text(text)

@@ -1,6 +1,10 @@
-"""The build cache: each package's installed tree, kept under a key that hashes everything that
-can change it: the recipe file, its patches, the sources' sha256s, the exact commands and
-environment of the stage, and the keys of what it builds against.
+"""The build cache, an action cache: each package's installed tree, kept under a key that hashes
+everything its build sees: the recipe (its file, patches, the sources' sha256s), the exact commands,
+environment and sandbox, and the *content digests* of what it builds on: the earlier stages' trees
+and the outputs of the packages before it. Not their keys: a package rebuilt to the same bytes
+leaves everything built on it cached (early cutoff), and a build whose inputs are the same in two
+stages (stage 2's musl and stage 3's intermediate one) is made once. One cache serves every stage:
+`<work>/cache/builds`.
 
 Entries are written to `<key>.partial` and renamed into place, so an interrupted run never
 leaves an entry that looks whole. A run resumes by finding its finished packages here.
@@ -28,13 +32,16 @@ log = logging.getLogger(__name__)
 
 def recipe_inputs(recipe: Recipe, stage: str) -> dict:
     """Everything of the recipe that shapes a build in `stage`, as plain data: not its other
-    stages' overrides nor its checks, so editing how stage 3 builds LLVM keeps stage 2's build."""
+    stages' overrides nor its checks, so editing how stage 3 builds LLVM keeps stage 2's build.
+    Not the stage's name, nor `on_host` (where the build runs is in its key apart): the same
+    build in two stages is one."""
     spec = recipe.build_for(stage)
+    build = {k: v for k, v in asdict(spec).items() if k != "on_host"}
     return {"name": recipe.name, "version": recipe.version, "release": recipe.release,
             "sources": [[s.sha256, list(s.extract), s.strip] for s in recipe.sources],
             "patches": {p.name: p.read_text(errors="replace") for p in recipe.patches_for(stage)},
-            "prepare": recipe.prepare, "depends": list(recipe.depends), "build": asdict(spec),
-            "commands": commands(spec), "stage": stage,
+            "prepare": recipe.prepare, "depends": list(recipe.depends), "build": build,
+            "commands": commands(spec),
             "source_dir": tree_digest(recipe.source_dir) if recipe.source_dir else None}
 
 
@@ -45,8 +52,10 @@ class BuildCache:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def key(self, recipe: Recipe, stage: str, env: dict[str, str], upstream: list[str]) -> str:
-        return digest(recipe_inputs(recipe, stage), env, upstream)
+    def key(self, recipe: Recipe, stage: str, env: dict[str, str], sees: dict[str, str], runs_in: dict | None = None) -> str:
+        """`sees`: the content digest of each thing the build sees ({"stage1": ..., "musl": ...});
+        `runs_in`: its sandbox (kind, PATH, shell)."""
+        return digest(recipe_inputs(recipe, stage), env, runs_in or {}, sorted(sees.items()))
 
     def get(self, key: str) -> tuple[Path, SizeRecord] | None:
         """The entry of `key`, its tree checked against the digest taken when it was filled; a
@@ -70,18 +79,21 @@ class BuildCache:
             return None
         return entry / "dest", size
 
-    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "", build_log: Path | None = None) -> None:
-        """Keep a finished build under `key`, with the id of the run that built it and its build log."""
+    def put(self, key: str, destdir: Path, size: SizeRecord, run_id: str = "", build_log: Path | None = None) -> str:
+        """Keep a finished build under `key`, with the id of the run that built it and its build log;
+        returns the digest of its tree."""
         entry, partial = self.root / key, self.root / f"{key}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         copy_tree(destdir, partial / "dest")
         (partial / "size.json").write_text(json.dumps(asdict(size)))
-        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id, "digest": tree_digest(partial / "dest")}))
+        made = tree_digest(partial / "dest")
+        (partial / "built-by.json").write_text(json.dumps({"run_id": run_id, "digest": made}))
         if build_log is not None and build_log.is_file():
             shutil.copy2(build_log, partial / "build.log")
         shutil.rmtree(entry, ignore_errors=True)
         os.replace(partial, entry)
+        return made
 
     @staticmethod
     def log_in(entry: Path) -> Path | None:
@@ -97,6 +109,10 @@ class BuildCache:
             return json.loads(path.read_text()) if path.is_file() else {}
         except ValueError:
             return {}
+
+    def output(self, key: str) -> str:
+        """The digest of the entry's tree, as recorded when it was filled (get() checks it)."""
+        return self._meta(key).get("digest", "")
 
     def built_by(self, key: str) -> str:
         """The id of the run whose build filled the entry ("" for entries older than that record)."""
@@ -122,8 +138,10 @@ class BuildCache:
 
 
 # A finished stage: `<work>/<stage>/.complete` holds its key, its inputs (the key less the work
-# directory's path), its run and each package's key. Later stages build on it by that key.
+# directory's path), its run, each package's key and the digest of the stage's tree: later
+# stages' builds see that tree, and their keys hash its digest.
 COMPLETE = ".complete"
+CACHE = "builds"  # <work>/cache/builds: the one cache of every stage
 
 
 def stage_marker(stage_dir: Path) -> dict:

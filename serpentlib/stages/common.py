@@ -7,11 +7,11 @@ import functools
 import logging
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..build.cache import COMPLETE, BuildCache, mark_complete, recipe_inputs, stage_key, stage_marker
+from ..build.cache import CACHE, COMPLETE, BuildCache, mark_complete, recipe_inputs, stage_marker
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
 from ..build.plan import build_order
@@ -101,8 +101,11 @@ class StageRun:
     jobs: int
     result: StageResult
     cache: BuildCache
-    upstream: list[str] = field(default_factory=list)  # keys of what the stage builds from
+    # What the stage's builds see of the stages before it: {"stage0": the seed's key, "stage1":
+    # the digest of stage 1's tree, ...}; a build on the host sees stages 0 and 1 alone.
+    upstream: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
+    outputs: dict[str, str] = field(default_factory=dict)  # package -> the digest of its installed tree
     # The same, less the work directory's path (a host build's env names it): equal for builds of
     # the same inputs at two places, which is what `serpent reproduce --against` compares.
     upstream_inputs: list[str] = field(default_factory=list)
@@ -118,7 +121,8 @@ class StageRun:
 
     @property
     def key(self) -> str:
-        return digest(self.upstream, list(self.keys.items()))
+        """What the stage's checks are kept under: what it built on and what it made."""
+        return digest(sorted(self.upstream.items()), list(self.outputs.items()))
 
     @property
     def inputs_key(self) -> str:
@@ -156,9 +160,10 @@ class StageRun:
     def build(self, ctx: StageContext, packages: list[str], chain: bool = False) -> None:
         """Build `packages` in dependency order, or take them from the cache.
 
-        A package's key covers the keys of what it builds against: its declared dependencies,
-        or with `chain` (a chroot stage, where every build runs on the tools installed before
-        it) every package before it, but for a package built on the host."""
+        A package's key hashes the content of what it builds on (see cache.py): the earlier
+        stages it sees, and the outputs of its declared dependencies, or with `chain` (a chroot
+        stage, where every build runs on the tools installed before it) of every package before
+        it, but for a package built on the host, which sees stages 0 and 1 and its dependencies."""
         recipes = self.recipes(packages)
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
@@ -166,10 +171,14 @@ class StageRun:
         for i, name in enumerate(order, 1):
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
-            # A package built on the host uses none of the root's tools: only its own dependencies.
             before = order[:i - 1] if chain and not on_host else build_order(depends, [name])[:-1]
             env = ctx.host_env if on_host else ctx.env
-            key = self.cache.key(recipe, self.name, env, self.upstream + [self.keys[d] for d in before])
+            sandbox = ctx.host_sandbox if on_host else ctx.sandbox
+            stages = {s: d for s, d in self.upstream.items() if not on_host or s in ("stage0", "stage1")}
+            sees = {**stages, **{d: self.outputs[d] for d in before}}
+            runs_in = {"kind": "stage0" if sandbox.seed else "root" if sandbox.root else "host",
+                       "path": sandbox.path, "shell": sandbox.shell}
+            key = self.cache.key(recipe, self.name, env, sees, runs_in)
             self.keys[name] = key
             self.inputs[name] = digest(recipe_inputs(recipe, self.name),
                                        {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
@@ -178,11 +187,13 @@ class StageRun:
             if hit:
                 dest, size = hit
                 PackageBuild(recipe, ctx, key).restore(dest, self.cache.built_by(key))  # the key: a kept tree stays
+                size = replace(size, stage=self.name)  # an entry another stage filled
                 self.hits += 1
             else:
                 ctx.on_installed = lambda destdir, size, key=key, name=name: self.cache.put(
                     key, destdir, size, self.recorder.run_id, ctx.logs / name / "build.log")
                 _, size = build_package(recipe, ctx, key)
+            self.outputs[name] = self.cache.output(key)
             self.recorder.add(size)
             self.result.sizes.append(size)
 
@@ -213,7 +224,7 @@ class StageRun:
                 run_id = self.recorder.run_id or self.run.name
                 self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest())
             mark_complete(self.work, {"key": self.key, "inputs": self.inputs_key, "run": str(self.run),
-                                      "packages": self.keys})
+                                      "packages": self.keys, "digest": self.made})
         return self.result
 
 
@@ -222,15 +233,20 @@ def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageR
     store, the cache, the recorder.
 
     It takes the work directory's lock first (a second run on it refuses), and needs the
-    stages `after` to have completed there: their keys are part of every key of this stage, as
-    is the seed's exact package set."""
+    stages `after` to have completed there: the digests of their trees are part of the keys of
+    this stage's builds that see them, as is the seed's exact package set."""
     base = Path(params.work_dir).resolve()
     lock_work_dir(base, f"stage {name}")
     if not params.seed:
         raise SerpentError(f"{name}: no seed given", "pass the profile's `seed:` block (params/mini.yaml has one)")
     seed_root = ensure_seed(params.seed)
-    upstream = [seed_root.build_key] + [stage_key(base / s) for s in after]
+    upstream = {"stage0": seed_root.build_key} | {s: stage_digest(base / s) for s in after}
     upstream_inputs = [seed_root.build_key] + [stage_marker(base / s).get("inputs", "") for s in after]
+    old_caches = [d for d in (base / "cache").glob("stage[0-9]") if d.is_dir()]
+    if old_caches and not (base / "cache" / CACHE).is_dir():
+        log.warning("the build cache of %s is from before builds were keyed by what they see (content digests): "
+                    "every package builds once more, into %s. The old entries are left in %s; remove them to free "
+                    "their space.", base, base / "cache" / CACHE, ", ".join(str(d) for d in sorted(old_caches)))
     # Later stages were built on this one's old output: they are no longer complete.
     for later in sorted(base.glob("stage[0-9]")):
         if later.name > name:
@@ -243,4 +259,10 @@ def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageR
                     store=make_store(params.store_dir, params.mirrors, params.fetch_upstream, seed_root),
                     seed=seed_root, recorder=Recorder(run, params.run_id, params.profile),
                     jobs=params.jobs or os.cpu_count() or 1, result=StageResult(name),
-                    cache=BuildCache(base / "cache" / name), upstream=upstream, upstream_inputs=upstream_inputs)
+                    cache=BuildCache(base / "cache" / CACHE), upstream=upstream, upstream_inputs=upstream_inputs)
+
+
+def stage_digest(stage_dir: Path) -> str:
+    """The digest of a finished stage's tree, as its marker recorded it (or taken now, for a
+    stage finished before markers held it)."""
+    return stage_marker(stage_dir).get("digest") or tree_digest(stage_dir, skip=(BUILD_TREES, "checks", COMPLETE))

@@ -21,7 +21,7 @@ from . import verify
 from .common import StageResult, StageRun, begin, stage_function
 from .compilers import FinalCompiler, final_compiler, link_serpent_tools
 from .layout import Chroot, make_root_layout, root_sandbox, write_base_files
-from .stage2 import cross_env, toolchain
+from .stage2 import cross_env, stage1_env, toolchain
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,9 @@ def stage3(params: StageParams) -> StageResult:
     _version, results = probe_flags(st, compiler, flag_list)
     if flag_list:
         env.update(tuning.build_env(results, compiler.prefix_map))
+    # On the host, a build sees what stage 2's builds see: the same build in both stages is one.
     host_env = {**cross_env(bindir, params.target, params.cflags, st.seed.clang["triple"]),
-                "SYSROOT": str(st.base / "stage1" / "sysroot")}
+                **stage1_env(st.base, st.seed.clang["version"], params.cflags)}
     env["TARGET"] = params.target
     ctx = st.context(chroot.root, chroot.sandbox(env), env, inside=chroot.inside,
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env,

@@ -13,7 +13,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from ..build.cache import BuildCache, stage_marker
+from ..build.cache import CACHE, BuildCache, stage_marker
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes, patch_headers
 from ..elf import ElfInfo, archive_info, elf_info, is_archive, is_elf
@@ -234,9 +234,11 @@ def preview(work_dir: Path, recipes_dir: Path, packages: list[str], allowed_tree
     build of each of `packages` in its build cache), before stage 3 has finished: a long profile
     learns of a package stage 4 will refuse hours earlier. Returns the records and the packages
     not built yet. Nothing is written to the work directory."""
-    cache = work_dir / "cache" / "stage3"
+    cache = work_dir / "cache" / CACHE
     newest: dict[str, Path] = {}
-    for size in sorted(cache.glob("*/size.json"), key=lambda p: p.stat().st_mtime):
+    # Stage 3's own builds, newest last; one another stage filled (the same build) where none is.
+    for size in sorted(cache.glob("*/size.json"), key=lambda p: (json.loads(p.read_text()).get("stage") == "stage3",
+                                                                 p.stat().st_mtime)):
         name = json.loads(size.read_text()).get("package", "")
         if name in packages:
             newest[name] = size.parent
@@ -285,7 +287,7 @@ def stage4(params: StageParams) -> StageResult:
                                   "list only stage 3's packages, or add them to stage 3")
     recipes = st.recipes(names)
     compiler_version, flag_results = tuning.load(stage3 / "flags.json")
-    cache = BuildCache(st.base / "cache" / "stage3")
+    cache = BuildCache(st.base / "cache" / CACHE)
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
     store = KeyStore()
@@ -302,7 +304,7 @@ def stage4(params: StageParams) -> StageResult:
         with timed(st.record, Step("stage4", name, recipe.version, "manifest")):
             manifests[name], where[name] = manifest_of(recipe, hit[0], build_info(recipe, flag_results, compiler_version,
                                                                                   cflags, st.seed.facts()))
-        st.keys[name] = keys[name]
+        st.keys[name], st.outputs[name] = keys[name], cache.output(keys[name])
     yielded = yield_applet_links(manifests)
     unresolved = resolve(manifests)
     repo = st.work / "repo"
