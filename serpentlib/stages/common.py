@@ -157,13 +157,14 @@ class StageRun:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
                             sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
 
-    def build(self, ctx: StageContext, packages: list[str], chain: bool = False) -> None:
+    def build(self, ctx: StageContext, packages: list[str], sees_root: bool = False) -> None:
         """Build `packages` in dependency order, or take them from the cache.
 
-        A package's key hashes the content of what it builds on (see cache.py): the earlier
-        stages it sees, and the outputs of its declared dependencies, or with `chain` (a chroot
-        stage, where every build runs on the tools installed before it) of every package before
-        it, but for a package built on the host, which sees stages 0 and 1 and its dependencies."""
+        A package's key hashes the content of what its build sees (see cache.py): the earlier
+        stages it sees, and with `sees_root` (stage 1's sysroot, stage 3's chroot: every build
+        runs on what was installed before it) the output of every package before it. A build that
+        never sees the stage's root (stage 2's, which compile against stage 1's sysroot; one on the
+        host) sees stages 0 and 1 alone: its declared dependencies only order it."""
         recipes = self.recipes(packages)
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
@@ -171,7 +172,7 @@ class StageRun:
         for i, name in enumerate(order, 1):
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
-            before = order[:i - 1] if chain and not on_host else build_order(depends, [name])[:-1]
+            before = order[:i - 1] if sees_root and not on_host else []
             env = ctx.host_env if on_host else ctx.env
             sandbox = ctx.host_sandbox if on_host else ctx.sandbox
             stages = {s: d for s, d in self.upstream.items() if not on_host or s in ("stage0", "stage1")}
