@@ -110,6 +110,10 @@ class StageFailed(SerpentError):
         super().__init__(msg, f"the executed notebook shows the failing cell: {notebook}")
 
 
+class Cancelled(Exception):
+    """A package not built because another build of its stage failed or the stage was interrupted."""
+
+
 class Interrupted(KeyboardInterrupt):
     """^C or SIGTERM stopped a sandboxed command; `record` is what it used until then (exit 130)."""
 

@@ -13,7 +13,8 @@ import resource
 import shutil
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ..errors import BuildError, ContainmentError, DiskFullError, Interrupted, S
 from ..files import copy_tree, leaving_link, walk, within, write_atomic
 from ..rows import INTERRUPTED, PhaseRecord, SizeRecord, Step, Timer, timed
 from . import progress
+from .graph import Slots
 from .recipes import Recipe
 from .sandbox import Sandbox
 from .sources import SourceStore, apply_patches
@@ -53,6 +55,10 @@ class StageContext:
     on_record: Callable[[PhaseRecord], None] = lambda record: None
     # Called with the finished DESTDIR before it is merged and removed (the build cache keeps it).
     on_installed: Callable[[Path, "SizeRecord"], None] = lambda destdir, size: None
+    # Builds running at once share the cores (graph.Slots), and merge in the stage's order
+    # (graph.MergeOrder.turn); alone, a build has every job and merges when it is done.
+    slots: Slots | None = None
+    merge_turn: Callable[[str], ContextManager] = lambda name: nullcontext()
 
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -153,6 +159,10 @@ class PackageBuild:
                 logfile.write_text(traceback.format_exc())
                 raise
 
+    def cores(self, want: int) -> ContextManager[int]:
+        """Hold up to `want` of the stage's cores while a command runs; yields how many."""
+        return self.ctx.slots.take(want) if self.ctx.slots is not None else nullcontext(self.ctx.jobs)
+
     def host_side(self) -> Sandbox:
         """Where host-side steps (patch, prepare) run: stage 0 in a real build, writing only this tree."""
         return replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root], visible=[self.ctx.work.parent])
@@ -224,8 +234,9 @@ class PackageBuild:
         if r.prepare.strip() and "prepare" not in done:  # host-side, like patching: the chroot may lack the tools
             host = self.host_side()
             env = {**(self.ctx.host_env if self.ctx.host_sandbox else self.ctx.env), "SRC": str(self.src)}
-            record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src, log=self.log_path("prepare"),
-                                           step=self.step("prepare"), env=env))
+            with self.cores(1):
+                record = self._record(host.run(f"set -e\n{r.prepare.strip()}", cwd=self.src,
+                                               log=self.log_path("prepare"), step=self.step("prepare"), env=env))
             if record.exit_code != 0:
                 raise BuildError(self.ctx.stage, r.name, "prepare", record.exit_code, Path(record.log))
             self.mark_done("prepare")
@@ -249,9 +260,11 @@ class PackageBuild:
             steps = next(filter(None, (progress.earlier_steps(self.ctx.stage, n, phase) for n in likes)), {})
             clock = Timer(resource.RUSAGE_CHILDREN)
             try:
-                with progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces, steps=steps,
-                                    tree_log=self.objdir / ".ninja_log", jobs=self.ctx.jobs):
-                    record = self._record(sandbox.run(command, cwd=cwd, log=logfile, step=self.step(phase), env=env))
+                with self.cores(self.ctx.jobs if phase in ("build", "check") else 1) as jobs, \
+                        progress.watch(logfile, f"{self.ctx.stage} {r.name} {phase}", paces, steps=steps,
+                                       tree_log=self.objdir / ".ninja_log", jobs=jobs):
+                    record = self._record(sandbox.run(command, cwd=cwd, log=logfile, step=self.step(phase),
+                                                      env={**env, "JOBS": str(jobs)}))
             except KeyboardInterrupt as exc:  # ^C, SIGTERM: the sandbox stopped the build; its cost is kept too
                 self._record(exc.record if isinstance(exc, Interrupted) else
                              clock.record(self.step(phase), INTERRUPTED, str(logfile)))
@@ -268,7 +281,7 @@ class PackageBuild:
             installed, files, elves = tree_size(self.destdir)
         size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
                           installed, files, elves)
-        with self.host_phase("merge"):
+        with self.ctx.merge_turn(r.name), self.host_phase("merge"):  # the wait for its turn is not merging
             self.ctx.on_installed(self.destdir, size)
             merge_tree(self.destdir, self.ctx.install_root)
             if r.name in self.ctx.keep_trees:
@@ -283,7 +296,7 @@ class PackageBuild:
         self.cached_from = from_run
         if not (self.recipe.name in self.ctx.keep_trees and "installed" in self.phases_done()):
             shutil.rmtree(self.root, ignore_errors=True)  # a tree an earlier failed attempt left
-        with self.host_phase("cached"):
+        with self.ctx.merge_turn(self.recipe.name), self.host_phase("cached"):
             merge_tree(cached_destdir, self.ctx.install_root)
         return self.records
 

@@ -124,6 +124,38 @@ class Usage:
 
 
 _subreaper = False
+# Sandboxes running now, by bwrap's pid: what stop_all stops when builds run in other threads.
+_live: dict[int, subprocess.Popen] = {}
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def stop_all(grace: float = 3.0) -> None:
+    """Stop every sandbox running in this process's other threads (the stage was interrupted): as
+    _stop does, SIGINT to what runs in each, then SIGKILL to those bwraps still there after
+    `grace`. Each of their runs raises Interrupted, with what it used; call `allow_runs` after."""
+    _stopping.set()
+    with _live_lock:
+        procs = list(_live.values())
+    for proc in procs:
+        for pid in _inside(proc.pid, proc.pid):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with _live_lock:
+            if not _live:
+                return
+        time.sleep(0.05)
+    with _live_lock:
+        for proc in _live.values():
+            proc.kill()
+
+
+def allow_runs() -> None:
+    _stopping.clear()
 
 
 def _become_subreaper() -> None:
@@ -288,6 +320,8 @@ class Sandbox:
                 raise
             finally:
                 os.close(status_w)
+            with _live_lock:
+                _live[proc.pid] = proc
             timer = threading.Timer(timeout, proc.kill) if timeout else None
             if timer:
                 timer.start()
@@ -303,9 +337,13 @@ class Sandbox:
             finally:
                 if timer:
                     timer.cancel()
+                with _live_lock:
+                    _live.pop(proc.pid, None)
             proc.returncode = code = os.waitstatus_to_exitcode(wait_status)
             status = _drain(status_r)
             usage = _reap(usage, status)
+            if _stopping.is_set():  # stopped from another thread: interrupted, as by ^C
+                raise Interrupted(clock.record(step, INTERRUPTED, str(log), usage))
             ran = b"exit-code" in status  # bwrap says so once the command has run
         if not ran and code >= 0:  # bwrap stopped before the command: its message is the log's last line
             raise SandboxError(f"the sandbox could not be set up: {_last_line(log)}", userns_hint())

@@ -14,6 +14,7 @@ import re
 import shlex
 import shutil
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -138,7 +139,7 @@ class SourceStore:
     def _adopt(self, got: Path, dest: Path, source: Source, origin: str) -> None:
         """Verify a fetched file, then move (or copy) it into the store atomically."""
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + f".part-{os.getpid()}")
+        tmp = dest.with_name(dest.name + f".part-{os.getpid()}-{threading.get_ident()}")  # builds fetch at once
         try:
             if got.name.startswith("serpent-dl-"):  # our own download: move, don't copy
                 shutil.move(got, tmp)

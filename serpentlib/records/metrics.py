@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ class Recorder:
     def path(self, table: str) -> Path:
         return self.run_dir / f"{table}.csv"
 
+    _lock = threading.Lock()  # builds running at once record into the same files
+
     def add(self, record: Any) -> None:
+        with self._lock:
+            self._add(record)
+
+    def _add(self, record: Any) -> None:
         table = next(name for name, cls in TABLES.items() if isinstance(record, cls))
         row = {"run_id": self.run_id, "profile": self.profile, **asdict(record)}
         path = self.path(table)

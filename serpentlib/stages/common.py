@@ -7,11 +7,13 @@ import functools
 import logging
 import os
 import shutil
+import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from ..build.cache import CACHE, COMPLETE, BuildCache, mark_complete, recipe_inputs, stage_marker
+from ..build.graph import MergeOrder, Slots, run_graph
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
 from ..build.plan import build_order
@@ -164,15 +166,25 @@ class StageRun:
         stages it sees, and with `sees_root` (stage 1's sysroot, stage 3's chroot: every build
         runs on what was installed before it) the output of every package before it. A build that
         never sees the stage's root (stage 2's, which compile against stage 1's sysroot; one on the
-        host) sees stages 0 and 1 alone: its declared dependencies only order it."""
+        host) sees stages 0 and 1 alone: its declared dependencies only order it.
+
+        Builds run as a graph (see graph.py): one whose view is complete starts, many at once within
+        the stage's cores; outputs merge in the stage's order. So a build that sees nothing of the
+        stage starts at once, and one that sees the root waits for all before it."""
         recipes = self.recipes(packages)
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
-        ctx.on_record = self.record
-        for i, name in enumerate(order, 1):
+        merges = MergeOrder(order)
+        ctx.on_record = self.record  # what the stage builds later with this context is recorded too
+        ctx = replace(ctx, on_record=self.record, slots=Slots(self.jobs), merge_turn=merges.turn)
+        sizes: dict[str, SizeRecord] = {}
+        lock = threading.Lock()
+
+        def one(i: int, name: str) -> None:
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
             before = order[:i - 1] if sees_root and not on_host else []
+            merges.wait_merged(before)
             env = ctx.host_env if on_host else ctx.env
             sandbox = ctx.host_sandbox if on_host else ctx.sandbox
             stages = {s: d for s, d in self.upstream.items() if not on_host or s in ("stage0", "stage1")}
@@ -187,16 +199,25 @@ class StageRun:
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             if hit:
                 dest, size = hit
+                self.outputs[name] = self.cache.output(key)  # before its merge: what waits on it reads it
                 PackageBuild(recipe, ctx, key).restore(dest, self.cache.built_by(key))  # the key: a kept tree stays
                 size = replace(size, stage=self.name)  # an entry another stage filled
-                self.hits += 1
+                with lock:
+                    self.hits += 1
             else:
-                ctx.on_installed = lambda destdir, size, key=key, name=name: self.cache.put(
-                    key, destdir, size, self.recorder.run_id, ctx.logs / name / "build.log")
-                _, size = build_package(recipe, ctx, key)
-            self.outputs[name] = self.cache.output(key)
-            self.recorder.add(size)
-            self.result.sizes.append(size)
+                def keep(destdir: Path, size: SizeRecord) -> None:
+                    self.outputs[name] = self.cache.put(key, destdir, size, self.recorder.run_id,
+                                                        ctx.logs / name / "build.log")
+                _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
+            sizes[name] = size
+
+        try:
+            run_graph([(lambda i=i, name=name: one(i, name)) for i, name in enumerate(order, 1)], merges)
+        finally:
+            for name in order:  # in the stage's order, whatever the order they finished in
+                if name in sizes:
+                    self.recorder.add(sizes[name])
+                    self.result.sizes.append(sizes[name])
 
     def cached_checks(self) -> list[CheckRecord] | None:
         """The checks of an identical earlier run of this stage, when every package came from the
