@@ -58,6 +58,8 @@ class StageContext:
     # Builds running at once share the cores (graph.Slots), and merge in the stage's order
     # (graph.MergeOrder.turn); alone, a build has every job and merges when it is done.
     slots: Slots | None = None
+    # What a build in stage 0 sees of the work directory besides its own tree (None: all of it).
+    sees: list[Path] | None = None
     merge_turn: Callable[[str], ContextManager] = lambda name: nullcontext()
 
 
@@ -163,9 +165,14 @@ class PackageBuild:
         """Hold up to `want` of the stage's cores while a command runs; yields how many."""
         return self.ctx.slots.take(want) if self.ctx.slots is not None else nullcontext(self.ctx.jobs)
 
+    def sees(self) -> list[Path]:
+        """What a build in stage 0 sees of the work directory: `ctx.sees` (stage 1, the toolchain),
+        else all of it."""
+        return list(self.ctx.sees) if self.ctx.sees is not None else [self.ctx.work.parent]
+
     def host_side(self) -> Sandbox:
         """Where host-side steps (patch, prepare) run: stage 0 in a real build, writing only this tree."""
-        return replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root], visible=[self.ctx.work.parent])
+        return replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root], visible=self.sees())
 
     def where(self, path: Path) -> str:
         return str(path) if self.on_host else self.ctx.inside(path)
@@ -249,7 +256,7 @@ class PackageBuild:
         sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
         assert sandbox is not None
         if sandbox.root is None:  # on the host, a build may write its own tree and nothing else
-            sandbox = replace(sandbox, writable=[self.root], visible=[self.ctx.work.parent])
+            sandbox = replace(sandbox, writable=[self.root], visible=self.sees())
         for phase, command in commands(self.spec).items():
             if command is None or phase in done:
                 continue

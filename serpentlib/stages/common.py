@@ -156,6 +156,9 @@ class StageRun:
         self.result.phases.append(record)
 
     def context(self, install_root: Path, sandbox: Sandbox, env: dict[str, str], **kw) -> StageContext:
+        """A build in stage 0 sees stage 1 (the toolchain, the sysroot, the build tools) and its own
+        tree: never a root another build is merging into."""
+        kw.setdefault("sees", [self.base / "stage1"])
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
                             sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
 
