@@ -27,6 +27,7 @@ from ..errors import SerpentError
 from ..files import copy_tree, walk
 from ..rows import CheckRecord, Step
 from .common import SOURCE_DATE_EPOCH, recipe_checks
+from .compilers import final_compiler
 
 IMAGE_UUID = "5e4fe47a-0b0e-4d2a-9c3f-2020f0000001"  # fixed: two images of one root are the same bytes
 MIB = 1 << 20
@@ -68,10 +69,11 @@ def find_kernel(root: Path) -> Path:
     return found[0]
 
 
-def boot_files(commands: dict[str, tuple[str, str]]) -> dict[str, tuple[str, int]]:
+def boot_files(commands: dict[str, tuple[str, str]], env: dict[str, str] | None = None) -> dict[str, tuple[str, int]]:
     """What the image adds to the root for the boot: the inittab, and the script that runs each
-    check (`subject: (command, expected)`) in order."""
+    check (`subject: (command, expected)`) in order, with `env` (what the chroot's checks see)."""
     lines = [CHECKS_HEAD.format(begin=BEGIN, end=END, check=CHECK)]
+    lines += [f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items() if k not in ("PATH", "TMPDIR")]
     for i, (command, _) in enumerate(commands.values()):
         lines.append(f"check {i} {shlex.quote(base64.b64encode(command.encode()).decode())}\n")
     lines.append(f'echo "{END} $(cut -d\' \' -f1 /proc/uptime)"\n')
@@ -116,6 +118,19 @@ def make_image(seed: Seed, root: Path, out: Path, log: Path, extra: dict[str, tu
     return out
 
 
+def sparse_copy(src: Path, dest: Path, block: int = MIB) -> Path:
+    """A copy of `src` that leaves its holes holes (an image is mostly empty)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as a, open(dest, "wb") as b:
+        while chunk := a.read(block):
+            if chunk.count(0) == len(chunk):
+                b.seek(len(chunk), os.SEEK_CUR)
+            else:
+                b.write(chunk)
+        b.truncate()
+    return dest
+
+
 @dataclass
 class Boot:
     """One QEMU run: how it ended and what the console said."""
@@ -157,6 +172,8 @@ def run_qemu(seed: Seed, kernel: Path, image: Path | None, console: Path, accel:
                       cwd="/", log=log, step=Step("stage4", "boot", phase="boot"), timeout=timeout)
     wall = time.monotonic() - t0
     lines = console.read_text(errors="replace").splitlines() if console.is_file() else []
+    if not lines:  # QEMU stopped before the guest said anything: what QEMU said instead
+        lines = [f"(nothing on the console; QEMU's log {log.name}:)"] + log.read_text(errors="replace").splitlines()[1:]
     return Boot(accel, why, rec.exit_code, round(wall, 3), wall >= timeout, console, lines)
 
 
@@ -176,19 +193,25 @@ def kvm_works(seed: Seed, kernel: Path, scratch: Path, timeout: float = 10.0) ->
 
 
 def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out: Path, logs: Path,
-              stage: str = "stage4", timeout: float = 0.0, accel: str = "auto") -> tuple[Boot, list[CheckRecord], list[dict]]:
-    """Make the image of `root` in `out` with the boot checks of `commands`, boot it, and judge the
-    console (kept in `logs`, with QEMU's own log): (the boot, one record for the boot and one per
-    check, the boot's events as rows)."""
+              stage: str = "stage4", timeout: float = 0.0, accel: str = "auto",
+              env: dict[str, str] | None = None) -> tuple[Boot, list[CheckRecord], list[dict]]:
+    """Make the image of `root` in `out` with the boot checks of `commands` (run with `env`), boot
+    a copy of it (the system writes to its disk; the image stays the bytes it was made as), and
+    judge the console (kept in `logs`, with QEMU's own log): (the boot, one record for the boot and
+    one per check, the boot's events as rows)."""
     kernel = find_kernel(root)
-    image = make_image(seed, root, out / "root.img", logs / "image.log", boot_files(commands))
+    image = make_image(seed, root, out / "root.img", logs / "image.log", boot_files(commands, env))
     if accel == "auto":
         ok, why = kvm_works(seed, kernel, logs)
         accel = "kvm" if ok else "tcg"
     else:
         why = f"asked for {accel}"
     timeout = timeout or (60.0 if accel == "kvm" else 300.0)
-    boot = run_qemu(seed, kernel, image, logs / "console.log", accel, timeout, logs / "qemu.log", why)
+    disk = sparse_copy(image, logs / "disk.img")
+    try:
+        boot = run_qemu(seed, kernel, disk, logs / "console.log", accel, timeout, logs / "qemu.log", why)
+    finally:
+        disk.unlink(missing_ok=True)
     return boot, judge(stage, boot, commands), events(boot)
 
 
@@ -258,6 +281,7 @@ def boot_command(profile: Profile, work_dir: Path, out: Path, recipes_dir: Path,
                  accel: str = "auto") -> tuple[Boot, list[CheckRecord]]:
     """`serpent boot`: boot the stage 4 root with every recipe's checks, as stage 4 does."""
     seed, root, names = finished_root(profile, work_dir)
+    env = final_compiler(profile.parameters(4).get("compiler", "tcc")).env()  # as stage 4's checks have it
     booted, records, _ = boot_root(seed, root, recipe_checks(load_recipes(recipes_dir, names)), out, out,
-                                   timeout=timeout, accel=accel)
+                                   timeout=timeout, accel=accel, env=env)
     return booted, records

@@ -327,7 +327,7 @@ def stage4(params: StageParams) -> StageResult:
                               f"ed25519 key {signer.id} ({signer.origin}); the root trusts it: /{ROOT_KEYS}/{signer.id}.pub"))
     checks += check_root(st, installed, list(manifests), names, compiler)
     if params.boot:
-        checks += boot_checks(st, names, params.boot_timeout)
+        checks += boot_checks(st, names, final_compiler(compiler).env(), params.boot_timeout)
     with timed(st.record, Step("stage4", "root", "-", "sbom")):
         sbom.write_documents(repo, st.run / "sbom", int(SOURCE_DATE_EPOCH), root=st.work / "root",
                              root_name=f"serpent-{st.recorder.profile or 'custom'}-root")
@@ -356,14 +356,14 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
     return checks
 
 
-def boot_checks(st: StageRun, names: list[str], timeout: float = 0.0) -> list[CheckRecord]:
+def boot_checks(st: StageRun, names: list[str], env: dict[str, str], timeout: float = 0.0) -> list[CheckRecord]:
     """The root as a disk image (<work>/stage4/boot/root.img), booted by QEMU with its own kernel;
     every recipe's checks run inside it. The console log goes with the run's logs
     (logs/stage4/boot/console.log), the boot's events to boot.csv."""
     try:
         with timed(st.record, Step("stage4", "root", "-", "boot")):
             _, records, rows = boot.boot_root(st.seed, st.work / "root", st.recipe_checks(names), st.work / "boot",
-                                              st.logs / "boot", timeout=timeout)
+                                              st.logs / "boot", timeout=timeout, env=env)
     except SerpentError as exc:
         return [CheckRecord("stage4", "boots", "qemu", False, str(exc).replace("\n", " "))]
     with open(st.run / "boot.csv", "w", newline="") as fh:
