@@ -233,6 +233,20 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_scale(args: argparse.Namespace) -> int:
+    from .records.schedule import scale_table
+
+    table = scale_table(Path(args.run), args.cores)
+    if table.empty:
+        raise SerpentError(f"{args.run} has no graph.csv: it was run before builds were scheduled as a graph",
+                           "run the profile again with this version, then ask again")
+    print(table.to_string(index=False))
+    print("\nmakespan: the stage's builds, first start to last end; critical_path: the longest chain of builds "
+          "that wait on each other; cpu_bound: CPU seconds over the cores; on_N: a list schedule on N machines "
+          "of this kind, each package as long as it took here")
+    return 0
+
+
 def cmd_policies(args: argparse.Namespace) -> int:
     from .build.profile import load_profile
     from .paths import RECIPES, default_work_dir
@@ -400,6 +414,11 @@ def parser() -> argparse.ArgumentParser:
                     help="auto (default): KVM when a probe boot shows it works here, TCG otherwise")
     bo.add_argument("--output", help="the image, console log and QEMU log go here (default: <work-dir>/boot)")
     bo.set_defaults(func=cmd_boot)
+    sc = sub.add_parser("scale", help="what more machines would buy: a run's critical path, CPU bound and the "
+                                      "makespan predicted on 1 to 16 machines, per stage")
+    sc.add_argument("run", help="the run directory")
+    sc.add_argument("--cores", type=int, help="cores per machine (default: the run's host's)")
+    sc.set_defaults(func=cmd_scale)
     po = sub.add_parser("policies", help="stage 4's policy and flag checks over what stage 3 has built so far")
     po.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini)")
     po.add_argument("--work-dir", help="where the run builds (default: work/<profile>)")

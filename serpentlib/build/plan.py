@@ -1,8 +1,11 @@
-"""Build order: a topological sort of recipes by `depends`, with cycles named."""
+"""Build order: a topological sort of recipes by `depends`, with cycles named; and the graph a
+stage ran, recorded for what more machines would buy (records/schedule.py)."""
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from ..errors import CycleError, RecipeError
 
@@ -35,3 +38,18 @@ def build_order(depends: Mapping[str, Sequence[str]], wanted: Sequence[str] | No
     for name in (list(depends) if wanted is None else wanted):
         visit(name, [])
     return order
+
+
+GRAPH = "graph.csv"  # in the run directory: stage, package, what its build waited for
+
+
+def record_graph(path: Path, stage: str, order: list[str], waits: Mapping[str, Sequence[str]]) -> None:
+    """Append one stage's graph: each package in merge order, and the packages whose outputs its
+    build saw (it started once they were merged)."""
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as fh:
+        w = csv.writer(fh)
+        if new:
+            w.writerow(["stage", "package", "waits_on"])
+        w.writerows([stage, name, " ".join(waits[name])] for name in order)

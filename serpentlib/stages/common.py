@@ -16,7 +16,7 @@ from ..build.cache import CACHE, COMPLETE, BuildCache, mark_complete, recipe_inp
 from ..build.graph import MergeOrder, Slots, run_graph
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
-from ..build.plan import build_order
+from ..build.plan import GRAPH, build_order, record_graph
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
 from ..build.sandbox import Sandbox
@@ -186,7 +186,7 @@ class StageRun:
         def one(i: int, name: str) -> None:
             recipe = recipes[name]
             on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
-            before = order[:i - 1] if sees_root and not on_host else []
+            before = waits[name]
             merges.wait_merged(before)
             env = ctx.host_env if on_host else ctx.env
             sandbox = ctx.host_sandbox if on_host else ctx.sandbox
@@ -214,6 +214,9 @@ class StageRun:
                 _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
             sizes[name] = size
 
+        waits = {name: (order[:i] if sees_root and not recipes[name].build_for(self.name).on_host else [])
+                 for i, name in enumerate(order)}
+        record_graph(self.run / GRAPH, self.name, order, waits)
         try:
             run_graph([(lambda i=i, name=name: one(i, name)) for i, name in enumerate(order, 1)], merges)
         finally:
