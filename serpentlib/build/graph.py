@@ -2,9 +2,11 @@
 at once, within one budget of cores; their outputs are merged into the stage's root in one fixed
 order, so what a build sees never depends on timing.
 
-`Slots` is the budget: the machine's cores as tokens. A command phase takes at least one and at
-most what it asks for (a build phase: all the stage's jobs) and runs with `JOBS` set to what it
-got, so the compile jobs of every build running at once never exceed the cores.
+`Slots` is the budget: the machine's cores as tokens. A command phase holds what it asks for (a
+build or check phase: all the stage's jobs; configure and the rest: one), waiting its turn, and
+runs with `JOBS` set to it, so the compile jobs of every build running at once never exceed the
+cores, while one-process phases (configure scripts) and the host's own steps (extracting,
+merging, caching) of other builds run beside.
 
 `MergeOrder` is the order: a package merges when every package before it has; a build that sees
 the root waits until what it sees is merged. When one build fails, the waiting ones are cancelled
@@ -26,20 +28,26 @@ class Slots:
     def __init__(self, total: int) -> None:
         self.total = max(1, total)
         self.free = self.total
+        self._queue: list[object] = []  # who waits, first come first served
         self._cond = threading.Condition()
 
     @contextmanager
     def take(self, want: int) -> Iterator[int]:
-        """Wait for a free core, then hold up to `want` of the free ones; yields how many."""
+        """Hold `want` cores (at most all of them), waiting in turn for them; yields how many. A
+        phase never starts with fewer than it asked for (a build at -j1 for its whole length, for a
+        core that was busy for a moment), and none waits forever behind later, smaller ones."""
+        need, me = max(1, min(want, self.total)), object()
         with self._cond:
-            self._cond.wait_for(lambda: self.free > 0)
-            got = max(1, min(want, self.free))
-            self.free -= got
+            self._queue.append(me)
+            self._cond.wait_for(lambda: self._queue[0] is me and self.free >= need)
+            self._queue.pop(0)
+            self.free -= need
+            self._cond.notify_all()
         try:
-            yield got
+            yield need
         finally:
             with self._cond:
-                self.free += got
+                self.free += need
                 self._cond.notify_all()
 
 
