@@ -234,3 +234,24 @@ def test_a_rendered_notebook_fetches_no_script_from_elsewhere(tmp_path):
     page = render_notebook(tmp_path / "stage.ipynb").read_text()
     assert "<h1" in page and "Stage" in page and ">2<" in page.replace("\n", "")
     assert not re.findall(r'<script[^>]+src="[^"]*//', page) and "import(\"http" not in page
+
+
+def test_a_plot_in_a_rendered_notebook_is_described_in_its_alternative_text(tmp_path):
+    """A reader who cannot see the plot reads its title, its axes and its rows."""
+    import nbformat
+    import pandas as pd
+    from IPython.core.formatters import DisplayFormatter
+    from serpentlib.records import plots
+    from serpentlib.records.report import render_notebook
+
+    sizes = pd.DataFrame({"package": ["musl", "bash"], "installed_bytes": [2**21, 2**22], "files": [10, 20]})
+    data, metadata = DisplayFormatter().format(plots.installed_size(sizes, "Stage 2: installed size"))
+    import base64  # as the kernel sends it
+    out = nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(data["image/png"]).decode()},
+                                 metadata=metadata)
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot", outputs=[out])]),
+                   tmp_path / "stage.ipynb")
+    page = render_notebook(tmp_path / "stage.ipynb").read_text()
+    (alt,) = re.findall(r'<img[^>]*\balt="([^"]*)"', page)
+    assert alt == "Stage 2: installed size; x: installed size (MiB); rows: musl, bash", alt
+    assert "No description has been provided" not in page

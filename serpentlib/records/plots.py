@@ -22,8 +22,24 @@ class Plot(Figure):
     """A figure that shows itself as a PNG wherever it is displayed (a notebook, a dashboard, a
     report), whatever matplotlib backend the kernel runs."""
 
-    def _repr_png_(self) -> bytes:
-        return png_bytes(self)
+    def _repr_png_(self) -> tuple[bytes, dict]:
+        """The PNG, with its description as the image's alternative text (the report's `alt`)."""
+        return png_bytes(self), {"alt": describe(self)}
+
+
+def describe(fig: Figure) -> str:
+    """A figure in words, for a reader who cannot see it: each axis's title, what its axes measure
+    and the labels of its bars or lines."""
+    parts = []
+    for ax in fig.axes:
+        labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+        legend = ax.get_legend()
+        keys = [t.get_text() for t in legend.get_texts()] if legend else []
+        words = [ax.get_title() or "a plot", f"x: {ax.get_xlabel()}" if ax.get_xlabel() else "",
+                 f"y: {ax.get_ylabel()}" if ax.get_ylabel() else "",
+                 f"rows: {', '.join(labels[::-1])}" if labels else "", f"key: {', '.join(keys)}" if keys else ""]
+        parts.append("; ".join(w for w in words if w))
+    return ". ".join(parts)[:600]
 
 
 def _figure(figsize: tuple[float, float]):

@@ -24,11 +24,18 @@ pre{background:#f5f5f5;padding:1em;overflow:auto;font-size:85%} figure{margin:0 
 
 
 # nbconvert's page, less the scripts it would fetch from elsewhere (require.js, MathJax, mermaid): a
-# report has no math or diagrams, and reads the same offline.
+# report has no math or diagrams, and reads the same offline. A plot's image carries its
+# description (plots.describe) as its alternative text.
 SELF_CONTAINED = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_png scoped -%}
+<div class="jp-RenderedImage jp-OutputArea-output">
+<img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
+{%- set alt = output | get_metadata('alt', 'image/png') %}{% if alt %} alt="{{ alt | escape_html }}"{% endif %}>
+</div>
+{%- endblock data_png -%}
 """
 
 
