@@ -100,21 +100,33 @@ def make_image(seed: Seed, root: Path, out: Path, log: Path, extra: dict[str, tu
             path.write_text(text)
             path.chmod(mode)
         stamp = int(SOURCE_DATE_EPOCH)
-        used = 0
+        used, paths = 0, ["/"]
         for entry in walk(tree):
+            if any(c in entry.rel for c in '"\\\n'):  # debugfs could not name it (below)
+                raise SerpentError(f"{root} holds a path the image cannot be made with: {entry.rel!r}",
+                                   "a root's paths hold no double quote, backslash or newline; remove it")
             used += entry.st.st_size if entry.is_file else 4096
             os.utime(entry.path, (stamp, stamp), follow_symlinks=False)
+            paths.append("/" + entry.rel)
         os.utime(tree, (stamp, stamp))
+        # mke2fs -d copies each file's ctime, which no one can set, and its atime, which reading
+        # a directory moves: debugfs sets both after.
+        (staging.parent / f"{staging.name}.debugfs").write_text(
+            "".join(f'sif "{p}" {field} @{stamp}\n' for p in paths for field in ("ctime", "atime")))
         size = (int(used * 1.3) + 32 * MIB) // MIB  # room for metadata and the journal
         out.unlink(missing_ok=True)
         sandbox = seed.sandbox(writable=[out.parent], env={"E2FSPROGS_FAKE_TIME": SOURCE_DATE_EPOCH})
         argv = ["mke2fs", "-q", "-F", "-t", "ext4", "-L", "serpent", "-U", IMAGE_UUID,
                 "-E", f"hash_seed={IMAGE_UUID},root_owner=0:0", "-d", str(tree), str(out), f"{size}M"]
         rec = sandbox.run(argv, cwd="/", log=log, step=Step("stage4", "image", phase="image"))
+        if rec.exit_code == 0:
+            rec = sandbox.run(["debugfs", "-w", "-f", f"{staging}.debugfs", str(out)], cwd="/", log=log,
+                              step=Step("stage4", "image", phase="image"))
         if rec.exit_code != 0:
-            raise SerpentError(f"mke2fs could not make the image {out} (exit {rec.exit_code})", f"see {log}")
+            raise SerpentError(f"mke2fs and debugfs could not make the image {out} (exit {rec.exit_code})", f"see {log}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        Path(f"{staging}.debugfs").unlink(missing_ok=True)
     return out
 
 
