@@ -21,3 +21,16 @@ def test_a_list_schedule_never_beats_the_critical_path_and_one_machine_sums_ever
         assert list_schedule(TIMES, WAITS, m) >= critical_path(TIMES, WAITS)[0]
     independent = {n: [] for n in TIMES}
     assert list_schedule(TIMES, independent, 16) == max(TIMES.values())
+
+
+def test_the_published_full_run_is_bound_by_its_llvm_builds():
+    """The full profile's published run (from before graph.csv: its graph is derived): stage 3 is one
+    chain in the chroot, so no number of machines shortens it; stage 2's cross LLVM is its whole
+    critical path but for a tenth."""
+    from serpentlib.paths import PROJECT
+    from serpentlib.records.schedule import scale_table
+
+    table = scale_table(PROJECT / "docs" / "runs" / "full").set_index("stage")
+    assert table.at["stage3", "on_16"] == table.at["stage3", "critical_path_s"] > 5 * 3600
+    assert table.at["stage3", "on_1"] - table.at["stage3", "on_16"] < 60
+    assert table.at["stage2", "critical_path_s"] > 0.9 * table.at["stage2", "on_1"]  # LLVM alone

@@ -41,6 +41,16 @@ def build_order(depends: Mapping[str, Sequence[str]], wanted: Sequence[str] | No
 
 
 GRAPH = "graph.csv"  # in the run directory: stage, package, what its build waited for
+# Whether a stage's builds see the root its packages merge into (stage 1's sysroot, stage 3's
+# chroot) and so wait for everything before them; stage 2's compile against stage 1 alone.
+SEES_ROOT = {"stage1": True, "stage2": False, "stage3": True}
+
+
+def waits(stage: str, order: list[str], on_host: set[str]) -> dict[str, list[str]]:
+    """What each build of `stage` waits for: all before it where it sees the root (not one built
+    on the host, which sees stages 0 and 1 alone), else nothing."""
+    sees = SEES_ROOT.get(stage, False)
+    return {name: (order[:i] if sees and name not in on_host else []) for i, name in enumerate(order)}
 
 
 def record_graph(path: Path, stage: str, order: list[str], waits: Mapping[str, Sequence[str]]) -> None:

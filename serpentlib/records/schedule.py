@@ -11,20 +11,36 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..build.plan import GRAPH
+from ..build.plan import GRAPH, SEES_ROOT, waits
+from ..build.recipes import load_recipes
+from ..paths import RECIPES
 from . import cost, metrics
 
 MACHINES = (1, 2, 4, 8, 16)
 
 
 def graph(run_dir: Path) -> dict[str, dict[str, list[str]]]:
-    """{stage: {package: the packages it waited for}}, in merge order ({} for a run before graph.csv)."""
+    """{stage: {package: the packages it waited for}}, in merge order. A run from before graph.csv
+    ran its builds one after another in that order: its graph is the one the stage makes of it
+    now (plan.waits, with which packages the project's recipes build on the host)."""
     path = Path(run_dir) / GRAPH
     if not path.is_file():
-        return {}
+        return derived_graph(metrics.load(run_dir, "phases"))
     out: dict[str, dict[str, list[str]]] = {}
     for row in pd.read_csv(path, keep_default_na=False).itertuples():
         out.setdefault(row.stage, {})[row.package] = str(row.waits_on).split()
+    return out
+
+
+def derived_graph(phases: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
+    out = {}
+    for stage in SEES_ROOT:
+        order = list(dict.fromkeys(phases[phases["stage"] == stage]["package"]))
+        if not order:
+            continue
+        known = [n for n in order if (RECIPES / n / "recipe.yaml").is_file()]
+        host = {n for n, r in load_recipes(RECIPES, known).items() if r.build_for(stage).on_host}
+        out[stage] = waits(stage, order, host)
     return out
 
 
@@ -83,17 +99,17 @@ def scale_table(run_dir: Path, cores: int | None = None) -> pd.DataFrame:
     cores = cores or int(info.get("host", {}).get("cpus") or 1)
     times, graphs, phases = build_times(run_dir), graph(run_dir), metrics.load(run_dir, "phases")
     rows = []
-    for stage, waits in graphs.items():
+    for stage, waited in graphs.items():
         mine = times[times["stage"] == stage]
         wall = dict(zip(mine["package"], mine["wall_s"]))
-        path_s, path = critical_path(wall, waits)
+        path_s, path = critical_path(wall, waited)
         cpu_bound = float(mine["cpu_s"].sum()) / cores
         made = measured_makespan(phases[phases["stage"] == stage])
-        row = {"stage": stage, "packages": len(waits), "makespan_s": round(made, 1),
+        row = {"stage": stage, "packages": len(waited), "makespan_s": round(made, 1),
                "critical_path_s": round(path_s, 1), "cpu_bound_s": round(cpu_bound, 1),
                "ratio": round(made / max(path_s, cpu_bound), 2) if made and max(path_s, cpu_bound) else None,
                "bound_by": " → ".join(sorted(path, key=lambda n: -wall.get(n, 0))[:3]) if path_s >= cpu_bound
                else "CPU"}
-        row.update({f"on_{m}": round(list_schedule(wall, waits, m), 1) for m in MACHINES})
+        row.update({f"on_{m}": round(list_schedule(wall, waited, m), 1) for m in MACHINES})
         rows.append(row)
     return pd.DataFrame(rows)

@@ -17,6 +17,7 @@ from ..build.graph import MergeOrder, Slots, run_graph
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
 from ..build.plan import GRAPH, build_order, record_graph
+from ..build.plan import waits as graph_of
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
 from ..build.sandbox import Sandbox
@@ -162,12 +163,12 @@ class StageRun:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
                             sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
 
-    def build(self, ctx: StageContext, packages: list[str], sees_root: bool = False) -> None:
+    def build(self, ctx: StageContext, packages: list[str]) -> None:
         """Build `packages` in dependency order, or take them from the cache.
 
         A package's key hashes the content of what its build sees (see cache.py): the earlier
-        stages it sees, and with `sees_root` (stage 1's sysroot, stage 3's chroot: every build
-        runs on what was installed before it) the output of every package before it. A build that
+        stages it sees, and where it sees the root (plan.SEES_ROOT: stage 1's sysroot, stage 3's
+        chroot: every build runs on what was installed before it) the output of every package before it. A build that
         never sees the stage's root (stage 2's, which compile against stage 1's sysroot; one on the
         host) sees stages 0 and 1 alone: its declared dependencies only order it.
 
@@ -214,8 +215,8 @@ class StageRun:
                 _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
             sizes[name] = size
 
-        waits = {name: (order[:i] if sees_root and not recipes[name].build_for(self.name).on_host else [])
-                 for i, name in enumerate(order)}
+        host = {n for n, r in recipes.items() if r.build_for(self.name).on_host and ctx.host_sandbox is not None}
+        waits = graph_of(self.name, order, host)
         record_graph(self.run / GRAPH, self.name, order, waits)
         try:
             run_graph([(lambda i=i, name=name: one(i, name)) for i, name in enumerate(order, 1)], merges)

@@ -68,12 +68,12 @@ def stage1(params: StageParams) -> StageResult:
     env = {"TARGET": target, "SYSROOT": str(sysroot), "RESOURCE_DIR": str(resource),
            "HOST_RESOURCE_DIR": str(host_resource), "CLANG_VERSION": clang_version,
            "TARGET_CFLAGS": cflags, "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
-    st.build(st.context(sysroot, st.seed_sandbox(), env), params.packages, sees_root=True)
+    st.build(st.context(sysroot, st.seed_sandbox(), env), params.packages)
     write_wrappers(bindir, target, sysroot, resource)
     tools = st.work / "tools"
     if build_tools:
         native = {"CC": "clang", "CXX": "clang++", "SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
-        st.build(st.context(tools, st.seed_sandbox(), native), build_tools, sees_root=True)
+        st.build(st.context(tools, st.seed_sandbox(), native), build_tools)
     checks = st.cached_checks()
     if checks is None:
         checks = verify.check_cross_compiler("stage1", bindir, target, sysroot, st.work / "checks", st.logs / "checks",

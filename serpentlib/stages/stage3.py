@@ -72,7 +72,7 @@ def stage3(params: StageParams) -> StageResult:
     ctx = st.context(chroot.root, chroot.sandbox(env), env, inside=chroot.inside,
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env,
                      keep_trees=compiler.keep_trees)
-    st.build(ctx, params.packages, sees_root=True)
+    st.build(ctx, params.packages)
     checks = st.cached_checks()
     if checks is None:
         checks = verify_stage3(st, chroot, compiler, env)
