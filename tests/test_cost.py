@@ -83,3 +83,21 @@ def test_a_version_3_store_learns_each_runs_work_directory_from_its_run_json(sto
         assert h.version == 3 and SCHEMA_VERSION == 4
         dirs = dict(zip(h.runs()["run_id"], h.runs()["work_dir"]))
     assert dirs == {"a": "/w/full", "x": "/elsewhere", "b": "", "c": "/w/full"}
+
+
+def test_a_package_another_stage_of_the_same_run_built_is_counted_once(tmp_path):
+    """Stage 3's intermediate musl is stage 2's build, taken from the cache in the same run: its
+    work is stage 2's, and stage 3 adds nothing (it used to be an incomplete chain)."""
+    run_dir = tmp_path / "r"
+    rec = Recorder(run_dir, "r", "mini")
+    rec.add(PhaseRecord("stage2", "musl", "1.2.3", "build", "", "", 50.0, 90.0, 5.0, 1000, 0, ""))
+    rec.add(PhaseRecord("stage3", "musl", "1.2.3", "cached", "", "", 0.2, 0.1, 0.0, 0, 0, "",
+                        origin="cached", from_run="r"))
+    RunInfo(run_id="r", profile="mini", run_dir=str(run_dir), work_dir="/w", host={},
+            started="2026-01-01T00:00:00+00:00", stages={"2": "passed", "3": "passed"}).save()
+    with History(tmp_path / "m.sqlite") as h:
+        h.ingest(run_dir)
+        spent = cost.result_cost(run_dir, h).set_index(["stage", "package"])
+    assert spent.at[("stage2", "musl"), "wall_s"] == 50.0 and spent.at[("stage2", "musl"), "origin"] == "built"
+    assert spent.at[("stage3", "musl"), "origin"] == "shared" and spent.at[("stage3", "musl"), "wall_s"] == 0
+    assert spent["complete"].all()

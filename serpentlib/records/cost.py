@@ -1,6 +1,7 @@
 """What a run's result cost to build. A long profile is built over several runs: a package taken
 from the build cache was built by an earlier run, and a build that resumed an interrupted one
-(its `resume` phase) goes on with the work earlier runs did on the same build tree. For each
+(its `resume` phase) goes on with the work earlier runs did on the same build tree; a package
+taken from a build another stage of the same run made (`shared`) counts nothing more. For each
 package a run installed, this follows that chain through the metrics database, within the run's
 work directory, back to the run that extracted the sources, and sums its phases.
 
@@ -55,6 +56,10 @@ def result_cost(run_dir: Path, history: History) -> pd.DataFrame:
         stored = history.table("phases", stage=stage, package=package)
         stored = stored[stored["origin"] == "built"].merge(runs, on="run_id")
         cached = mine["origin"].eq("cached").any()
+        if cached and str(mine["from_run"].max()) == me:  # another stage of this run built it: counted there
+            rows.append({"stage": stage, "package": package, "origin": "shared", "wall_s": 0.0, "user_s": 0.0,
+                         "sys_s": 0.0, "max_rss_kb": 0, "runs": 1, "run_ids": me, "complete": True})
+            continue
         if cached:  # the run that built it: its phases, from the store
             own = stored[stored["run_id"] == str(mine["from_run"].max())]
             started = own["started"].iloc[0] if not own.empty else ""
