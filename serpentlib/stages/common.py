@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -20,7 +21,7 @@ from ..build.plan import GRAPH, build_order, record_graph
 from ..build.plan import waits as graph_of
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
-from ..build.sandbox import Sandbox
+from ..build.sandbox import Sandbox, stop_all
 from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
@@ -125,11 +126,11 @@ class StageRun:
     @property
     def key(self) -> str:
         """What the stage's checks are kept under: what it built on and what it made."""
-        return digest(sorted(self.upstream.items()), list(self.outputs.items()))
+        return digest(sorted(self.upstream.items()), sorted(self.outputs.items()))
 
     @property
     def inputs_key(self) -> str:
-        return digest(self.upstream_inputs, list(self.inputs.items()))
+        return digest(self.upstream_inputs, sorted(self.inputs.items()))
 
     def recipes(self, names: list[str]) -> dict[str, Recipe]:
         """The recipes named, in that order, each read from disk once in this stage."""
@@ -221,6 +222,10 @@ class StageRun:
         try:
             run_graph([(lambda i=i, name=name: one(i, name)) for i, name in enumerate(order, 1)], merges)
         finally:
+            for table in (self.keys, self.outputs, self.inputs):  # in the stage's order, not the finishing one
+                ordered = sorted(table.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else -1)
+                table.clear()
+                table.update(ordered)
             for name in order:  # in the stage's order, whatever the order they finished in
                 if name in sizes:
                     self.recorder.add(sizes[name])
@@ -257,6 +262,29 @@ class StageRun:
         return self.result
 
 
+_watched: int | None = None
+
+
+def watch_parent() -> None:
+    """A stage's kernel outlives `serpent run` if that is killed (SIGKILL, the OOM killer) and an
+    ancestor reaps orphans (a service manager, a test runner): then Jupyter's own check, for a
+    parent of pid 1, never fires. This one does: once the process that started this one is gone,
+    it stops every build running here and exits."""
+    global _watched
+    if _watched is not None:
+        return
+    _watched = parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.error("the process that started this stage (pid %d) is gone: stopping its builds", parent)
+        stop_all()
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageRun:
     """Start stage `name`: the seed (stage 0, made if missing), a fresh `<work_dir>/<name>`, the
     store, the cache, the recorder.
@@ -265,6 +293,7 @@ def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageR
     stages `after` to have completed there: the digests of their trees are part of the keys of
     this stage's builds that see them, as is the seed's exact package set."""
     base = Path(params.work_dir).resolve()
+    watch_parent()
     lock_work_dir(base, f"stage {name}")
     if not params.seed:
         raise SerpentError(f"{name}: no seed given", "pass the profile's `seed:` block (params/mini.yaml has one)")
