@@ -138,11 +138,7 @@ def stop_all(grace: float = 3.0) -> None:
     with _live_lock:
         procs = list(_live.values())
     for proc in procs:
-        for pid in _inside(proc.pid, proc.pid):
-            try:
-                os.kill(pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        _interrupt_inside(proc)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         with _live_lock:
@@ -184,6 +180,15 @@ def _reap(outer_usage, status: bytes) -> Usage:
     return total
 
 
+def _interrupt_inside(proc: subprocess.Popen) -> None:
+    """SIGINT to every process in a sandbox but its bwrap."""
+    for pid in _inside(proc.pid, proc.pid):
+        try:
+            os.kill(pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+
 def _stop(proc: subprocess.Popen, grace: float = 3.0):
     """Stop a sandbox: SIGINT to the processes in it first (not to bwrap, which would go down
     with it unreaped), so ninja and make stop their jobs and every process is reaped up the chain
@@ -191,11 +196,7 @@ def _stop(proc: subprocess.Popen, grace: float = 3.0):
     longer than `grace`. Returns the sandbox's resource usage (None if it was reaped elsewhere)."""
     usage = None
     try:
-        for pid in _inside(proc.pid, proc.pid):
-            try:
-                os.kill(pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
+        _interrupt_inside(proc)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and usage is None:
             pid, _, rusage = os.wait4(proc.pid, os.WNOHANG)
