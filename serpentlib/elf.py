@@ -60,12 +60,13 @@ class ElfInfo:
     path: Path
     interpreter: str | None
     needed: tuple[str, ...]
-    rpath: tuple[str, ...]
+    rpath: tuple[str, ...]       # DT_RPATH's directories
     static: bool
     soname: str | None = None
     bind_now: bool = False       # DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW
     relro: bool = False          # a PT_GNU_RELRO segment
     symbols: frozenset[str] = frozenset()  # undefined dynamic symbols and a few telling defined ones
+    runpath: tuple[str, ...] = ()  # DT_RUNPATH's directories
 
 
 def _starts_with(path: Path, magic: bytes) -> bool:
@@ -126,6 +127,7 @@ def _read(path: Path, fh) -> ElfInfo:
     interp = soname = None
     needed: list[str] = []
     rpath: list[str] = []
+    runpath: list[str] = []
     has_dynamic = bind_now = relro = False
     symbols: set[str] = set()
     for seg in elf.iter_segments():
@@ -141,8 +143,10 @@ def _read(path: Path, fh) -> ElfInfo:
                     needed.append(tag.needed)
                 elif t == "DT_SONAME":
                     soname = tag.soname
-                elif t in ("DT_RPATH", "DT_RUNPATH"):
-                    rpath.append(getattr(tag, "rpath", None) or getattr(tag, "runpath", ""))
+                elif t == "DT_RPATH":
+                    rpath.extend(tag.rpath.split(":"))
+                elif t == "DT_RUNPATH":
+                    runpath.extend(tag.runpath.split(":"))
                 elif t == "DT_BIND_NOW" or (t == "DT_FLAGS" and tag.entry.d_val & 0x8) or \
                         (t == "DT_FLAGS_1" and tag.entry.d_val & 0x1):
                     bind_now = True
@@ -150,12 +154,18 @@ def _read(path: Path, fh) -> ElfInfo:
             symbols.update(sym.name for sym in sec.iter_symbols() if sym.name.startswith("__") and
                            sym.name.endswith("_chk") or sym.name == "__stack_chk_fail")
     return ElfInfo(Path(path), interp, tuple(needed), tuple(rpath), not has_dynamic, soname, bind_now, relro,
-                   frozenset(symbols))
+                   frozenset(symbols), tuple(runpath))
+
+
+# A RUNPATH may name a package's own library directory under /usr/lib (systemd's
+# /usr/lib/systemd, where libsystemd-shared lives), nothing else: no $ORIGIN, nothing relative,
+# no build or host directory. DT_RPATH, which outranks LD_LIBRARY_PATH, never.
+PRIVATE_LIBDIR = re.compile(r"^/usr/lib/[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$")
 
 
 def violations(info: ElfInfo) -> list[tuple[str, str]]:
     """How an ELF file breaks the rules of a musl root, as (rule, problem): `musl-or-static` (no
-    glibc or GCC library NEEDED, musl's interpreter or none) and `no-rpath`."""
+    glibc or GCC library NEEDED, musl's interpreter or none) and `no-rpath` (see PRIVATE_LIBDIR)."""
     out = []
     glibc = [n for n in info.needed if GLIBC_LIBS.match(n)]
     if glibc:
@@ -163,7 +173,10 @@ def violations(info: ElfInfo) -> list[tuple[str, str]]:
     if info.interpreter not in (None, MUSL_INTERP):
         out.append(("musl-or-static", f"interpreter {info.interpreter}"))
     if info.rpath:
-        out.append(("no-rpath", f"RPATH/RUNPATH {':'.join(info.rpath)}"))
+        out.append(("no-rpath", f"RPATH {':'.join(info.rpath)}"))
+    stray = [d for d in info.runpath if not PRIVATE_LIBDIR.match(d) or "/../" in f"{d}/" or "/./" in f"{d}/"]
+    if stray:
+        out.append(("no-rpath", f"RUNPATH {':'.join(stray)} (only a library directory under /usr/lib may be named)"))
     return out
 
 

@@ -74,7 +74,7 @@ def _elf_rule(rule: str) -> Callable[[Package, dict], Violations]:
                 continue
             out += [(f.path, problem) for r, problem in violations(info) if r == rule]
         return out
-    policy.__doc__ = {"musl-or-static": "musl-linked or static ELF only", "no-rpath": "no RPATH/RUNPATH"}[rule]
+    policy.__doc__ = {"musl-or-static": "musl-linked or static ELF only", "no-rpath": "no RPATH; RUNPATH only to a library directory under /usr/lib"}[rule]
     return policy
 
 
@@ -131,7 +131,7 @@ def depends_policy(p: Package, ctx: dict) -> Violations:
 
 POLICIES: dict[str, tuple[str, Callable[[Package, dict], Violations]]] = {
     "musl-or-static": ("ELF files link musl or nothing (no glibc, no other interpreter)", _elf_rule("musl-or-static")),
-    "no-rpath": ("no RPATH or RUNPATH", _elf_rule("no-rpath")),
+    "no-rpath": ("no RPATH; a RUNPATH only to a library directory under /usr/lib", _elf_rule("no-rpath")),
     "no-host-paths": ("no build-host or work-directory path embedded in any file", host_paths_policy),
     "allowed-tree": ("files only under the allowed directories", tree_policy),
     "no-world-writable": ("nothing world-writable (sticky directories aside)", world_writable_policy),

@@ -31,7 +31,8 @@ def _each_elf(stage: str, check: str, root: Path, records: list[CheckRecord], pr
 
 
 def check_elf_hygiene(stage: str, root: Path, extra_forbidden: Iterable[str] = ()) -> list[CheckRecord]:
-    """No glibc NEEDED, no RPATH/RUNPATH, musl or no interpreter, no host paths in any ELF under `root`."""
+    """No glibc NEEDED, no RPATH (a RUNPATH only to a library directory under /usr/lib), musl or no
+    interpreter, no host paths in any ELF under `root`."""
     extra_forbidden = list(extra_forbidden)
     records = []
     for path, rel, info in _each_elf(stage, "elf-readable", root, records):
@@ -111,7 +112,8 @@ def check_cross_compiler(stage: str, bindir: Path, triple: str, sysroot: Path, w
 
 
 def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/lib", "/lib")) -> list[CheckRecord]:
-    """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has."""
+    """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has
+    (in `libdirs` or its RUNPATH)."""
     records = []
     for _path, rel, info in _each_elf(stage, "elf-closure", root, records, prefix="/"):
         problems = []
@@ -120,7 +122,8 @@ def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/l
                 problems.append(f"interpreter {info.interpreter}")
             elif not in_root(root, info.interpreter).is_file():
                 problems.append(f"the root has no {info.interpreter}")
-        missing = [n for n in info.needed if not any(in_root(root, f"{d}/{n}").is_file() for d in libdirs)]
+        dirs = [*libdirs, *info.runpath]  # a RUNPATH violations() allows: a directory of the root
+        missing = [n for n in info.needed if not any(in_root(root, f"{d}/{n}").is_file() for d in dirs)]
         if missing:
             problems.append(f"needs {missing}, which the root lacks")
         kind = "static" if info.static else f"needs {','.join(info.needed) or '-'}"
