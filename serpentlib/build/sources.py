@@ -185,13 +185,15 @@ class SourceStore:
         try:
             code, said = capture(self.seed, ["apt-get", *APT_AS_ROOT, "source", "--download-only", f"{package}={version}"],
                                  workdir / "apt.log", apt=True, cwd=workdir)
-            if code != 0:
-                raise SourceError(f"apt-get source {package}={version} failed in stage 0: {said.strip()[-300:]}")
+            # The file may have come although another of the package's did not (a Debian revision
+            # gone from the archive): it is taken by its sha256 all the same.
             for f in workdir.iterdir():
                 if f.is_file() and f.name != "apt.log" and f.stat().st_size > 0 and sha256_file(f) == source.sha256:
                     kept = self.root / f"serpent-dl-{source.sha256}"
                     shutil.move(f, kept)
                     return kept
+            if code != 0:
+                raise SourceError(f"apt-get source {package}={version} failed in stage 0: {said.strip()[-300:]}")
             return None
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
