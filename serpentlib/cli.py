@@ -233,6 +233,30 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_lane(args: argparse.Namespace) -> int:
+    from .build.profile import StageParams, load_profile
+    from .paths import default_run_dir, default_work_dir
+    from .records.run import new_run_id
+    from .stages.lane import SYSTEMD, lane
+
+    profile = load_profile(args.profile)
+    work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
+    run_id = new_run_id(f"{profile.name}-lane")
+    run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(run_id)
+    keys = ("seed", "target", "cflags", "mirrors", "fetch_upstream")
+    params = StageParams(**{k: v for k, v in profile.common.items() if k in keys}, profile=profile.name,
+                         work_dir=str(work_dir), run_dir=str(run_dir), run_id=run_id,
+                         packages=args.packages or SYSTEMD, use_cache=not args.rebuild,
+                         recipes_dir=args.recipes_dir or "")
+    result = lane(params)
+    failed = [c for c in result.checks if not c.passed]
+    for c in failed:
+        print(f"FAIL {c.check} {c.subject}: {c.detail}")
+    built = ", ".join(s.package for s in result.sizes)
+    print(f"lane: {built}; {len(result.checks) - len(failed)} of {len(result.checks)} checks passed; records: {run_dir}")
+    return 1 if failed else 0
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     from .records.schedule import scale_table
 
@@ -414,6 +438,15 @@ def parser() -> argparse.ArgumentParser:
                     help="auto (default): KVM when a probe boot shows it works here, TCG otherwise")
     bo.add_argument("--output", help="the image, console log and QEMU log go here (default: <work-dir>/boot)")
     bo.set_defaults(func=cmd_boot)
+    la = sub.add_parser("lane", help="cross-build recipes (default: systemd's) onto a copy of stage 1's sysroot, "
+                                     "in minutes: does a stage 3 recipe build against musl?")
+    la.add_argument("packages", nargs="*", help="recipes, in order (default: systemd, udev and dbus with what they need)")
+    la.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini); its stage 1 must be built")
+    la.add_argument("--work-dir", help="where stage 1 is (default: work/<profile>); the lane goes to <work-dir>/lane")
+    la.add_argument("--run-dir", help="where logs and records go (default: runs/<run_id>)")
+    la.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
+    la.add_argument("--recipes-dir", help="recipes from this folder instead of the project's (a copy you are changing)")
+    la.set_defaults(func=cmd_lane)
     sc = sub.add_parser("scale", help="what more machines would buy: a run's critical path, CPU bound and the "
                                       "makespan predicted on 1 to 16 machines, per stage")
     sc.add_argument("run", help="the run directory")

@@ -49,3 +49,28 @@ def test_closure_finds_a_library_through_its_runpath(tmp_path):
         record = {r.subject: r for r in check_root_closure("t", root)}["/usr/bin/prog"]
         # (the host's libc, which the root lacks, is named too: this program is linked for glibc)
         assert ("'libf.so'" not in record.detail) == found_there, record.detail
+
+
+def test_closure_follows_the_runpath_of_what_loads_a_library(tmp_path):
+    """libsystemd-core has no RUNPATH; the programs that load it find libsystemd-shared beside it."""
+    shared = link(tmp_path, "libshared.so", "-shared", "-fPIC", "-Wl,-soname,libshared.so")
+    core = tmp_path / "libcore.so"
+    (tmp_path / "core.c").write_text("int f(void);\nint g(void) { return f(); }\n")
+    subprocess.run(["clang", "-shared", "-fPIC", "-Wl,-soname,libcore.so", "-o", str(core), str(tmp_path / "core.c"),
+                    f"-L{tmp_path}", "-lshared"], check=True, capture_output=True)
+    root = tmp_path / "root"
+    (root / "usr/lib/private").mkdir(parents=True)
+    (root / "usr/bin").mkdir(parents=True)
+    for lib in (shared, core):
+        (root / "usr/lib/private" / lib.name).write_bytes(lib.read_bytes())
+
+    def core_record():
+        return {r.subject: r for r in check_root_closure("t", root)}["/usr/lib/private/libcore.so"]
+
+    assert "'libshared.so'" in core_record().detail  # nothing loads it yet: not found
+    (tmp_path / "prog.c").write_text("int g(void);\nint main(void) { return g(); }\n")
+    subprocess.run(["clang", "-o", str(tmp_path / "prog"), str(tmp_path / "prog.c"), f"-L{tmp_path}", "-lcore",
+                    f"-Wl,-rpath-link,{tmp_path}", "-Wl,--enable-new-dtags,-rpath,/usr/lib/private"],
+                   check=True, capture_output=True)
+    (root / "usr/bin/prog").write_bytes((tmp_path / "prog").read_bytes())
+    assert "'libshared.so'" not in core_record().detail

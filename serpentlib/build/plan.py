@@ -42,8 +42,9 @@ def build_order(depends: Mapping[str, Sequence[str]], wanted: Sequence[str] | No
 
 GRAPH = "graph.csv"  # in the run directory: stage, package, what its build waited for
 # Whether a stage's builds see the root its packages merge into (stage 1's sysroot, stage 3's
-# chroot) and so wait for everything before them; stage 2's compile against stage 1 alone.
-SEES_ROOT = {"stage1": True, "stage2": False, "stage3": True}
+# chroot, the lane's sysroot) and so wait for everything before them; stage 2's compile against
+# stage 1 alone.
+SEES_ROOT = {"stage1": True, "stage2": False, "stage3": True, "lane": True}
 
 
 def waits(stage: str, order: list[str], on_host: set[str]) -> dict[str, list[str]]:

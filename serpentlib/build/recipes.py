@@ -18,7 +18,9 @@ from ..errors import RecipeError
 from .licenses import license_problem
 
 STAGES = ("stage1", "stage2", "stage3", "stage4")
-STYLES = ("autotools", "cmake", "make", "script")
+# Runs that are not a stage of their own build as a stage does: the lane cross-builds as stage 2.
+BUILDS_LIKE = {"lane": "stage2"}
+STYLES = ("autotools", "cmake", "meson", "make", "script")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9+._-]*$")
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z]*(?:[.+~_-][0-9A-Za-z]+)*$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -137,10 +139,12 @@ class Recipe:
 
     def patches_for(self, stage: str) -> tuple[Path, ...]:
         """The recipe's patches, then the stage's own (a fix only that stage's build needs)."""
+        stage = BUILDS_LIKE.get(stage, stage)
         return self.patches + self.stage_patches.get(stage, ())
 
     def build_for(self, stage: str) -> BuildSpec:
         """The build spec with the stage's overrides merged over the common one."""
+        stage = BUILDS_LIKE.get(stage, stage)
         if stage not in self.specs:
             merged: dict[str, Any] = {k: _plain(getattr(self.build, k)) for k in BUILD_FIELDS}
             for key, value in self.stages.get(stage, {}).items():

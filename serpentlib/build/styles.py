@@ -51,6 +51,20 @@ def cmake(spec: BuildSpec) -> Commands:
     }
 
 
+# Every meson build: the build type, no subproject fetched or used (what is missing fails), a
+# cross file where the stage gives one (MESON_CROSS: the lane's, stage 2's).
+MESON_SETUP = ('meson setup --prefix="$PREFIX" --libdir=lib --buildtype=release --wrap-mode=nofallback '
+               '${MESON_CROSS:+--cross-file "$MESON_CROSS"}')
+
+
+def meson(spec: BuildSpec) -> Commands:
+    return {
+        "configure": f'{MESON_SETUP} {words(spec.configure)} . {_src(spec)}'.replace("  ", " "),
+        "build": f'ninja -j"$JOBS" {words(spec.build)}'.rstrip(),
+        "install": f'DESTDIR="$DESTDIR" meson install --no-rebuild {words(spec.install)}'.rstrip(),
+    }
+
+
 def make(spec: BuildSpec) -> Commands:
     return {
         "configure": None,
@@ -67,7 +81,7 @@ def script(spec: BuildSpec) -> Commands:
 
 
 STYLES: dict[str, Callable[[BuildSpec], Commands]] = {
-    "autotools": autotools, "cmake": cmake, "make": make, "script": script,
+    "autotools": autotools, "cmake": cmake, "meson": meson, "make": make, "script": script,
 }
 
 

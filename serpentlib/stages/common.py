@@ -307,7 +307,7 @@ def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageR
                     "their space.", base, base / "cache" / CACHE, ", ".join(str(d) for d in sorted(old_caches)))
     # Later stages were built on this one's old output: they are no longer complete.
     for later in sorted(base.glob("stage[0-9]")):
-        if later.name > name:
+        if later.name > name and name.startswith("stage"):
             (later / COMPLETE).unlink(missing_ok=True)
     work = base / name
     fresh(work, keep=BUILD_TREES)

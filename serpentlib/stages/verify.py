@@ -112,17 +112,25 @@ def check_cross_compiler(stage: str, bindir: Path, triple: str, sysroot: Path, w
 
 
 def check_root_closure(stage: str, root: Path, libdirs: Iterable[str] = ("/usr/lib", "/lib")) -> list[CheckRecord]:
-    """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has
-    (in `libdirs` or its RUNPATH)."""
-    records = []
-    for _path, rel, info in _each_elf(stage, "elf-closure", root, records, prefix="/"):
+    """Every ELF in `root` is static or uses the musl loader, and needs only libraries the root has:
+    in `libdirs`, in its RUNPATH, or in a RUNPATH of a file that needs it (musl's loader searches
+    those of the chain that loads a library: systemd's libsystemd-core finds libsystemd-shared in
+    /usr/lib/systemd through the programs that load it)."""
+    records: list[CheckRecord] = []
+    files = list(_each_elf(stage, "elf-closure", root, records, prefix="/"))
+    via: dict[str, set[str]] = {}  # a library's name -> the RUNPATHs of the files that need it
+    for _path, _rel, info in files:
+        for name in info.needed:
+            via.setdefault(name, set()).update(info.runpath)
+    for path, rel, info in files:
         problems = []
         if info.interpreter is not None:
             if info.interpreter != MUSL_INTERP:
                 problems.append(f"interpreter {info.interpreter}")
             elif not in_root(root, info.interpreter).is_file():
                 problems.append(f"the root has no {info.interpreter}")
-        dirs = [*libdirs, *info.runpath]  # a RUNPATH violations() allows: a directory of the root
+        # a RUNPATH violations() allows: a directory of the root
+        dirs = [*libdirs, *info.runpath, *sorted(via.get(info.soname or "", set()) | via.get(path.name, set()))]
         missing = [n for n in info.needed if not any(in_root(root, f"{d}/{n}").is_file() for d in dirs)]
         if missing:
             problems.append(f"needs {missing}, which the root lacks")

@@ -1,0 +1,67 @@
+"""The lane: stage 3's recipes cross-built in minutes by stage 1's toolchain, to learn that they
+build against musl (systemd's, with libwildebeest) before they meet the hours of a full stage 3.
+
+Stage 1's wrappers and sysroot are copied to `<work>/lane`; each package is cross-built there in
+stage 0, as stage 2 builds (the recipes' `stage2:` overrides), and merged into that sysroot, so
+the next one compiles and links against it (pkg-config and meson look there too)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..build.profile import StageParams
+from ..files import copy_tree
+from . import verify
+from .common import StageResult, begin, stage_function
+from .stage2 import cross_env, stage1_env
+
+# What the lane builds unless told otherwise: systemd, udev and dbus with what they need.
+SYSTEMD = ["libcap", "util-linux", "libwildebeest", "expat", "systemd", "dbus"]
+
+# meson's view of the target; the compilers are the stage 1 wrappers, found on PATH.
+CROSS_FILE = """[binaries]
+c = '{target}-clang'
+cpp = '{target}-clang++'
+ar = 'llvm-ar'
+nm = 'llvm-nm'
+strip = 'llvm-strip'
+objcopy = 'llvm-objcopy'
+readelf = 'llvm-readelf'
+pkgconfig = 'pkg-config'
+
+[properties]
+sys_root = '{sysroot}'
+pkg_config_libdir = '{sysroot}/usr/lib/pkgconfig:{sysroot}/usr/share/pkgconfig'
+
+[host_machine]
+system = 'linux'
+cpu_family = 'x86_64'
+cpu = 'x86_64'
+endian = 'little'
+"""
+
+
+def sysroot_env(sysroot: Path, target: str) -> dict[str, str]:
+    """pkg-config and meson pointed at `sysroot`: a .pc file's paths are prefixed with it."""
+    cross = sysroot.parent / "bin" / "meson-cross.ini"
+    cross.write_text(CROSS_FILE.format(target=target, sysroot=sysroot))
+    return {"PKG_CONFIG_SYSROOT_DIR": str(sysroot),
+            "PKG_CONFIG_LIBDIR": f"{sysroot}/usr/lib/pkgconfig:{sysroot}/usr/share/pkgconfig",
+            "PKG_CONFIG_PATH": "", "MESON_CROSS": str(cross)}
+
+
+@stage_function
+def lane(params: StageParams) -> StageResult:
+    """Cross-build `params.packages` onto a copy of stage 1's sysroot; check what they made."""
+    st = begin("lane", params, after=("stage1",))
+    stage1 = st.base / "stage1"
+    bindir, sysroot = copy_tree(stage1 / "bin", st.work / "bin"), copy_tree(stage1 / "sysroot", st.work / "sysroot")
+    env = {**cross_env(bindir, params.target, params.cflags, st.seed.clang["triple"]),
+           **stage1_env(st.base, st.seed.clang["version"], params.cflags),
+           **sysroot_env(sysroot, params.target), "SYSROOT": str(sysroot)}
+    ctx = st.context(sysroot, st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), env, sees=[stage1, bindir, sysroot])
+    st.build(ctx, params.packages)
+    st.tree_digest()
+    checks = verify.check_elf_hygiene("lane", sysroot, extra_forbidden=[str(st.base)])
+    checks += verify.check_root_closure("lane", sysroot)
+    return st.finish(checks)

@@ -1,0 +1,67 @@
+"""The lane: systemd, udev and dbus cross-built against musl with libwildebeest by stage 1's
+toolchain, in minutes (the suite's mini run gives stage 1); and its failure when libwildebeest
+loses a part systemd needs."""
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from serpentlib.elf import MUSL_INTERP, elf_info
+
+from .conftest import ROOT, serpent
+
+# What slim keeps, and some of what it leaves out (each a daemon or tool with its own library needs).
+KEPT = ["usr/lib/systemd/systemd", "usr/lib/systemd/systemd-journald", "usr/lib/systemd/systemd-udevd",
+        "usr/bin/systemctl", "usr/bin/journalctl", "usr/bin/udevadm", "usr/bin/systemd-analyze",
+        "usr/bin/systemd-tmpfiles", "usr/bin/systemd-sysusers", "usr/lib/libsystemd.so.0", "usr/lib/libudev.so.1",
+        "usr/lib/systemd/libsystemd-shared-252.so", "usr/bin/dbus-daemon", "usr/lib/libdbus-1.so.3",
+        "usr/lib/libmount.so.1", "usr/lib/libcap.so.2", "usr/lib/libexpat.so.1"]
+LEFT_OUT = ["usr/lib/systemd/systemd-networkd", "usr/lib/systemd/systemd-logind", "usr/lib/systemd/systemd-resolved",
+            "usr/bin/homectl", "usr/lib/systemd/systemd-timesyncd", "usr/lib/libnss_systemd.so.2"]
+
+
+@pytest.fixture(scope="module")
+def lane_work(mini_run, tmp_path_factory):
+    """A work directory holding a copy of the mini run's stage 1 (the lane's own cache fills it)."""
+    proc, _run_dir, work_dir = mini_run
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    work = tmp_path_factory.mktemp("lane") / "work"
+    shutil.copytree(work_dir / "stage1", work / "stage1", symlinks=True)
+    return work
+
+
+def test_the_lane_builds_slim_systemd_and_dbus_against_musl(lane_work, tmp_path):
+    run = tmp_path / "run"
+    proc = serpent("lane", "--work-dir", str(lane_work), "--run-dir", str(run), db=tmp_path / "m.sqlite")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sysroot = lane_work / "lane" / "sysroot"
+    missing = [f for f in KEPT if not (sysroot / f).exists()]
+    assert not missing, missing
+    present = [f for f in LEFT_OUT if (sysroot / f).exists()]
+    assert not present, present
+    # musl's, linked to what systemd made: dbus-daemon uses systemd's activation through libsystemd.
+    daemon = elf_info(sysroot / "usr/bin/dbus-daemon")
+    assert daemon.interpreter == MUSL_INTERP and "libsystemd.so.0" in daemon.needed, daemon
+    pid1 = elf_info(sysroot / "usr/lib/systemd/systemd")
+    assert pid1.interpreter == MUSL_INTERP and "libsystemd-shared-252.so" in pid1.needed, pid1
+    checks = pd.read_csv(run / "checks.csv")
+    assert len(checks) > 100 and checks["outcome"].eq("pass").all(), checks[checks["outcome"] != "pass"]
+    phases = pd.read_csv(run / "phases.csv")
+    assert {"libcap", "util-linux", "libwildebeest", "expat", "systemd", "dbus"} <= set(phases["package"])
+
+
+def test_the_lane_fails_when_libwildebeest_loses_parse_printf_format(lane_work, tmp_path):
+    """systemd's log code asks parse_printf_format (<printf.h>), which only libwildebeest gives musl."""
+    recipes = shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
+    src = recipes / "libwildebeest" / "src"
+    (src / "include" / "printf.h").unlink()
+    makefile = src / "Makefile"
+    makefile.write_text(makefile.read_text().replace(" include/printf.h", "").replace(" printf.o", "")
+                        .replace(" tests/printf-test", ""))
+    proc = serpent("lane", "--work-dir", str(lane_work), "--run-dir", str(tmp_path / "run"),
+                   "--recipes-dir", str(recipes), "libcap", "util-linux", "libwildebeest", "systemd",
+                   db=tmp_path / "m.sqlite")
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0, said[-3000:]
+    assert "systemd failed in build" in said and "'printf.h' file not found" in said, said[-3000:]
