@@ -9,7 +9,7 @@ import json
 import logging
 import shutil
 from collections import Counter
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..build.phases import PackageBuild, StageContext
@@ -17,6 +17,7 @@ from ..build.recipes import Recipe
 from ..build.sandbox import Sandbox
 from ..elf import elf_info, is_elf
 from ..files import walk
+from ..hashes import digest
 from ..records.reproduce import compare_trees, tree_paths
 from ..rows import CheckRecord, Step, expected_failure, skipped
 from .common import StageRun, native_common
@@ -58,13 +59,24 @@ class Clang:
         checks = check_programs(st.name, chroot, alone, logs)
         if not st.params.fixpoint and not st.params.lit_suites:
             return checks
+        # Both are about this LLVM build alone: kept under its key and its output's digest, they are
+        # replayed (each record naming the run that made it) when only packages after it changed,
+        # instead of a second native LLVM build of hours.
+        key = "fixpoint-" + st.keys["llvm"]
+        records_key = digest(key, st.params.fixpoint, list(st.params.lit_suites))
+        use = st.params.use_cache and not st.params.recheck
+        kept = st.cache.get_checks(records_key, st.outputs["llvm"]) if use else None
+        if kept is not None:
+            log.info("stage3: the fixpoint and lit records of this LLVM build are those of run %s",
+                     kept[0].get("cached_from") if kept else "?")
+            return checks + [CheckRecord(**r) for r in kept]
         # The rebuild is the fixpoint's and lit's tree both; it resumes like a package build.
         llvm = st.recipes(["llvm"])["llvm"]
         env = {k: v for k, v in build_env.items() if k != "LD_LIBRARY_PATH"}  # nothing from /serpent
         ctx = replace(st.context(chroot.builds / "llvm-fixpoint-root", alone, env, inside=chroot.inside,
                                  keep_build_trees=True, on_record=st.record, host_sandbox=st.seed_sandbox()),
                       logs=logs)
-        found, build = check_fixed_point(ctx, chroot, llvm, key="fixpoint-" + st.keys["llvm"])
+        found, build = check_fixed_point(ctx, chroot, llvm, key=key)
         found = found if st.params.fixpoint else []
         for record in found[:1]:
             log.info("stage3 fixpoint: %s: %s", record.outcome, record.detail[:300])
@@ -73,6 +85,9 @@ class Clang:
         # next run resumes it (ninja has nothing left to do) instead of building LLVM again for hours.
         if build is not None and all(c.passed for c in found):
             shutil.rmtree(build.root, ignore_errors=True)
+            run_id = st.recorder.run_id or st.run.name
+            st.cache.put_checks(records_key, [{**asdict(c), "cached_from": c.cached_from or run_id} for c in found],
+                                st.outputs["llvm"])
         return checks + found
 
 # Written here, not in the tests: a program the suite did not know beforehand.
