@@ -237,7 +237,7 @@ def cmd_lane(args: argparse.Namespace) -> int:
     from .build.profile import StageParams, load_profile
     from .paths import default_run_dir, default_work_dir
     from .records.run import new_run_id
-    from .stages.lane import SYSTEMD, lane
+    from .stages.lane import RELINK, SYSTEMD, lane
 
     profile = load_profile(args.profile)
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
@@ -247,6 +247,7 @@ def cmd_lane(args: argparse.Namespace) -> int:
     params = StageParams(**{k: v for k, v in profile.common.items() if k in keys}, profile=profile.name,
                          work_dir=str(work_dir), run_dir=str(run_dir), run_id=run_id,
                          packages=args.packages or SYSTEMD, use_cache=not args.rebuild,
+                         relink=args.relink.split(",") if args.relink else [] if args.packages else RELINK,
                          recipes_dir=args.recipes_dir or "")
     result = lane(params)
     failed = [c for c in result.checks if not c.passed]
@@ -444,6 +445,8 @@ def parser() -> argparse.ArgumentParser:
     la.add_argument("--profile", default="mini", help="params/<profile>.yaml (default: mini); its stage 1 must be built")
     la.add_argument("--work-dir", help="where stage 1 is (default: work/<profile>); the lane goes to <work-dir>/lane")
     la.add_argument("--run-dir", help="where logs and records go (default: runs/<run_id>)")
+    la.add_argument("--relink", help="packages to build a second time once all are in, e.g. util-linux,systemd,dbus "
+                                     "(default: those three for the default set, none for packages given)")
     la.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
     la.add_argument("--recipes-dir", help="recipes from this folder instead of the project's (a copy you are changing)")
     la.set_defaults(func=cmd_lane)

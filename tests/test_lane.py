@@ -49,6 +49,14 @@ def test_the_lane_builds_slim_systemd_and_dbus_against_musl(lane_work, tmp_path)
     assert len(checks) > 100 and checks["outcome"].eq("pass").all(), checks[checks["outcome"] != "pass"]
     phases = pd.read_csv(run / "phases.csv")
     assert {"libcap", "util-linux", "libwildebeest", "expat", "systemd", "dbus"} <= set(phases["package"])
+    # The relink: each second pass a build of its own, replacing the first with nothing left behind;
+    # util-linux's programs now use libsystemd and libudev, which its first pass could not see.
+    assert {"util-linux-relink", "systemd-relink", "dbus-relink"} <= set(phases["package"])
+    relinked = checks[checks["check"] == "relink"].set_index("subject")["detail"]
+    assert sorted(relinked.index) == ["dbus", "systemd", "util-linux"]
+    assert "added ELF files: " in relinked["util-linux"] and "usr/bin/lsblk" in relinked["util-linux"]
+    assert "libudev.so.1" in elf_info(sysroot / "usr/bin/lsblk").needed
+    assert "libsystemd.so.0" in elf_info(sysroot / "usr/bin/logger").needed
 
 
 def test_the_lane_fails_when_libwildebeest_loses_parse_printf_format(lane_work, tmp_path):

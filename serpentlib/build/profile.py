@@ -63,6 +63,7 @@ class StageParams:
     compiler: str = "tcc"               # stages 3 and 4: the final compiler, tcc or clang
     fixpoint: bool = True               # stage 3: the final compiler rebuilds itself
     lit_suites: list[str] = field(default_factory=list)    # stage 3, clang: LLVM's lit suites
+    relink: list[str] = field(default_factory=list)        # stage 3: packages built again once all are in
     allowed_tree: list[str] | None = None                  # stage 4
     policy_exceptions: list[dict] = field(default_factory=list)  # stage 4
     boot: bool = False                  # stage 4: boot the root in QEMU and run the checks inside it

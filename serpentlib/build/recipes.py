@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ RECIPE_FIELDS: dict[str, Field] = {
     "build": Field(dict, False, {}, help="how to build: style, configure, make, env, ..."),
     "checks": Field(list, False, []),
     **{stage: Field(dict, False, {}, help=f"build overrides for {stage}") for stage in STAGES},
+    "relink": Field(dict, False, {}, help="build overrides for the relink's second pass, over the stage's"),
 }
 
 SOURCE_FIELDS: dict[str, Field] = {
@@ -136,6 +137,18 @@ class Recipe:
     release: int = 1  # the project's own sources: the source tree, no tarball
     # Each stage's build spec, merged and checked once (load_recipe checks every stage's first).
     specs: dict[str, BuildSpec] = field(default_factory=dict, compare=False, repr=False)
+    relink: dict[str, Any] = field(default_factory=dict)  # the second pass's overrides (see relinked)
+
+    def relinked(self) -> Recipe:
+        """The relink's second pass, as recipe `<name>-relink`: its `relink:` overrides over each
+        stage's (environments merged), so that its build, key and records are its own."""
+        stages = {}
+        for stage in STAGES:
+            merged = {**self.stages.get(stage, {}), **self.relink}
+            if "env" in self.stages.get(stage, {}) and "env" in self.relink:
+                merged["env"] = {**self.stages[stage]["env"], **self.relink["env"]}
+            stages[stage] = merged
+        return replace(self, name=f"{self.name}-relink", stages=stages, specs={}, relink={})
 
     def patches_for(self, stage: str) -> tuple[Path, ...]:
         """The recipe's patches, then the stage's own (a fix only that stage's build needs)."""
@@ -298,9 +311,13 @@ def load_recipe(recipe_file: Path) -> Recipe:
                     homepage=d["homepage"], sources=sources, path=recipe_file.parent,
                     patches=patches, prepare=d["prepare"], depends=depends,
                     build=_build_spec(d["build"], recipe_file, "build"), checks=checks, stages=stages,
-                    stage_patches={k: v for k, v in stage_patches.items() if v}, source_dir=source_dir, release=d["release"])
+                    stage_patches={k: v for k, v in stage_patches.items() if v}, source_dir=source_dir, release=d["release"],
+                    relink=dict(d["relink"]))
     for stage in stages:  # validate each stage's overrides now, not mid-build
         recipe.build_for(stage)
+    if recipe.relink:
+        for stage in STAGES:
+            recipe.relinked().build_for(stage)
     return recipe
 
 

@@ -17,7 +17,7 @@ from ..build.cache import CACHE, COMPLETE, BuildCache, mark_complete, recipe_inp
 from ..build.graph import MergeOrder, Slots, run_graph
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
-from ..build.plan import GRAPH, build_order, record_graph
+from ..build.plan import GRAPH, SEES_ROOT, build_order, record_graph
 from ..build.plan import waits as graph_of
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
@@ -115,6 +115,7 @@ class StageRun:
     upstream_inputs: list[str] = field(default_factory=list)
     inputs: dict[str, str] = field(default_factory=dict)
     hits: int = 0
+    builds: int = 0  # every build the stage ran or took from the cache (a relink's second passes too)
     checks_from_cache: bool = False
     loaded: dict[str, Recipe] = field(default_factory=dict)  # each recipe read once per stage
     made: str | None = None  # see tree_digest
@@ -164,7 +165,8 @@ class StageRun:
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
                             sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
 
-    def build(self, ctx: StageContext, packages: list[str]) -> None:
+    def build(self, ctx: StageContext, packages: list[str], recipes: dict[str, Recipe] | None = None,
+              after_all: bool = False) -> None:
         """Build `packages` in dependency order, or take them from the cache.
 
         A package's key hashes the content of what its build sees (see cache.py): the earlier
@@ -175,8 +177,13 @@ class StageRun:
 
         Builds run as a graph (see graph.py): one whose view is complete starts, many at once within
         the stage's cores; outputs merge in the stage's order. So a build that sees nothing of the
-        stage starts at once, and one that sees the root waits for all before it."""
-        recipes = self.recipes(packages)
+        stage starts at once, and one that sees the root waits for all before it.
+
+        `recipes`: these instead of the recipes of the same names (the relink's second passes);
+        `after_all`: where the builds see the root, they see all the stage built before this call
+        too, and their keys say so."""
+        recipes = recipes if recipes is not None else self.recipes(packages)
+        earlier = dict(self.outputs) if after_all and SEES_ROOT.get(self.name, False) else {}
         depends = {n: [d for d in r.depends if d in recipes] for n, r in recipes.items()}
         order = build_order(depends, packages)
         merges = MergeOrder(order)
@@ -193,7 +200,7 @@ class StageRun:
             env = ctx.host_env if on_host else ctx.env
             sandbox = ctx.host_sandbox if on_host else ctx.sandbox
             stages = {s: d for s, d in self.upstream.items() if not on_host or s in ("stage0", "stage1")}
-            sees = {**stages, **{d: self.outputs[d] for d in before}}
+            sees = {**stages, **(earlier if not on_host else {}), **{d: self.outputs[d] for d in before}}
             runs_in = {"kind": "stage0" if sandbox.seed else "root" if sandbox.root else "host",
                        "path": sandbox.path, "shell": sandbox.shell}
             key = self.cache.key(recipe, self.name, env, sees, runs_in)
@@ -202,6 +209,8 @@ class StageRun:
                                        {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
             hit = self.cache.get(key) if self.params.use_cache else None
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
+            with lock:
+                self.builds += 1
             if hit:
                 dest, size = hit
                 self.outputs[name] = self.cache.output(key)  # before its merge: what waits on it reads it
@@ -235,7 +244,7 @@ class StageRun:
         """The checks of an identical earlier run of this stage, when every package came from the
         cache, each saying which run it replays; None (check again) when the parameters say `recheck`."""
         self.tree_digest()  # before any check runs in the tree
-        if not self.params.use_cache or self.hits != len(self.keys):
+        if not self.params.use_cache or self.hits != self.builds:
             return None
         if self.params.recheck:
             log.info("%s: every package came from the cache; checking it again (--recheck)", self.name)

@@ -13,10 +13,13 @@ from ..build.profile import StageParams
 from ..files import copy_tree
 from . import verify
 from .common import StageResult, begin, stage_function
+from .relink import relink
 from .stage2 import cross_env, stage1_env
 
-# What the lane builds unless told otherwise: systemd, udev and dbus with what they need.
+# What the lane builds unless told otherwise: systemd, udev and dbus with what they need, and
+# the relink that follows.
 SYSTEMD = ["libcap", "util-linux", "libwildebeest", "expat", "systemd", "dbus"]
+RELINK = ["util-linux", "systemd", "dbus"]
 
 # meson's view of the target; the compilers are the stage 1 wrappers, found on PATH.
 CROSS_FILE = """[binaries]
@@ -61,7 +64,8 @@ def lane(params: StageParams) -> StageResult:
            **sysroot_env(sysroot, params.target), "SYSROOT": str(sysroot)}
     ctx = st.context(sysroot, st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), env, sees=[stage1, bindir, sysroot])
     st.build(ctx, params.packages)
+    checks = relink(st, ctx, params.relink)
     st.tree_digest()
-    checks = verify.check_elf_hygiene("lane", sysroot, extra_forbidden=[str(st.base)])
+    checks += verify.check_elf_hygiene("lane", sysroot, extra_forbidden=[str(st.base)])
     checks += verify.check_root_closure("lane", sysroot)
     return st.finish(checks)

@@ -21,6 +21,7 @@ from . import verify
 from .common import StageResult, StageRun, begin, stage_function
 from .compilers import FinalCompiler, final_compiler, link_serpent_tools
 from .layout import Chroot, make_root_layout, root_sandbox, write_base_files
+from .relink import relink
 from .stage2 import cross_env, stage1_env, toolchain
 
 log = logging.getLogger(__name__)
@@ -73,9 +74,10 @@ def stage3(params: StageParams) -> StageResult:
                      host_sandbox=st.seed_sandbox(f"{bindir}:/usr/bin:/bin"), host_env=host_env,
                      keep_trees=compiler.keep_trees)
     st.build(ctx, params.packages)
+    relinked = relink(st, ctx, params.relink)
     checks = st.cached_checks()
     if checks is None:
-        checks = verify_stage3(st, chroot, compiler, env)
+        checks = relinked + verify_stage3(st, chroot, compiler, env)
     return st.finish(checks)
 
 
