@@ -50,3 +50,13 @@ def test_the_relinked_recipe_is_its_own_build_with_its_overrides():
     assert "--with-systemd" in again.build_for("stage3").env["PASS"]
     # the cross build keeps its stage's variables under the relink's
     assert again.build_for("lane").env["CROSS"] == recipe.build_for("lane").env["CROSS"]
+
+
+def test_a_relink_of_a_package_the_stage_does_not_build_is_refused_before_anything_builds(tmp_path):
+    from .conftest import serpent
+
+    proc = serpent("lane", "--work-dir", str(tmp_path / "work"), "--run-dir", str(tmp_path / "run"),
+                   "--relink", "libcap", "expat", db=tmp_path / "m.sqlite")
+    assert proc.returncode != 0
+    assert "relink names ['libcap'], which the stage does not build" in proc.stderr, proc.stderr
+    assert not (tmp_path / "work").exists()  # refused before the stage began: nothing made

@@ -13,7 +13,7 @@ from ..build.profile import StageParams
 from ..files import copy_tree
 from . import verify
 from .common import StageResult, begin, stage_function
-from .relink import relink
+from .relink import check_names, relink
 from .stage2 import cross_env, stage1_env
 
 # What the lane builds unless told otherwise: systemd, udev and dbus with what they need, and
@@ -56,6 +56,7 @@ def sysroot_env(sysroot: Path, target: str) -> dict[str, str]:
 @stage_function
 def lane(params: StageParams) -> StageResult:
     """Cross-build `params.packages` onto a copy of stage 1's sysroot; check what they made."""
+    check_names("lane", params.packages, params.relink)
     st = begin("lane", params, after=("stage1",))
     stage1 = st.base / "stage1"
     bindir, sysroot = copy_tree(stage1 / "bin", st.work / "bin"), copy_tree(stage1 / "sysroot", st.work / "sysroot")

@@ -18,14 +18,19 @@ from ..rows import CheckRecord
 from .common import StageRun
 
 
+def check_names(stage: str, packages: list[str], names: list[str]) -> None:
+    """Before anything builds: the relink names only packages of the stage."""
+    unbuilt = [n for n in names if n not in packages]
+    if unbuilt:
+        raise SerpentError(f"{stage}: relink names {unbuilt}, which the stage does not build",
+                           "list in `relink:` only packages of the stage's `packages:`")
+
+
 def relink(st: StageRun, ctx: StageContext, names: list[str]) -> list[CheckRecord]:
     """Build each of `names` a second time (see the module); return one `relink` record each."""
     if not names:
         return []
-    unbuilt = [n for n in names if n not in st.keys]
-    if unbuilt:
-        raise SerpentError(f"{st.name}: relink names {unbuilt}, which the stage did not build",
-                           "list in `relink:` only packages of the stage's `packages:`")
+    check_names(st.name, list(st.keys), names)
     first = {n: st.keys[n] for n in names}
     passes = {f"{n}-relink": r.relinked() for n, r in st.recipes(names).items()}
     st.build(ctx, list(passes), recipes=passes, after_all=True)

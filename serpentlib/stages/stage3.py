@@ -21,7 +21,7 @@ from . import verify
 from .common import StageResult, StageRun, begin, stage_function
 from .compilers import FinalCompiler, final_compiler, link_serpent_tools
 from .layout import Chroot, make_root_layout, root_sandbox, write_base_files
-from .relink import relink
+from .relink import check_names, relink
 from .stage2 import cross_env, stage1_env, toolchain
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def stage3(params: StageParams) -> StageResult:
     LLVM's own test suites run in the chroot (clang only)."""
     compiler = final_compiler(params.compiler)
     flag_list = tuning.parse_flags(params.flags or {})
+    check_names("stage3", params.packages, params.relink)
     st = begin("stage3", params, after=("stage1", "stage2"))
     bindir = toolchain(st.base)
     chroot = Chroot(st.work / "root", st.work / "build", st.base / "stage2" / "root")
