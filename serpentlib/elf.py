@@ -122,6 +122,10 @@ def _read_cached(path: str, _dev: int, _ino: int, _size: int, _mtime: int) -> El
         return _read(Path(path), fh)
 
 
+# Functions a static library leaves in what links it (libwildebeest's): see pkg/wildebeest.py.
+LINKED_IN = ("wildebeest_", "_obstack_")
+
+
 def _read(path: Path, fh) -> ElfInfo:
     elf = ELFFile(fh)
     interp = soname = None
@@ -152,7 +156,8 @@ def _read(path: Path, fh) -> ElfInfo:
                     bind_now = True
         elif sec["sh_type"] in ("SHT_SYMTAB", "SHT_DYNSYM"):
             symbols.update(sym.name for sym in sec.iter_symbols() if sym.name.startswith("__") and
-                           sym.name.endswith("_chk") or sym.name == "__stack_chk_fail")
+                           sym.name.endswith("_chk") or sym.name == "__stack_chk_fail" or
+                           sym.name.startswith(LINKED_IN))
     return ElfInfo(Path(path), interp, tuple(needed), tuple(rpath), not has_dynamic, soname, bind_now, relro,
                    frozenset(symbols), tuple(runpath))
 

@@ -113,3 +113,23 @@ def test_anacron_is_built_against_libwildebeest():
     build = anacron.build_for("stage3")
     assert build.env["WILDEBEEST_CFLAGS"] == "-I/usr/include/wildebeest"
     assert "$WILDEBEEST_CFLAGS" in build.build and "$WILDEBEEST_LIBS" in build.build
+
+
+def test_the_parts_a_package_uses_are_read_from_its_files(tree, tmp_path):
+    """Static: what a program uses of the library is linked into it, by name; the forced header's
+    macros leave nothing (stage 4 records the parts per package, the SBOM says them)."""
+    from serpentlib.pkg.wildebeest import parts_used
+
+    make(tree, "libwildebeest.a", CFLAGS="-O2")
+    prog = tmp_path / "prog.c"
+    prog.write_text("#include <glob.h>\n#include <printf.h>\n"
+                    "int main(int argc, char **argv) { glob_t g = {0}; int t[4]; (void)argc;\n"
+                    "  char *s = strndupa(argv[0], 3);\n"
+                    "  return (int)parse_printf_format(s, 4, t) + glob(\"/nonexistent*\", 0, NULL, &g); }\n")
+    out = tmp_path / "prog"
+    proc = subprocess.run(["clang", "-O2", f"-I{tree / 'include'}", "-include", "wildebeest.h", "-o", str(out), str(prog),
+                           f"-L{tree}", "-lwildebeest"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert parts_used([out, prog]) == ["glob.h", "printf.h"]
+    subprocess.run(["llvm-strip" if have("llvm-strip") else "strip", str(out)], check=True)
+    assert parts_used([out]) is None  # stripped: nothing to read them from, and it says so

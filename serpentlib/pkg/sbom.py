@@ -165,8 +165,14 @@ def dependency_relations(m: Manifest, known: set[str]) -> list[dict]:
     """Run-time DEPENDS_ON, and BUILD_DEPENDENCY_OF from each build dependency, among `known`."""
     me = spdx_id("Package", m.name)
     rels = [relation(me, "DEPENDS_ON", spdx_id("Package", d)) for d in m.depends if d in known]
-    return rels + [relation(spdx_id("Package", d), "BUILD_DEPENDENCY_OF", me)
-                   for d in m.build.get("build_depends", []) if d in known]
+    rels += [relation(spdx_id("Package", d), "BUILD_DEPENDENCY_OF", me)
+             for d in m.build.get("build_depends", []) if d in known]
+    for r in rels:  # what of libwildebeest the package holds (pkg/wildebeest.py)
+        parts = m.build.get("wildebeest_parts")
+        if r["spdxElementId"] == spdx_id("Package", "libwildebeest") and parts:
+            r["comment"] = ("its files keep no symbol table: which parts of libwildebeest it uses cannot be read "
+                            "from them" if parts == ["(no symbol table)"] else f"uses libwildebeest's {', '.join(parts)}")
+    return rels
 
 
 def document(name: str, namespace: str, describes: str, elements: Elements, created: int, comment: str) -> dict:

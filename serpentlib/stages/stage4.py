@@ -25,6 +25,7 @@ from ..pkg.installer import Root
 from ..pkg.keys import ROOT_KEYS, KeyStore, PublicKey
 from ..pkg.package import FileEntry, Manifest, needs_of, scan_tree, write_archive
 from ..pkg.repo import Repository, write_index
+from ..pkg.wildebeest import parts_used
 from ..rows import CheckRecord, Step, expected_failure, skipped, timed
 from . import boot
 from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
@@ -264,11 +265,11 @@ def write_package_table(path: Path, manifests: dict[str, Manifest], repo: Path) 
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["package", "version", "release", "license", "files", "installed_bytes", "package_bytes",
-                    "depends", "dependency_count", "build_depends"])
+                    "depends", "dependency_count", "build_depends", "wildebeest_parts"])
         for m in manifests.values():
             w.writerow([m.name, m.version, m.release, m.license, len(m.files), m.installed_size,
                         (repo / m.filename).stat().st_size, " ".join(m.depends), len(m.depends),
-                        " ".join(m.build.get("build_depends", []))])
+                        " ".join(m.build.get("build_depends", [])), " ".join(m.build.get("wildebeest_parts", []))])
 
 
 @stage_function
@@ -304,6 +305,9 @@ def stage4(params: StageParams) -> StageResult:
         with timed(st.record, Step("stage4", name, recipe.version, "manifest")):
             manifests[name], where[name] = manifest_of(recipe, hit[0], build_info(recipe, flag_results, compiler_version,
                                                                                   cflags, st.seed.facts()))
+            if "libwildebeest" in recipe.depends:
+                parts = parts_used(where[name].values())
+                manifests[name].build["wildebeest_parts"] = ["(no symbol table)"] if parts is None else parts
         st.keys[name], st.outputs[name] = keys[name], cache.output(keys[name])
     yielded = yield_applet_links(manifests)
     unresolved = resolve(manifests)
