@@ -162,6 +162,12 @@ def _read(path: Path, fh) -> ElfInfo:
                    frozenset(symbols), tuple(runpath))
 
 
+def has_symbol_table(path: Path) -> bool:
+    """Whether the ELF file keeps a .symtab (a stripped file, or one tcc wrote, does not)."""
+    with open(path, "rb") as fh:
+        return ELFFile(fh).get_section_by_name(".symtab") is not None
+
+
 # A RUNPATH may name a package's own library directory under /usr/lib (systemd's
 # /usr/lib/systemd, where libsystemd-shared lives), nothing else: no $ORIGIN, nothing relative,
 # no build or host directory. DT_RPATH, which outranks LD_LIBRARY_PATH, never.
@@ -185,5 +191,5 @@ def violations(info: ElfInfo) -> list[tuple[str, str]]:
     return out
 
 
-__all__ = ["ElfInfo", "GLIBC_LIBS", "MUSL_INTERP", "archive_info", "elf_info", "host_paths_in", "is_archive",
+__all__ = ["ElfInfo", "GLIBC_LIBS", "MUSL_INTERP", "archive_info", "elf_info", "has_symbol_table", "host_paths_in", "is_archive",
            "is_elf", "violations"]

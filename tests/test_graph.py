@@ -1,5 +1,6 @@
 """Builds as a graph: the cores shared, merges in the stage's order whatever the timing."""
 
+import signal
 import threading
 import time
 
@@ -108,10 +109,16 @@ def test_an_interrupt_stops_the_sandboxes_other_threads_run(tmp_path, monkeypatc
         import _thread
         _thread.interrupt_main()
 
+    # Python's own ^C handler, as in a terminal: a process started in the background (a CI job,
+    # `make test &`) inherits SIGINT ignored, and then interrupt_main does nothing.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
     t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        run_graph([lambda: build("one"), lambda: build("two")], merges)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_graph([lambda: build("one"), lambda: build("two")], merges)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert started.is_set() and time.monotonic() - t0 < 60
     assert raised == [130, 130]
     assert Sandbox(writable=[tmp_path]).run("true", cwd="/", log=tmp_path / "after.log").exit_code == 0, \

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..elf import elf_info, is_elf
+from ..elf import elf_info, has_symbol_table, is_elf
 
 # A function of the library -> the part (header) it belongs to.
 PARTS = {
@@ -21,13 +21,6 @@ PARTS = {
 
 def part_of(symbol: str) -> str | None:
     return "obstack.h" if symbol.startswith("_obstack_") else PARTS.get(symbol)
-
-
-def has_symbol_table(path: Path) -> bool:
-    from elftools.elf.elffile import ELFFile
-
-    with open(path, "rb") as fh:
-        return ELFFile(fh).get_section_by_name(".symtab") is not None
 
 
 def parts_used(files: Iterable[Path]) -> list[str] | None:
