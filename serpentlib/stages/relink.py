@@ -30,7 +30,6 @@ def relink(st: StageRun, ctx: StageContext, names: list[str]) -> list[CheckRecor
     """Build each of `names` a second time (see the module); return one `relink` record each."""
     if not names:
         return []
-    check_names(st.name, list(st.keys), names)
     first = {n: st.keys[n] for n in names}
     passes = {f"{n}-relink": r.relinked() for n, r in st.recipes(names).items()}
     st.build(ctx, list(passes), recipes=passes, after_all=True)
@@ -73,6 +72,7 @@ def compare_passes(stage: str, name: str, first: Path, second: Path, root: Path)
     elf = sorted(rel for rel in set(one) & set(two) if not two[rel].is_symlink() and is_elf(two[rel]))
     changed = [rel for rel in elf if not _same(one[rel], two[rel])]
     added = sorted(set(two) - set(one))
+    added_elf = [rel for rel in added if not two[rel].is_symlink() and is_elf(two[rel])]
     stale = sorted(rel for rel, path in two.items() if not _same(path, root / rel))
     problems = []
     if left:
@@ -83,6 +83,5 @@ def compare_passes(stage: str, name: str, first: Path, second: Path, root: Path)
               f"pass's {len(elf)} ELF files it replaced, {len(changed)} changed"
               + (f" ({', '.join(changed)})" if changed else "")
               + f" and {len(elf) - len(changed)} are the same bytes"
-              + (f"; added ELF files: {', '.join(r for r in added if is_elf(two[r]) and not two[r].is_symlink())}"
-                 if any(is_elf(two[r]) and not two[r].is_symlink() for r in added) else ""))
+              + (f"; added ELF files: {', '.join(added_elf)}" if added_elf else ""))
     return CheckRecord(stage, "relink", name, not problems, "; ".join(problems + [detail]))
