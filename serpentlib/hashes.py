@@ -1,4 +1,5 @@
-"""Hashes: the one digest every key (cache, seed, stage) is made with, and the one file hash."""
+"""Hashes: the one digest every key (cache, seed, stage) is made with, the one file hash, and the
+one fixed date that every made thing carries instead of today's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .files import walk
+
+SOURCE_DATE_EPOCH = "1577836800"  # 2020-01-01: fixed, so what embeds a date is the same bytes any day
 
 
 def digest(*parts: object) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from serpentlib.records.compare import RunRecords, seed_difference
 from serpentlib.build.profile import load_profile
+from serpentlib.hashes import SOURCE_DATE_EPOCH
 from serpentlib.build.seed import FILES, Seed, SeedError, SeedSpec, debian_mirror, ensure, verify
 
 
@@ -79,6 +80,14 @@ def test_a_changed_or_added_file_in_the_seed_is_found_and_named(tmp_path, root_r
     finally:
         subprocess.run(["umount", str(view / "root")], check=True)
     verify(seed, thorough=True)  # the seed itself was never touched
+
+
+def test_the_seed_carries_the_fixed_date_not_the_day_it_was_made():
+    """/etc/shadow holds the day each account's password last changed: the seed's say the fixed
+    date, so two seeds made on either side of midnight are the same file by file."""
+    seed = ensure(load_profile("mini").common["seed"])
+    days = {line.split(":")[2] for line in (seed.root / "etc/shadow").read_text().splitlines()}
+    assert days == {str(int(SOURCE_DATE_EPOCH) // 86400)}, f"{seed.root / 'etc/shadow'}: days {sorted(days)}"
 
 
 def test_a_users_seed_tarball_is_unpacked_as_its_own_files_and_through_no_link(tmp_path):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
-from ..hashes import digest, listing
+from ..hashes import SOURCE_DATE_EPOCH, digest, listing
 from ..errors import SeedError
 from ..files import walk, within
 from ..paths import CACHE_HOME
@@ -272,6 +272,8 @@ def create(spec: SeedSpec, where: Path, progress=log.info) -> Seed:
     t0 = time.monotonic()
     progress(f"stage0: making the seed root ({spec.suite}, {len(spec.packages)} packages) with {tool}; "
              f"log: {where / 'stage0.log'}")
+    # The fixed date, not today's: /etc/shadow's days of last change and every mtime the tool sets.
+    dated = {"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH}
     try:
         entries = [f"deb {mirror} {spec.suite} main", f"deb-src {mirror} {spec.suite} main"]
         if tool == "mmdebstrap" and os.geteuid() != 0:
@@ -280,16 +282,16 @@ def create(spec: SeedSpec, where: Path, progress=log.info) -> Seed:
             tarball = tmp / "root.tar"
             _stream(["mmdebstrap", "--mode=unshare", "--format=tar", f"--variant={spec.variant}",
                      f"--architectures={spec.arch}", f"--include={','.join(spec.packages)}",
-                     "--skip=cleanup/apt/lists", spec.suite, str(tarball), "\n".join(entries)], logfile, progress)
+                     "--skip=cleanup/apt/lists", spec.suite, str(tarball), "\n".join(entries)], logfile, progress, dated)
             unpack_root(tarball, seed.root)
             tarball.unlink()
         elif tool == "mmdebstrap":
             _stream(["mmdebstrap", f"--variant={spec.variant}", f"--architectures={spec.arch}",
                      f"--include={','.join(spec.packages)}", "--skip=cleanup/apt/lists",
-                     spec.suite, str(seed.root), "\n".join(entries)], logfile, progress)
+                     spec.suite, str(seed.root), "\n".join(entries)], logfile, progress, dated)
         else:
             _stream(["debootstrap", "--variant=minbase", f"--arch={spec.arch}",
-                     f"--include={','.join(spec.packages)}", spec.suite, str(seed.root), mirror], logfile, progress)
+                     f"--include={','.join(spec.packages)}", spec.suite, str(seed.root), mirror], logfile, progress, dated)
             (seed.root / "etc/apt/sources.list").write_text("\n".join(entries) + "\n")
         for entry in list(walk(seed.root / "dev")):  # every sandbox makes its own /dev: the seed holds no device
             if not (entry.is_dir or entry.is_file or entry.is_link):

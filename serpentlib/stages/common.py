@@ -26,13 +26,12 @@ from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
 from ..errors import DiskFullError, SerpentError
-from ..hashes import digest, tree_digest
+from ..hashes import SOURCE_DATE_EPOCH, digest, tree_digest
 from ..paths import RECIPES
 from ..records.metrics import Recorder
 from ..rows import CheckRecord, PhaseRecord, SizeRecord
 
 log = logging.getLogger(__name__)
-SOURCE_DATE_EPOCH = "1577836800"  # 2020-01-01: fixed, so builds that embed a date are reproducible
 
 
 def native_common() -> dict[str, str]:
