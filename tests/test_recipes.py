@@ -74,6 +74,22 @@ def test_stage_overrides_merge_env_over_common_build():
     assert stage1.configure == common.configure
 
 
+def test_the_kernel_builds_on_the_host_only_where_the_final_compiler_is_tcc(tmp_path):
+    """Linux in the chroot where stage 3's compiler is clang (full), on the host where it is tcc
+    (mini); musl's intermediate build is on the host for both; anything else is a clear error."""
+    linux = load_recipe(ROOT / "recipes" / "linux" / "recipe.yaml").build_for("stage3")
+    assert linux.built_on_host("tcc") and not linux.built_on_host("clang")
+    musl = load_recipe(ROOT / "recipes" / "musl" / "recipe.yaml").build_for("stage3")
+    assert musl.built_on_host("tcc") and musl.built_on_host("clang")
+    bad = tmp_path / "hello"
+    bad.mkdir()
+    (bad / "recipe.yaml").write_text("name: hello\nversion: 1\nsummary: s\nlicense: MIT\nsources: []\n"
+                                     "source_dir: src\nstage3: {on_host: yes-please}\n")
+    (bad / "src").mkdir()
+    with pytest.raises(RecipeError, match="stage3.on_host"):
+        load_recipe(bad / "recipe.yaml").build_for("stage3")
+
+
 def test_styles_table_matches_schema():
     assert set(STYLES) == set(styles.STYLES)
 

@@ -77,7 +77,8 @@ BUILD_FIELDS: dict[str, Field] = {
     "env": Field(dict, False, {}, help="variables for every phase; $VARS expand in the shell"),
     "pre_configure": Field(str, False, "", help="shell lines run in the source tree before configure"),
     "post_install": Field(str, False, "", help="shell lines run after install, e.g. links in $DESTDIR"),
-    "on_host": Field(bool, False, False, help="true: build on the host with the stage1 toolchain, not in the chroot"),
+    "on_host": Field((bool, list), False, False, help="true: build on the host with the stage1 toolchain, not in the "
+                     "chroot; a list of final compilers, e.g. [tcc]: there only where the stage's is one of them"),
 }
 
 CHECK_FIELDS: dict[str, Field] = {
@@ -114,7 +115,11 @@ class BuildSpec:
     env: dict[str, str] = field(default_factory=dict)
     pre_configure: str = ""
     post_install: str = ""
-    on_host: bool = False
+    on_host: bool | tuple[str, ...] = False
+
+    def built_on_host(self, compiler: str) -> bool:
+        """Whether a stage whose final compiler is `compiler` builds this on the host."""
+        return self.on_host is True or (isinstance(self.on_host, tuple) and compiler in self.on_host)
 
 
 @dataclass(frozen=True)
@@ -211,6 +216,8 @@ def _build_spec(data: dict[str, Any], path: Path, where: str) -> BuildSpec:
     for key in ("configure", "build", "install"):
         value = d[key]
         d[key] = value if isinstance(value, str) else tuple(str(v) for v in value)
+    if isinstance(d["on_host"], list):
+        d["on_host"] = tuple(str(c) for c in d["on_host"])
     if not all(isinstance(k, str) for k in d["env"]):
         raise _fail(path, f"{where}.env", "variable names must be strings", "quote the names")
     d["env"] = {k: str(v) for k, v in d["env"].items()}

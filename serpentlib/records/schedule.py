@@ -39,6 +39,7 @@ def derived_graph(phases: pd.DataFrame) -> dict[str, dict[str, list[str]]]:
         if not order:
             continue
         known = [n for n in order if (RECIPES / n / "recipe.yaml").is_file()]
+        # The run's final compiler is not known here: a package built on the host by some is taken as built there.
         host = {n for n, r in load_recipes(RECIPES, known).items() if r.build_for(stage).on_host}
         out[stage] = waits(stage, order, host)
     return out

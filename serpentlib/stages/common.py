@@ -193,7 +193,7 @@ class StageRun:
 
         def one(i: int, name: str) -> None:
             recipe = recipes[name]
-            on_host = recipe.build_for(self.name).on_host and ctx.host_sandbox is not None
+            on_host = recipe.build_for(self.name).built_on_host(self.params.compiler) and ctx.host_sandbox is not None
             before = waits[name]
             merges.wait_merged(before)
             env = ctx.host_env if on_host else ctx.env
@@ -224,7 +224,8 @@ class StageRun:
                 _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
             sizes[name] = size
 
-        host = {n for n, r in recipes.items() if r.build_for(self.name).on_host and ctx.host_sandbox is not None}
+        host = {n for n, r in recipes.items()
+                if r.build_for(self.name).built_on_host(self.params.compiler) and ctx.host_sandbox is not None}
         waits = graph_of(self.name, order, host)
         record_graph(self.run / GRAPH, self.name, order, waits)
         try:

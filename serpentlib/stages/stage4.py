@@ -99,7 +99,7 @@ def build_info(recipe: Recipe, flag_results: list, compiler: str, cflags: str, s
     """How the package was built, and from which seed (stage 0: suite, key, clang). No cache key:
     that hashes the work directory's path too, and the same package built elsewhere must be the
     same file."""
-    on_host = recipe.build_for("stage3").on_host
+    on_host = recipe.build_for("stage3").built_on_host(compiler.split()[0] if compiler else "")  # "clang version 14…"
     info = {"stage": "stage3", "recipe_sha256": tree_digest(recipe.path),
             "sources": [{"file": s.filename, "sha256": s.sha256, "url": s.url, "debian": s.debian or "",
                          "repacked": s.repacked} for s in recipe.sources],
