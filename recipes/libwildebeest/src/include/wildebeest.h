@@ -49,6 +49,45 @@ static inline ssize_t getdents64(int fd, void *buf, size_t len)
 }
 #endif
 
+/* setvbuf(f, NULL, _IONBF, 0), which systemd asks for before it writes a value to a /proc file,
+ * so that the value goes out in one write. musl writes an unbuffered stream's data with writev()
+ * behind its (empty) buffer, and a /proc file without write_iter (oom_score_adj, /proc/sys/...)
+ * is written once per vector: it reads the empty one and fails with EINVAL. On a /proc file the
+ * stream keeps its buffer, so systemd's fflush writes the value as one vector (up to musl's
+ * BUFSIZ, 1024 bytes); any other stream is made unbuffered as asked. */
+#include <stdio.h>
+#include <sys/statfs.h>
+static inline int wildebeest_setvbuf(FILE *f, char *buf, int mode, size_t size)
+{
+    struct statfs fs;
+    if (mode == _IONBF && fstatfs(fileno(f), &fs) == 0 && fs.f_type == 0x9fa0) /* PROC_SUPER_MAGIC */
+        return 0;
+    return setvbuf(f, buf, mode, size);
+}
+#define setvbuf(f, buf, mode, size) wildebeest_setvbuf(f, buf, mode, size)
+
+/* fgetpwent, fgetgrent, fgetspent: at the end of the file glibc's say ENOENT; musl's leave errno
+ * as it was, and systemd takes anything but ENOENT as an error (sysusers: "Failed to load user
+ * database: I/O error"). */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <shadow.h>
+#define WILDEBEEST_FGETENT(type, name)                                  \
+    static inline struct type *wildebeest_##name(FILE *f)               \
+    {                                                                   \
+        struct type *e = name(f);                                       \
+        if (!e && feof(f) && !ferror(f))                                \
+            errno = ENOENT;                                             \
+        return e;                                                       \
+    }
+WILDEBEEST_FGETENT(passwd, fgetpwent)
+WILDEBEEST_FGETENT(group, fgetgrent)
+WILDEBEEST_FGETENT(spwd, fgetspent)
+#define fgetpwent(f) wildebeest_fgetpwent(f)
+#define fgetgrent(f) wildebeest_fgetgrent(f)
+#define fgetspent(f) wildebeest_fgetspent(f)
+
 /* <linux/prctl.h> defines struct prctl_mm_map again after musl's <sys/prctl.h>: take musl's. */
 #include <sys/prctl.h>
 #ifndef _LINUX_PRCTL_H

@@ -7,6 +7,11 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <shadow.h>
 #include <sys/prctl.h>
 #include <linux/prctl.h> /* after <sys/prctl.h>: must not define struct prctl_mm_map again */
 
@@ -48,6 +53,49 @@ int main(void)
         check(got > 0, "getdents64 reads a directory into a byte buffer");
         if (fd >= 0)
             close(fd);
+    }
+    {
+        /* A /proc file written as systemd writes it: its stream unbuffered, the value (its own,
+         * so nothing changes) with fputs, then fflush. */
+        char now[32] = "";
+        FILE *r = fopen("/proc/self/oom_score_adj", "re"), *f;
+        int ok = r && fgets(now, sizeof(now), r) != NULL;
+        if (r)
+            fclose(r);
+        f = fopen("/proc/self/oom_score_adj", "we");
+        ok = ok && f && setvbuf(f, NULL, _IONBF, 0) == 0 && fputs(now, f) != EOF && fflush(f) == 0 && !ferror(f);
+        check(ok && f && fclose(f) == 0, "an unbuffered stream writes /proc/self/oom_score_adj in one write");
+    }
+    {
+        /* Any other file is unbuffered as asked: the byte is in the file before any flush. */
+        struct stat st;
+        FILE *t = tmpfile();
+        int ok = t && setvbuf(t, NULL, _IONBF, 0) == 0 && fputc('x', t) == 'x' && fstat(fileno(t), &st) == 0;
+        check(ok && st.st_size == 1, "setvbuf(_IONBF) leaves a regular file unbuffered");
+        if (t)
+            fclose(t);
+    }
+    {
+        /* Each database read to its end, as systemd's sysusers reads /etc/passwd: one entry,
+         * then NULL with errno ENOENT. */
+        static const char *lines[] = {"root:x:0:0:root:/root:/bin/sh\n", "root:x:0:\n", "root:*:18262:0:99999:7:::\n"};
+        static const char *what[] = {"fgetpwent", "fgetgrent", "fgetspent"};
+        int i;
+        for (i = 0; i < 3; i++) {
+            FILE *t = tmpfile();
+            int first, end;
+            char said[64];
+            fputs(lines[i], t);
+            rewind(t);
+            errno = 0;
+            first = (i == 0 ? (void *)fgetpwent(t) : i == 1 ? (void *)fgetgrent(t) : (void *)fgetspent(t)) != NULL;
+            errno = 0;
+            end = (i == 0 ? (void *)fgetpwent(t) : i == 1 ? (void *)fgetgrent(t) : (void *)fgetspent(t)) == NULL &&
+                  errno == ENOENT;
+            snprintf(said, sizeof(said), "%s reads an entry, then says ENOENT at the end", what[i]);
+            check(first && end, said);
+            fclose(t);
+        }
     }
     printf("header-test: %d passed, %d failed\n", n - failures, failures);
     return failures != 0;
