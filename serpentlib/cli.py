@@ -248,7 +248,7 @@ def cmd_lane(args: argparse.Namespace) -> int:
                          work_dir=str(work_dir), run_dir=str(run_dir), run_id=run_id,
                          packages=args.packages or SYSTEMD, use_cache=not args.rebuild,
                          relink=args.relink.split(",") if args.relink else [] if args.packages else RELINK,
-                         recipes_dir=args.recipes_dir or "")
+                         recipes_dir=args.recipes_dir or "", boot=args.boot, boot_timeout=args.timeout)
     result = lane(params)
     failed = [c for c in result.checks if not c.passed]
     for c in failed:
@@ -449,6 +449,10 @@ def parser() -> argparse.ArgumentParser:
                                      "(default: those three for the default set, none for packages given)")
     la.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
     la.add_argument("--recipes-dir", help="recipes from this folder instead of the project's (a copy you are changing)")
+    la.add_argument("--boot", action="store_true", help="then boot the work directory's stage 4 root with the lane's "
+                                                        "builds merged over it (systemd as PID 1); their checks run inside")
+    la.add_argument("--timeout", type=float, default=0.0, help="seconds before the boot counts as hung (default: "
+                                                               "60 KVM, 300 TCG)")
     la.set_defaults(func=cmd_lane)
     sc = sub.add_parser("scale", help="what more machines would buy: a run's critical path, CPU bound and the "
                                       "makespan predicted on 1 to 16 machines, per stage")

@@ -145,3 +145,37 @@ def test_an_option_kconfig_drops_fails_the_kernel_build_and_names_it(stage4, tmp
     assert [r.phase for r in records][-1] == "configure" and records[-1].exit_code == 1
     log = (tmp_path / "logs" / "linux" / "configure.log").read_text()
     assert "did not survive kconfig: CONFIG_VIRTIO_NET=y" in log, log[-1000:]
+
+
+def test_systemd_s_own_account_of_its_boot_is_read_into_records(tmp_path):
+    """What the unit prints after the checks (the state, the bus, time, blame, the failed units
+    with their journals), as systemd 252 printed it in a degraded boot, becomes records that fail
+    where the boot did, and the units' start times."""
+    import base64
+
+    def line(name, text):
+        return f"{boot.REPORT} {name} {base64.b64encode(text.encode()).decode()}"
+    console = [
+        "[    1.402308] systemd[1]: systemd 252.39 running in system mode (-PAM +BLKID)",
+        line("state", "degraded\n"), f"{boot.BEGIN} 10.90", f"{boot.CHECK} 0 0 " + base64.b64encode(b"252").decode(),
+        line("bus", ":1.0 1 systemd root :1.0 init.scope - -\norg.freedesktop.DBus 1 systemd root - init.scope - -\n"),
+        line("time", "Startup finished in 1.311s (kernel) + 1min 9.525s (userspace) = 1min 10.836s \n"),
+        line("blame", "4.639s systemd-hwdb-update.service\n 448ms dbus.service\n1min 2.5s slow.service\n"),
+        line("failed", "systemd-sysusers.service loaded failed failed Create System Users\n"),
+        line("failed-logs", "== systemd-sysusers.service\nFailed to take /etc/passwd lock: Permission denied\n"),
+        f"{boot.END} 17.49"]
+    booted = boot.Boot("tcg", "", 0, 18.7, False, tmp_path / "console.log", console, init="systemd")
+    records = {r.check: r for r in boot.judge("lane", booted, {"systemd: udevadm --version": ("udevadm --version", "252")})}
+    assert records["boots"].passed and "systemd as PID 1" in records["boots"].detail
+    assert not records["boot-state"].passed and "degraded" in records["boot-state"].detail
+    assert "failed units: systemd-sysusers.service" in records["boot-state"].detail
+    assert records["system-bus"].passed
+    failed = records["unit-failed"]
+    assert failed.subject == "systemd-sysusers.service" and not failed.passed
+    assert "Failed to take /etc/passwd lock: Permission denied" in failed.detail
+    assert records["runs-in-boot"].passed
+    units = {u["unit"]: u["seconds"] for u in booted.units()}
+    assert units == {"systemd-hwdb-update.service": 4.639, "dbus.service": 0.448, "slow.service": 62.5}
+    events = {e["event"]: e["kernel_s"] for e in boot.events(booted)}
+    assert events["userspace done (systemd-analyze)"] == pytest.approx(70.836)
+    assert events["systemd started"] == pytest.approx(1.402308)

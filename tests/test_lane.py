@@ -75,3 +75,29 @@ def test_the_lane_fails_when_libwildebeest_loses_parse_printf_format(lane_work, 
     assert "systemd failed in build" in said, said[-3000:]
     log = (tmp_path / "run" / "logs" / "lane" / "systemd" / "build.log").read_text(errors="replace")
     assert "'printf.h' file not found" in log, log[-3000:]
+
+
+def test_the_lane_boots_systemd_as_pid_1_on_musl(lane_work, mini_run, tmp_path):
+    """The lane's builds over the mini run's stage 4 root, booted by QEMU with its kernel: systemd
+    252 on musl is PID 1, its boot ends `running` (journald, udevd and dbus started: their /proc
+    writes and user database reads need libwildebeest), and the packages' checks pass inside."""
+    _, _, work_dir = mini_run
+    stage4 = lane_work / "stage4"
+    if not stage4.exists():
+        shutil.copytree(work_dir / "stage4" / "root", stage4 / "root", symlinks=True)
+    run = tmp_path / "run"
+    proc = serpent("lane", "--work-dir", str(lane_work), "--run-dir", str(run), "--boot", db=tmp_path / "m.sqlite")
+    checks = pd.read_csv(run / "checks.csv", keep_default_na=False)
+    booted = checks[checks["check"].isin(["boots", "boot-state", "system-bus", "unit-failed", "runs-in-boot"])]
+    assert proc.returncode == 0, booted.to_string()[-4000:] + proc.stdout[-2000:]
+    said = booted.set_index("check")["detail"]
+    assert "systemd as PID 1" in said["boots"] and "running" in said["boot-state"], said.to_dict()
+    assert "org.freedesktop.DBus" in said["system-bus"], said.to_dict()
+    assert "unit-failed" not in set(booted["check"])
+    inside = booted[booted["check"] == "runs-in-boot"]
+    assert len(inside) > 10 and inside["outcome"].eq("pass").all(), inside.to_string()
+    assert any(s.startswith("systemd: sysusers") for s in inside["subject"])
+    units = pd.read_csv(run / "boot-units.csv")
+    assert {"systemd-journald.service", "systemd-udevd.service", "dbus.service"} <= set(units["unit"]), units
+    console = (run / "logs" / "lane" / "boot" / "console.log").read_text(errors="replace")
+    assert "systemd 252.39 running in system mode" in console

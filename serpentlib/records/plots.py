@@ -290,6 +290,23 @@ def boot_events(events: pd.DataFrame, title: str = "The boot") -> Figure:
     return fig
 
 
+def boot_units(units: pd.DataFrame, title: str = "systemd: each unit's start", top: int = 20) -> Figure:
+    """`systemd-analyze blame`: the units that took longest to start, longest at the top."""
+    if units.empty:
+        return _empty(title)
+    df = units.sort_values("seconds", ascending=False).head(top).iloc[::-1]
+    fig, ax = _figure((9, 0.35 * len(df) + 1.5))
+    ax.barh(df["unit"], df["seconds"], color="#5e35b1")
+    for i, v in enumerate(df["seconds"]):
+        ax.text(v, i, f" {v:.2f} s", va="center", fontsize=8)
+    shown = f"the {len(df)} slowest of {len(units)}" if len(units) > len(df) else f"all {len(units)}"
+    ax.set_xlabel(f"seconds to start ({shown} units; {df['accel'].iloc[0]})")
+    ax.set_title(title)
+    ax.margins(x=0.2)
+    fig.tight_layout()
+    return fig
+
+
 def policy_table(checks: pd.DataFrame):
     """Packages by policies: ok, excused (an exception applied) or FAIL, coloured."""
     pol = checks[checks["check"].str.startswith("policy:")]

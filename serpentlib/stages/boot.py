@@ -1,15 +1,18 @@
 """The boot: the stage 4 root as an ext4 disk image, booted by QEMU with the kernel it packages.
 
 The image is made by the seed's `mke2fs -d` (no loop mount, no root needed) and is reproducible:
-a fixed UUID and hash seed, every time SOURCE_DATE_EPOCH. QEMU is the seed's too. An inittab
-entry runs every recipe's check inside the booted system and prints each result on the serial
-console, base64 between markers; then init reboots and QEMU (`-no-reboot`) exits. The console
-is captured to a file and read back into records.
+a fixed UUID and hash seed, every time SOURCE_DATE_EPOCH. QEMU is the seed's too. A root with
+systemd boots it as PID 1, and a unit runs the checks once the boot has finished; otherwise
+busybox's init runs them from an inittab entry. Either prints each result on the serial
+console, base64 between markers (with systemd, also `systemd-analyze time` and `blame` and the
+failed units); then the system reboots and QEMU (`-no-reboot`) exits. The console is captured
+to a file and read back into records.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import os
 import re
 import shlex
@@ -31,7 +34,7 @@ from .compilers import final_compiler
 
 IMAGE_UUID = "5e4fe47a-0b0e-4d2a-9c3f-2020f0000001"  # fixed: two images of one root are the same bytes
 MIB = 1 << 20
-BEGIN, END, CHECK = "serpent-boot: checks begin", "serpent-boot: checks end", "serpent-check"
+BEGIN, END, CHECK, REPORT = "serpent-boot: checks begin", "serpent-boot: checks end", "serpent-check", "serpent-report"
 KERNEL_GLOB = "usr/lib/modules/*/vmlinuz"
 # Mount points a running system needs that a chroot's root does without.
 MOUNT_POINTS = ("sys", "run")
@@ -41,22 +44,51 @@ INITTAB = """# serpentlib's boot: the checks, then a clean reboot (QEMU runs wit
 ::once:/bin/reboot
 """
 
+SYSTEMD = "usr/lib/systemd/systemd"
+UNIT = "serpent-boot-checks.service"
+# Wanted by the default target from the kernel's command line (systemd.wants=): the root is not
+# changed for it. Type=simple, so the boot finishes while the script waits for it to. The serial
+# console is the script's: its getty is masked there too (it would hang the script's tty up).
+UNIT_TEXT = """[Unit]
+Description=serpentlib's boot checks
+SuccessAction=reboot
+FailureAction=reboot
+
+[Service]
+Type=simple
+ExecStart=/usr/lib/serpent/boot-checks
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+"""
+
 CHECKS_HEAD = r"""#!/bin/sh
 # serpentlib's boot checks: each recipe check runs as in a chroot of the root; its exit status
 # and output go to the console as `serpent-check <n> <status> <base64 of the output>`.
-export PATH=/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t tmpfs tmp /tmp
-mount -t tmpfs run /run
-echo "{begin} $(cut -d' ' -f1 /proc/uptime)"
+export PATH=/usr/bin:/usr/sbin HOME=/root TMPDIR=/tmp SYSTEMD_PAGER=cat SYSTEMD_COLORS=0 TERM=dumb
 check() {{
     printf '%s' "$2" | base64 -d > /tmp/check.sh
     (cd / && sh /tmp/check.sh) > /tmp/check.out 2>&1
     status=$?
     echo "{check} $1 $status $(base64 < /tmp/check.out | tr -d '\n')"
 }}
+report() {{
+    sh -c "$2" > /tmp/report.out 2>&1
+    echo "{report} $1 $(base64 < /tmp/report.out | tr -d '\n')"
+}}
+{start}
+echo "{begin} $(cut -d' ' -f1 /proc/uptime)"
 """
+# busybox's init mounts nothing; systemd has mounted all by the time the unit starts, and the
+# script waits until the boot has finished (or failed: `degraded`).
+START = {"busybox": "mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t tmpfs tmp /tmp\nmount -t tmpfs run /run",
+         "systemd": 'report state "systemctl is-system-running --wait"'}
+# What systemd says of its boot, printed after the checks; first the system bus's names, which
+# starts dbus by its socket.
+REPORTS = {"bus": "busctl --system list --no-legend", "time": "systemd-analyze time", "blame": "systemd-analyze blame",
+           "failed": "systemctl list-units --failed --plain --no-legend",
+           "failed-logs": "for u in $(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1); do "
+                          "echo \"== $u\"; journalctl -b -u \"$u\" -o cat | tail -n 6; done"}
 
 
 def find_kernel(root: Path) -> Path:
@@ -69,15 +101,30 @@ def find_kernel(root: Path) -> Path:
     return found[0]
 
 
-def boot_files(commands: dict[str, tuple[str, str]], env: dict[str, str] | None = None) -> dict[str, tuple[str, int]]:
-    """What the image adds to the root for the boot: the inittab, and the script that runs each
-    check (`subject: (command, expected)`) in order, with `env` (what the chroot's checks see)."""
-    lines = [CHECKS_HEAD.format(begin=BEGIN, end=END, check=CHECK)]
+def init_of(root: Path) -> str:
+    """The init a root boots with: systemd where it has it, else busybox's."""
+    return "systemd" if (root / SYSTEMD).is_file() else "busybox"
+
+
+def boot_files(commands: dict[str, tuple[str, str]], env: dict[str, str] | None = None,
+               init: str = "busybox") -> dict[str, tuple[str, int]]:
+    """What the image adds to the root for the boot: the script that runs each check
+    (`subject: (command, expected)`) in order, with `env` (what the chroot's checks see), and
+    what starts it: busybox's inittab, or systemd's unit."""
+    lines = [CHECKS_HEAD.format(begin=BEGIN, check=CHECK, report=REPORT, start=START[init])]
     lines += [f"export {k}={shlex.quote(v)}\n" for k, v in (env or {}).items() if k not in ("PATH", "TMPDIR")]
     for i, (command, _) in enumerate(commands.values()):
         lines.append(f"check {i} {shlex.quote(base64.b64encode(command.encode()).decode())}\n")
+    if init == "systemd":
+        lines += [f"report {name} {shlex.quote(command)}\n" for name, command in REPORTS.items()]
     lines.append(f'echo "{END} $(cut -d\' \' -f1 /proc/uptime)"\n')
-    return {"etc/inittab": (INITTAB, 0o644), "usr/lib/serpent/boot-checks": ("".join(lines), 0o755)}
+    started = {"etc/inittab": (INITTAB, 0o644)} if init == "busybox" else {f"etc/systemd/system/{UNIT}": (UNIT_TEXT, 0o644)}
+    return {**started, "usr/lib/serpent/boot-checks": ("".join(lines), 0o755)}
+
+
+def kernel_command_line(init: str) -> str:
+    systemd = f" init=/{SYSTEMD} systemd.wants={UNIT} systemd.mask=serial-getty@ttyS0.service"
+    return "root=/dev/vda rw" + (systemd if init == "systemd" else "")
 
 
 def make_image(seed: Seed, root: Path, out: Path, log: Path, extra: dict[str, tuple[str, int]] | None = None) -> Path:
@@ -154,6 +201,26 @@ class Boot:
     timed_out: bool
     console: Path
     lines: list[str] = field(default_factory=list)
+    init: str = "busybox"
+
+    @property
+    def reports(self) -> dict[str, str]:
+        """What the boot's `report` lines printed (systemd's state, time, blame, failed units)."""
+        out = {}
+        for line in self.lines:
+            parts = line.strip().split(" ")
+            if len(parts) in (2, 3) and parts[0] == REPORT:
+                out[parts[1]] = base64.b64decode(parts[2]).decode(errors="replace") if len(parts) == 3 else ""
+        return out
+
+    def units(self) -> list[dict]:
+        """`systemd-analyze blame`: how long each unit took to start, longest first."""
+        rows = []
+        for line in self.reports.get("blame", "").splitlines():
+            *span, unit = line.split()
+            if span and (seconds := time_span(" ".join(span))) is not None:
+                rows.append({"unit": unit, "seconds": seconds, "accel": self.accel})
+        return rows
 
     def tail(self, n: int = 12) -> str:
         return " | ".join(line.strip() for line in self.lines[-n:] if line.strip())
@@ -167,6 +234,19 @@ def qemu_argv(kernel: Path, image: Path | None, console: Path, accel: str, memor
     if image is not None:
         argv += ["-drive", f"file={image},format=raw,if=virtio"]
     return argv
+
+
+SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|us|min|h|s)")
+UNITS_S = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "min": 60.0, "h": 3600.0}
+
+
+def time_span(text: str) -> float | None:
+    """systemd's time span ("1min 31.612s", "448ms") in seconds; None if it is not one."""
+    parts = text.split()
+    matched = [SPAN.fullmatch(p) for p in parts]
+    if not parts or not all(matched):
+        return None
+    return round(sum(float(m.group(1)) * UNITS_S[m.group(2)] for m in matched if m), 6)
 
 
 def run_qemu(seed: Seed, kernel: Path, image: Path | None, console: Path, accel: str, timeout: float,
@@ -211,8 +291,8 @@ def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out:
     a copy of it (the system writes to its disk; the image stays the bytes it was made as), and
     judge the console (kept in `logs`, with QEMU's own log): (the boot, one record for the boot and
     one per check, the boot's events as rows)."""
-    kernel = find_kernel(root)
-    image = make_image(seed, root, out / "root.img", logs / "image.log", boot_files(commands, env))
+    kernel, init = find_kernel(root), init_of(root)
+    image = make_image(seed, root, out / "root.img", logs / "image.log", boot_files(commands, env, init))
     if accel == "auto":
         ok, why = kvm_works(seed, kernel, logs)
         accel = "kvm" if ok else "tcg"
@@ -221,10 +301,23 @@ def boot_root(seed: Seed, root: Path, commands: dict[str, tuple[str, str]], out:
     timeout = timeout or (60.0 if accel == "kvm" else 300.0)
     disk = sparse_copy(image, logs / "disk.img")
     try:
-        boot = run_qemu(seed, kernel, disk, logs / "console.log", accel, timeout, logs / "qemu.log", why)
+        boot = run_qemu(seed, kernel, disk, logs / "console.log", accel, timeout, logs / "qemu.log", why,
+                        kernel_command_line(init))
+        boot.init = init
     finally:
         disk.unlink(missing_ok=True)
     return boot, judge(stage, boot, commands), events(boot)
+
+
+def write_tables(run: Path, booted: Boot, rows: list[dict]) -> None:
+    """The boot's events (boot.csv) and, with systemd, each unit's start time (boot-units.csv)."""
+    for name, fields, table in (("boot.csv", ["event", "kernel_s", "accel"], rows),
+                                ("boot-units.csv", ["unit", "seconds", "accel"], booted.units())):
+        if table or name == "boot.csv":
+            with open(run / name, "w", newline="") as fh:
+                w = csv.DictWriter(fh, fields)
+                w.writeheader()
+                w.writerows(table)
 
 
 UPTIME = re.compile(r"^\[\s*(\d+\.\d+)\]\s*(.*)$")
@@ -232,8 +325,8 @@ UPTIME = re.compile(r"^\[\s*(\d+\.\d+)\]\s*(.*)$")
 
 def events(boot: Boot) -> list[dict]:
     """The boot's milestones with their kernel time (seconds since the kernel started)."""
-    marks = {"kernel started": "Linux version", "root mounted": "VFS: Mounted root", "init started": "Run /sbin/init",
-             "restart": "reboot: Restarting system"}
+    marks = {"kernel started": "Linux version", "root mounted": "VFS: Mounted root", "init started": "Run /",
+             "systemd started": "running in system mode", "restart": "reboot: Restarting system"}
     rows = []
     for line in boot.lines:
         m = UPTIME.match(line.strip())
@@ -244,6 +337,12 @@ def events(boot: Boot) -> list[dict]:
         for marker, event in ((BEGIN, "checks begin"), (END, "checks end")):
             if text.startswith(marker):
                 rows.append({"event": event, "kernel_s": float(text.split()[-1])})
+    finished = re.search(r"Startup finished in (.+?) \(kernel\) \+ (.+?) \(userspace\)", boot.reports.get("time", ""))
+    if finished and (kernel := time_span(finished.group(1))) is not None:
+        userspace = time_span(finished.group(2))
+        rows.append({"event": "kernel done (systemd-analyze)", "kernel_s": kernel})
+        if userspace is not None:
+            rows.append({"event": "userspace done (systemd-analyze)", "kernel_s": round(kernel + userspace, 6)})
     rows.append({"event": "QEMU exited (wall time)", "kernel_s": boot.wall_s})
     return [{**r, "accel": boot.accel} for r in rows]
 
@@ -263,9 +362,11 @@ def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[
     elif not ended:
         verdict = f"{how}exited ({boot.exit_code}) before the checks ended; the console's last lines: {boot.tail()}"
     else:
-        verdict = (f"{how}booted the root's kernel and image, printed {len(seen)} of {len(commands)} checks' "
+        verdict = (f"{how}booted the root's kernel and image ({boot.init} as PID 1), printed {len(seen)} of {len(commands)} checks' "
                    f"results on the console and exited ({boot.exit_code}) in {boot.wall_s:.1f} s")
     records = [CheckRecord(stage, "boots", "qemu", ended and not boot.timed_out and boot.exit_code == 0, verdict)]
+    if boot.init == "systemd" and ended:
+        records += systemd_records(stage, boot.reports)
     for i, (subject, (_, expect)) in enumerate(commands.items()):
         if i not in seen:
             records.append(CheckRecord(stage, "runs-in-boot", subject, False, "no result on the console"))
@@ -273,6 +374,25 @@ def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[
         code, output = seen[i]
         records.append(CheckRecord(stage, "runs-in-boot", subject, code == 0 and expect in output,
                                    f"exit {code}; printed {output.strip()[:160]!r}"))
+    return records
+
+
+def systemd_records(stage: str, reports: dict[str, str]) -> list[CheckRecord]:
+    """systemd as PID 1: the state its boot ended in (`running`: every unit started), the system
+    bus answering, and one record per unit that failed, with what `systemctl` says of it."""
+    state = reports.get("state", "").strip() or "(nothing printed)"
+    failed = [line.split()[0] for line in reports.get("failed", "").splitlines() if line.split()]
+    finished = (reports.get("time", "").strip().splitlines() or ["systemd-analyze time printed nothing"])[0]
+    said = f"systemctl is-system-running --wait: {state}; {finished}"
+    records = [CheckRecord(stage, "boot-state", "systemd", state == "running",
+                           said + (f"; failed units: {', '.join(failed)}" if failed else "; no unit failed"))]
+    names = [line.split()[0] for line in reports.get("bus", "").splitlines() if line.split()]
+    records.append(CheckRecord(stage, "system-bus", "dbus", "org.freedesktop.DBus" in names,
+                               f"busctl --system list: {', '.join(names[:8]) or reports.get('bus', '').strip()[:200]}"))
+    logs = dict(re.findall(r"^== (\S+)\n((?:(?!== ).*\n?)*)", reports.get("failed-logs", ""), re.MULTILINE))
+    for unit in failed:
+        said = " | ".join(line.strip() for line in logs.get(unit, "").splitlines() if line.strip())
+        records.append(CheckRecord(stage, "unit-failed", unit, False, f"its journal: {said or '(empty)'}"))
     return records
 
 

@@ -7,12 +7,17 @@ the next one compiles and links against it (pkg-config and meson look there too)
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from ..build.phases import merge_tree
 from ..build.profile import StageParams
+from ..errors import SerpentError
 from ..files import copy_tree
-from . import verify
-from .common import StageResult, begin, stage_function
+from ..rows import CheckRecord
+from . import boot, verify
+from .common import StageResult, StageRun, begin, stage_function
+from .compilers import final_compiler
 from .relink import check_names, relink
 from .stage2 import cross_env, stage1_env
 
@@ -69,4 +74,27 @@ def lane(params: StageParams) -> StageResult:
     st.tree_digest()
     checks += verify.check_elf_hygiene("lane", sysroot, extra_forbidden=[str(st.base)])
     checks += verify.check_root_closure("lane", sysroot)
+    if params.boot:
+        checks += boot_lane(st, params)
     return st.finish(checks)
+
+
+def boot_lane(st: StageRun, params: StageParams) -> list[CheckRecord]:
+    """The lane's builds booted: the work directory's stage 4 root (mini's: busybox, musl and its
+    kernel) with each package the lane built (its last pass) merged over it, so that systemd
+    boots as PID 1 and the packages' checks run inside the booted system."""
+    base = st.base / "stage4" / "root"
+    if not base.is_dir():
+        raise SerpentError(f"the lane boots its builds on a stage 4 root, and {base} is not one",
+                           f"run the mini profile's four stages there first: serpent run --work-dir {st.base}")
+    where = st.work / "boot"
+    shutil.rmtree(where, ignore_errors=True)
+    root = copy_tree(base, where / "root")
+    for name in params.packages:
+        merge_tree(st.cache.get(st.keys[name])[0], root)
+    env = final_compiler(params.compiler).env()  # the base root's compiler, as its stage 4 checks have it
+    booted, records, rows = boot.boot_root(st.seed, root, st.recipe_checks(params.packages), where, st.logs / "boot",
+                                           stage="lane", timeout=params.boot_timeout, env=env)
+    boot.write_tables(st.run, booted, rows)
+    shutil.rmtree(root)
+    return records

@@ -363,15 +363,12 @@ def check_root(st: StageRun, installed: list[str], everything: list[str], names:
 def boot_checks(st: StageRun, names: list[str], env: dict[str, str], timeout: float = 0.0) -> list[CheckRecord]:
     """The root as a disk image (<work>/stage4/boot/root.img), booted by QEMU with its own kernel;
     every recipe's checks run inside it. The console log goes with the run's logs
-    (logs/stage4/boot/console.log), the boot's events to boot.csv."""
+    (logs/stage4/boot/console.log), the boot's events to boot.csv (and boot-units.csv)."""
     try:
         with timed(st.record, Step("stage4", "root", "-", "boot")):
-            _, records, rows = boot.boot_root(st.seed, st.work / "root", st.recipe_checks(names), st.work / "boot",
-                                              st.logs / "boot", timeout=timeout, env=env)
+            booted, records, rows = boot.boot_root(st.seed, st.work / "root", st.recipe_checks(names),
+                                                   st.work / "boot", st.logs / "boot", timeout=timeout, env=env)
     except SerpentError as exc:
         return [CheckRecord("stage4", "boots", "qemu", False, str(exc).replace("\n", " "))]
-    with open(st.run / "boot.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, ["event", "kernel_s", "accel"])
-        w.writeheader()
-        w.writerows(rows)
+    boot.write_tables(st.run, booted, rows)
     return records
