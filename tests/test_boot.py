@@ -161,6 +161,7 @@ def test_systemd_s_own_account_of_its_boot_is_read_into_records(tmp_path):
         line("bus", ":1.0 1 systemd root :1.0 init.scope - -\norg.freedesktop.DBus 1 systemd root - init.scope - -\n"),
         line("time", "Startup finished in 1.311s (kernel) + 1min 9.525s (userspace) = 1min 10.836s \n"),
         line("blame", "4.639s systemd-hwdb-update.service\n 448ms dbus.service\n1min 2.5s slow.service\n"),
+        line("journal", "[    2.938920] systemd[1]: Started Journal Service.\n"),
         line("failed", "systemd-sysusers.service loaded failed failed Create System Users\n"),
         line("failed-logs", "== systemd-sysusers.service\nFailed to take /etc/passwd lock: Permission denied\n"),
         f"{boot.END} 17.49"]
@@ -170,6 +171,7 @@ def test_systemd_s_own_account_of_its_boot_is_read_into_records(tmp_path):
     assert not records["boot-state"].passed and "degraded" in records["boot-state"].detail
     assert "failed units: systemd-sysusers.service" in records["boot-state"].detail
     assert records["system-bus"].passed
+    assert not records["journal"].passed, "the journal does not hold the boot's end"
     failed = records["unit-failed"]
     assert failed.subject == "systemd-sysusers.service" and not failed.passed
     assert "Failed to take /etc/passwd lock: Permission denied" in failed.detail

@@ -88,11 +88,12 @@ def test_the_lane_boots_systemd_as_pid_1_on_musl(lane_work, mini_run, tmp_path):
     run = tmp_path / "run"
     proc = serpent("lane", "--work-dir", str(lane_work), "--run-dir", str(run), "--boot", db=tmp_path / "m.sqlite")
     checks = pd.read_csv(run / "checks.csv", keep_default_na=False)
-    booted = checks[checks["check"].isin(["boots", "boot-state", "system-bus", "unit-failed", "runs-in-boot"])]
+    booted = checks[checks["check"].isin(["boots", "boot-state", "system-bus", "journal", "unit-failed", "runs-in-boot"])]
     assert proc.returncode == 0, booted.to_string()[-4000:] + proc.stdout[-2000:]
     said = booted.set_index("check")["detail"]
     assert "systemd as PID 1" in said["boots"] and "running" in said["boot-state"], said.to_dict()
     assert "org.freedesktop.DBus" in said["system-bus"], said.to_dict()
+    assert "Startup finished" in said["journal"], said.to_dict()
     assert "unit-failed" not in set(booted["check"])
     inside = booted[booted["check"] == "runs-in-boot"]
     assert len(inside) > 10 and inside["outcome"].eq("pass").all(), inside.to_string()

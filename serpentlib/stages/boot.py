@@ -86,6 +86,7 @@ START = {"busybox": "mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t
 # What systemd says of its boot, printed after the checks; first the system bus's names, which
 # starts dbus by its socket.
 REPORTS = {"bus": "busctl --system list --no-legend", "time": "systemd-analyze time", "blame": "systemd-analyze blame",
+           "journal": "journalctl -b -o short-monotonic --no-pager | grep -m 3 -e 'Startup finished' -e 'Started Journal'",
            "failed": "systemctl list-units --failed --plain --no-legend",
            "failed-logs": "for u in $(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1); do "
                           "echo \"== $u\"; journalctl -b -u \"$u\" -o cat | tail -n 6; done"}
@@ -379,7 +380,8 @@ def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[
 
 def systemd_records(stage: str, reports: dict[str, str]) -> list[CheckRecord]:
     """systemd as PID 1: the state its boot ended in (`running`: every unit started), the system
-    bus answering, and one record per unit that failed, with what `systemctl` says of it."""
+    bus answering, the journal journald wrote read back by journalctl, and one record per unit
+    that failed, with what `systemctl` says of it."""
     state = reports.get("state", "").strip() or "(nothing printed)"
     failed = [line.split()[0] for line in reports.get("failed", "").splitlines() if line.split()]
     finished = (reports.get("time", "").strip().splitlines() or ["systemd-analyze time printed nothing"])[0]
@@ -389,6 +391,9 @@ def systemd_records(stage: str, reports: dict[str, str]) -> list[CheckRecord]:
     names = [line.split()[0] for line in reports.get("bus", "").splitlines() if line.split()]
     records.append(CheckRecord(stage, "system-bus", "dbus", "org.freedesktop.DBus" in names,
                                f"busctl --system list: {', '.join(names[:8]) or reports.get('bus', '').strip()[:200]}"))
+    journal = reports.get("journal", "").strip()
+    records.append(CheckRecord(stage, "journal", "journald", "Startup finished" in journal,
+                               f"journalctl -b read back what journald wrote: {journal[:300] or '(nothing)'}"))
     logs = dict(re.findall(r"^== (\S+)\n((?:(?!== ).*\n?)*)", reports.get("failed-logs", ""), re.MULTILINE))
     for unit in failed:
         said = " | ".join(line.strip() for line in logs.get(unit, "").splitlines() if line.strip())
