@@ -61,15 +61,15 @@ def test_chroot_with_binds_proc_and_dev(tmp_path, root_required):
                                    Bind(Path("/bin"), "/bin"), Bind(data, "/data", readonly=True)], path="/usr/bin:/bin")
     rec = sb.run("cat /data/file; ls /proc/1/status >/dev/null && echo proc; echo x > /dev/null && echo dev;"
                  " touch /data/new 2>/dev/null || echo readonly; touch /usr/x 2>/dev/null || echo usr-readonly;"
-                 " echo x > /tmp/t && echo tmp;"
+                 " echo x > /tmp/t && echo tmp; mkdir /run/systemd && echo run;"
                  # POSIX semaphores live in /dev/shm: Python's multiprocessing (lit's workers) needs room there
                  " python3 -c 'import multiprocessing as m; locks = [m.Lock() for _ in range(64)]; print(\"shm\")'",
                  cwd="/", log=tmp_path / "c.log")
     out = output(tmp_path / "c.log")
     assert rec.exit_code == 0, out
-    assert out.split() == ["from", "the", "host", "proc", "dev", "readonly", "usr-readonly", "tmp", "shm"]
+    assert out.split() == ["from", "the", "host", "proc", "dev", "readonly", "usr-readonly", "tmp", "run", "shm"]
     assert str(root) not in host_mounts()
-    assert list(root.iterdir()) == [], "/dev, /tmp, /proc and the mount points were made in the namespace, not the root"
+    assert list(root.iterdir()) == [], "/dev, /tmp, /run, /proc and the mount points were made in the namespace, not the root"
 
 
 KILLED_PARENT = textwrap.dedent("""

@@ -264,6 +264,8 @@ class Sandbox:
             args += ["--dev-bind", device, device]
         if self.root is not None or self.seed is not None or self.writable is not None:
             args += ["--tmpfs", "/tmp"]  # without a root and read-write, the host's own /tmp is the command's
+        if self.root is not None and not os.path.lexists(self.root / "run"):
+            args += ["--tmpfs", "/run"]  # runtime state (systemd's tools write /run/systemd), not in the root
         for source, target, readonly in trees:
             args += ["--ro-bind" if readonly else "--bind", source, target]
         if self.seed is not None:

@@ -47,7 +47,8 @@ def make_root_layout(root: Path) -> None:
 
 def root_sandbox(root: Path, shell: str = "/usr/bin/sh", binds: list[Bind] | None = None,
                  path: str = ROOT_PATH) -> Sandbox:
-    """A root alone: nothing from the host but /proc, a minimal /dev and a tmpfs /tmp."""
+    """A root alone: nothing from the host but /proc, a minimal /dev, a tmpfs /tmp (and /run, where
+    the root has none)."""
     return Sandbox(root=root, binds=binds or [], path=path, shell=shell)
 
 
