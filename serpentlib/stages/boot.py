@@ -79,8 +79,8 @@ report() {{
 {start}
 echo "{begin} $(cut -d' ' -f1 /proc/uptime)"
 """
-# busybox's init mounts nothing; systemd has mounted all by the time the unit starts, and the
-# script waits until the boot has finished (or failed: `degraded`).
+# Under busybox's init the script mounts what a system needs; under systemd all is mounted by the
+# time the unit starts, and the script waits until the boot has finished (or failed: `degraded`).
 START = {"busybox": "mount -t proc proc /proc\nmount -t sysfs sys /sys\nmount -t tmpfs tmp /tmp\nmount -t tmpfs run /run",
          "systemd": 'report state "systemctl is-system-running --wait"'}
 # What systemd says of its boot, printed after the checks; first the system bus's names, which
@@ -211,7 +211,7 @@ class Boot:
         for line in self.lines:
             parts = line.strip().split(" ")
             if len(parts) in (2, 3) and parts[0] == REPORT:
-                out[parts[1]] = base64.b64decode(parts[2]).decode(errors="replace") if len(parts) == 3 else ""
+                out[parts[1]] = decoded(parts[2]) if len(parts) == 3 else ""
         return out
 
     def units(self) -> list[dict]:
@@ -235,6 +235,14 @@ def qemu_argv(kernel: Path, image: Path | None, console: Path, accel: str, memor
     if image is not None:
         argv += ["-drive", f"file={image},format=raw,if=virtio"]
     return argv
+
+
+def decoded(text: str) -> str:
+    """A console line's base64 field; a line that another writer cut into says so."""
+    try:
+        return base64.b64decode(text, validate=True).decode(errors="replace")
+    except ValueError:
+        return f"(not base64 on the console, cut by another writer: {text[:80]!r})"
 
 
 SPAN = re.compile(r"(\d+(?:\.\d+)?)(ms|us|min|h|s)")
@@ -354,7 +362,7 @@ def judge(stage: str, boot: Boot, commands: dict[str, tuple[str, str]]) -> list[
     for line in boot.lines:
         parts = line.strip().split(" ")
         if len(parts) in (3, 4) and parts[0] == CHECK and parts[1].isdigit() and parts[2].isdigit():
-            text = base64.b64decode(parts[3]).decode(errors="replace") if len(parts) == 4 else ""
+            text = decoded(parts[3]) if len(parts) == 4 else ""
             seen[int(parts[1])] = (int(parts[2]), text)
     ended = any(line.strip().startswith(END) for line in boot.lines)
     how = (f"QEMU ({boot.accel}: {boot.why}) " if boot.why else f"QEMU ({boot.accel}) ")
