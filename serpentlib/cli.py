@@ -324,7 +324,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
     copied = publish(Path(args.run), Path(args.dest))
     for name, size in copied:
-        print(f"{size:>10}  {name}")
+        print(f"{'' if name.startswith('not published') else size:>10}  {name}")
     print(f"{sum(s for _, s in copied):>10}  bytes in {args.dest}")
     return 0
 

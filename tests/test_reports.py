@@ -13,7 +13,7 @@ from serpentlib.records.compare import Noise, compare, load_run, stage_checks_ch
 from serpentlib.records.history import History
 from serpentlib.records.metrics import Recorder
 from serpentlib.rows import CheckRecord
-from serpentlib.records.report import write_index
+from serpentlib.records.report import broken_links, write_index
 
 from .conftest import PACKAGES, explore, make_run
 
@@ -192,14 +192,27 @@ def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp
     sbom = json.dumps({"files": [{"name": f"/usr/lib/lib{i}.a"} for i in range(40_000)]})
     (run / "sbom" / "root.spdx.json").write_text(sbom)  # over 1 MiB, as a full root's is
     (run / "index.html").write_text((run / "index.html").read_text() + '<a href="sbom/root.spdx.json">b</a>')
+    # A stage page links each package's SBOM (and the big root one again).
+    (run / "stage1-toolchain.html").write_text('<a href="sbom/musl.spdx.json">musl</a> <a href="#top">t</a>'
+                                               '<a href="sbom/root.spdx.json">root</a>')
+    (run / "sbom" / "musl.spdx.json").write_text('{"name": "musl"}')
     dest = tmp_path / "docs" / "runs" / "full"
     assert main(["publish", str(run), str(dest)]) == 0
     assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file()) == [
-        "checks.csv", "index.html", "run.json", "sbom/root.spdx.json.gz", "stage1-toolchain.html"]
+        "checks.csv", "index.html", "run.json", "sbom/musl.spdx.json", "sbom/root.spdx.json.gz", "stage1-toolchain.html"]
     assert gzip.decompress((dest / "sbom" / "root.spdx.json.gz").read_bytes()).decode() == sbom
     page = (dest / "index.html").read_text()
     assert 'href="sbom/root.spdx.json.gz"' in page and 'href="checks.csv"' in page
-    assert "bytes in" in capsys.readouterr().out
+    assert 'href="sbom/root.spdx.json.gz"' in (dest / "stage1-toolchain.html").read_text()
+    # What is not published is no link: its text stays, saying so.
+    assert '<span title="not published: logs/stage1/x.log">l</span>' in page
+    assert '<span title="not published: missing.csv">m</span>' in page
+    assert broken_links(dest) == []
+    said = capsys.readouterr().out
+    assert "bytes in" in said and "not published: missing.csv" in said
+    # The check itself finds a broken link.
+    (dest / "sbom" / "musl.spdx.json").unlink()
+    assert broken_links(dest) == [("stage1-toolchain.html", "sbom/musl.spdx.json")]
 
 
 def test_lit_results_are_counted_per_suite_and_its_many_skips_are_one_row_per_reason(tmp_path):

@@ -191,29 +191,67 @@ addEventListener("load", () => {{ document.body.dataset.imagesLoaded =
 PUBLISH_GZIP = 1 << 20  # a record bigger than this is published gzipped (an SBOM lists every file)
 
 
+HREF = re.compile(r'href="([^"#?]+)"')
+
+
+def local_links(page: str) -> list[str]:
+    """The page's links to files beside it (not anchors, other sites or absolute paths)."""
+    return [h for h in HREF.findall(page) if "://" not in h and not h.startswith(("/", "mailto:"))]
+
+
 def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
-    """Copy a run's report to `dest` for others to read: index.html and what it links to in the
-    run directory (the stages' HTML, run.json, phases, sizes and checks, the root's SBOM), not
-    the logs or the notebooks. A record over 1 MiB goes as NAME.gz, and the page links that.
-    Returns (file, bytes) per file written."""
+    """Copy a run's report to `dest` for others to read: index.html, every page it links and every
+    file those pages link in the run directory (the stages' HTML, run.json, phases, sizes and
+    checks, the SBOMs), not the logs or the notebooks. A record over 1 MiB goes as NAME.gz, and
+    the pages link that; a link to what is not published (a log, a file the run lacks) is left
+    as its text, titled "not published", so no published link is broken. Returns (file, bytes)
+    per file written, and ("not published: NAME", 0) per link so unlinked."""
     run_dir, dest = Path(run_dir), Path(dest)
-    index = run_dir / "index.html"
-    if not index.is_file():
+    if not (run_dir / "index.html").is_file():
         raise SerpentError(f"{run_dir} has no index.html", f"write it first: serpent report {run_dir}")
-    page = index.read_text(errors="replace")
-    links = re.findall(r'href="([^"#?]+)"', page)
-    names = sorted({h for h in links if "://" not in h and not h.startswith("/")
-                    and ".." not in Path(h).parts and Path(h).parts[0] != "logs" and (run_dir / h).is_file()})
-    copied = []
-    for name in names:
+    pages: dict[str, str] = {}
+    queue, renamed, left_out, copied, written = ["index.html"], {}, set(), [], []
+    while queue:
+        name = queue.pop(0)
+        if name in pages:
+            continue
+        pages[name] = (run_dir / name).read_text(errors="replace")
+        for link in local_links(pages[name]):
+            target = (Path(name).parent / link).as_posix()
+            parts = Path(target).parts
+            if ".." in parts or parts[0] == "logs" or not (run_dir / target).is_file():
+                left_out.add((name, link))
+            elif target.endswith(".html"):
+                queue.append(target)
+            elif target not in renamed:
+                (dest / target).parent.mkdir(parents=True, exist_ok=True)
+                if (run_dir / target).stat().st_size > PUBLISH_GZIP:
+                    with open(run_dir / target, "rb") as src, gzip.GzipFile(dest / f"{target}.gz", "wb", mtime=0) as out:
+                        shutil.copyfileobj(src, out)
+                    renamed[target] = f"{target}.gz"
+                else:
+                    shutil.copy2(run_dir / target, dest / target)
+                    renamed[target] = target
+                copied.append((renamed[target], (dest / renamed[target]).stat().st_size))
+    for name, page in pages.items():
+        for link in set(local_links(page)):
+            target = (Path(name).parent / link).as_posix()
+            if (name, link) in left_out:
+                page = re.sub(rf'<a\b[^>]*href="{re.escape(link)}"[^>]*>(.*?)</a>',
+                              lambda m, t=target: f'<span title="not published: {html.escape(t)}">{m.group(1)}</span>',
+                              page, flags=re.S)
+            elif renamed.get(target, target) != target:
+                page = page.replace(f'href="{link}"', f'href="{link}.gz"')
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        if (run_dir / name).stat().st_size > PUBLISH_GZIP and not name.endswith(".html"):
-            with open(run_dir / name, "rb") as src, gzip.GzipFile(dest / f"{name}.gz", "wb", mtime=0) as out:
-                shutil.copyfileobj(src, out)
-            page = page.replace(f'href="{name}"', f'href="{name}.gz"')
-            name = f"{name}.gz"
-        else:
-            shutil.copy2(run_dir / name, dest / name)
-        copied.append((name, (dest / name).stat().st_size))
-    (dest / "index.html").write_text(page)
-    return [("index.html", (dest / "index.html").stat().st_size)] + copied
+        (dest / name).write_text(page)
+        written.append((name, (dest / name).stat().st_size))
+    return written + copied + [(f"not published: {target}", 0) for target in sorted({(Path(n).parent / link).as_posix()
+                                                                          for n, link in left_out})]
+
+
+def broken_links(published: Path) -> list[tuple[str, str]]:
+    """(page, link) for each link of a published report's pages to a file that is not there."""
+    published = Path(published)
+    return [(page.relative_to(published).as_posix(), link) for page in sorted(published.rglob("*.html"))
+            for link in local_links(page.read_text(errors="replace"))
+            if not (page.parent / link).is_file()]
