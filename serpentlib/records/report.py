@@ -239,7 +239,7 @@ def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
             if (name, link) in left_out:
                 page = re.sub(rf'<a\b[^>]*href="{re.escape(link)}"[^>]*>(.*?)</a>',
                               lambda m, t=target: f'<span title="not published: {html.escape(t)}">{m.group(1)}</span>',
-                              page, flags=re.S)
+                              page, flags=re.DOTALL)
             elif renamed.get(target, target) != target:
                 page = page.replace(f'href="{link}"', f'href="{link}.gz"')
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
