@@ -14,6 +14,7 @@ import pandas as pd
 
 from . import cost, metrics, plots
 from ..errors import SerpentError, log_tail
+from ..files import walk
 from ..rows import INTERRUPTED
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
@@ -252,6 +253,6 @@ def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
 def broken_links(published: Path) -> list[tuple[str, str]]:
     """(page, link) for each link of a published report's pages to a file that is not there."""
     published = Path(published)
-    return [(page.relative_to(published).as_posix(), link) for page in sorted(published.rglob("*.html"))
-            for link in local_links(page.read_text(errors="replace"))
-            if not (page.parent / link).is_file()]
+    pages = sorted(e.path for e in walk(published) if e.is_file and e.rel.endswith(".html"))
+    return [(page.relative_to(published).as_posix(), link) for page in pages
+            for link in local_links(page.read_text(errors="replace")) if not (page.parent / link).is_file()]
