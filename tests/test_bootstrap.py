@@ -249,6 +249,11 @@ def test_executed_notebooks_have_no_error_and_show_plots(run):
         outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
         assert not [o for o in outputs if o["output_type"] == "error"], name
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= (2 if name.startswith("stage4") else 3), name
+    # Each phase the run recorded has a colour of its own in the plots (none falls back to grey).
+    from serpentlib.records.plots import PHASE_COLORS
+    phases = set(pd.read_csv(run_dir / "phases.csv")["phase"])
+    assert phases <= set(PHASE_COLORS), phases - set(PHASE_COLORS)
+    assert len(set(PHASE_COLORS.values())) == len(PHASE_COLORS)
 
 
 def test_report_and_metrics_database(run):
