@@ -19,6 +19,7 @@ import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from ..build.cache import stage_marker
@@ -204,7 +205,7 @@ class Boot:
     lines: list[str] = field(default_factory=list)
     init: str = "busybox"
 
-    @property
+    @cached_property
     def reports(self) -> dict[str, str]:
         """What the boot's `report` lines printed (systemd's state, time, blame, failed units)."""
         out = {}

@@ -193,7 +193,7 @@ class StageRun:
 
         def one(i: int, name: str) -> None:
             recipe = recipes[name]
-            on_host = recipe.build_for(self.name).built_on_host(self.params.compiler) and ctx.host_sandbox is not None
+            on_host = name in host
             before = waits[name]
             merges.wait_merged(before)
             env = ctx.host_env if on_host else ctx.env
