@@ -228,7 +228,7 @@ def cmd_boot(args: argparse.Namespace) -> int:
     booted, records = boot_command(profile, work_dir.resolve(), out, RECIPES, args.timeout, args.accel)
     for r in records:
         print(f"{r.outcome:5}  {r.check:13} {r.subject}: {r.detail}")
-    failed = sum(not r.passed for r in records)
+    failed = sum(r.fails for r in records)
     print(f"\n{len(records) - failed} of {len(records)} passed; console log: {booted.console}")
     return 1 if failed else 0
 
@@ -250,7 +250,7 @@ def cmd_lane(args: argparse.Namespace) -> int:
                          relink=args.relink.split(",") if args.relink else [] if args.packages else RELINK,
                          recipes_dir=args.recipes_dir or "", boot=args.boot, boot_timeout=args.timeout)
     result = lane(params)
-    failed = [c for c in result.checks if not c.passed]
+    failed = [c for c in result.checks if c.fails]
     for c in failed:
         print(f"FAIL {c.check} {c.subject}: {c.detail}")
     built = ", ".join(s.package for s in result.sizes)

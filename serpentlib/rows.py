@@ -104,15 +104,17 @@ class SizeRecord:
 
 
 OUTCOMES = ("pass", "fail", "xfail", "xpass", "skip")
-NOT_FAILING = ("pass", "xfail", "skip")   # what `passed` means: the check does not fail the stage
+HELD = ("pass", "xpass")      # what `passed` says: the check ran and what it asserts held
+FAILING = ("fail", "xpass")   # what fails a stage: an xpass until its expectation is updated
 NEEDS_REASON = ("xfail", "xpass", "skip")
 
 
 @dataclass
 class CheckRecord:
-    """One verification result. `outcome` is pass or fail from `passed` unless given: xfail (failed,
-    as expected for `reason`), xpass (passed though expected to fail: a failure until the
-    expectation is updated) or skip (not run, for `reason`). `passed` is then derived from it."""
+    """One verification result. `passed`: the check ran and what it asserts held. `outcome` is pass
+    or fail from it unless given: xfail (failed, as expected for `reason`), xpass (passed though
+    expected to fail: a failure until the expectation is updated) or skip (not run, for `reason`;
+    `passed` False). `fails`: the record fails its stage (fail or xpass)."""
 
     stage: str
     check: str
@@ -132,11 +134,23 @@ class CheckRecord:
         if self.outcome in NEEDS_REASON and not self.reason:
             raise SerpentError(f"check {self.check} {self.subject}: a {self.outcome} needs its reason",
                                "say why it is expected to fail, or why it was skipped")
-        if bool(self.passed) != (self.outcome in NOT_FAILING):
+        if bool(self.passed) != (self.outcome in HELD):
             raise SerpentError(f"check {self.check} {self.subject}: passed={self.passed} contradicts outcome "
-                               f"{self.outcome}", f"passed is True exactly for {', '.join(NOT_FAILING)}; "
+                               f"{self.outcome}", f"passed is True exactly for {', '.join(HELD)}; "
                                "make the record with expected_failure() or skipped()")
         self.passed = bool(self.passed)
+
+    @property
+    def fails(self) -> bool:
+        return self.outcome in FAILING
+
+    @classmethod
+    def replayed(cls, row: dict) -> CheckRecord:
+        """A record kept as a dict (the check cache), `passed` taken from its outcome: records kept
+        before `passed` meant what it says now were True for every xfail and skip."""
+        if row.get("outcome"):
+            row = {**row, "passed": row["outcome"] in HELD}
+        return cls(**row)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -144,17 +158,16 @@ class CheckRecord:
 
 def expected_failure(record: CheckRecord, reason: str) -> CheckRecord:
     """`record` of a check expected to fail for `reason`: xfail if it failed, xpass if it passed."""
-    outcome = "xpass" if record.passed else "xfail"
-    return replace(record, passed=outcome in NOT_FAILING, outcome=outcome, reason=reason)
+    return replace(record, outcome="xpass" if record.passed else "xfail", reason=reason)
 
 
 def skipped(stage: str, check: str, subject: str, reason: str, detail: str = "") -> CheckRecord:
-    return CheckRecord(stage, check, subject, True, detail, outcome="skip", reason=reason)
+    return CheckRecord(stage, check, subject, False, detail, outcome="skip", reason=reason)
 
 
 def require_passed(checks: list[CheckRecord]) -> None:
     """Raise CheckError naming every failed check: a fail, or an xpass (passed, though expected to fail)."""
-    failed = [c for c in checks if not c.passed]
+    failed = [c for c in checks if c.fails]
     if failed:
         lines = "\n".join(f"  {c.check} {c.subject}: {c.outcome}: " +
                           (f"passed, though expected to fail ({c.reason}); {c.detail}" if c.outcome == "xpass" else c.detail)
@@ -167,5 +180,5 @@ def require_passed(checks: list[CheckRecord]) -> None:
 
 TABLES: dict[str, type] = {"phases": PhaseRecord, "sizes": SizeRecord, "checks": CheckRecord}
 
-__all__ = ["INTERRUPTED", "OUTCOMES", "TABLES", "CheckRecord", "PhaseRecord", "SizeRecord", "Step", "Timer",
+__all__ = ["FAILING", "HELD", "INTERRUPTED", "OUTCOMES", "TABLES", "CheckRecord", "PhaseRecord", "SizeRecord", "Step", "Timer",
            "expected_failure", "now_iso", "require_passed", "skipped", "timed"]

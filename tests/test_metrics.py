@@ -15,8 +15,8 @@ def test_an_expected_failure_is_xfail_and_an_unexpected_pass_fails():
     why = "needs a feature this build leaves out"
     failed = expected_failure(CheckRecord("stage3", "suite", "t1", False, "exit 1"), why)
     passed = expected_failure(CheckRecord("stage3", "suite", "t2", True, "exit 0"), why)
-    assert (failed.outcome, failed.passed, failed.reason) == ("xfail", True, why)
-    assert (passed.outcome, passed.passed, passed.reason) == ("xpass", False, why)
+    assert (failed.outcome, failed.passed, failed.fails, failed.reason) == ("xfail", False, False, why)
+    assert (passed.outcome, passed.passed, passed.fails, passed.reason) == ("xpass", True, True, why)
     with pytest.raises(CheckError, match="t2.*xpass"):
         require_passed([failed, passed])
     require_passed([failed, skipped("stage3", "suite", "t3", "nothing to run it on")])
@@ -27,6 +27,9 @@ def test_an_outcome_needs_its_reason_and_must_agree_with_passed():
         CheckRecord("stage3", "suite", "t", True, outcome="xfail")
     with pytest.raises(SerpentError, match="passed"):
         CheckRecord("stage3", "suite", "t", True, outcome="fail")
+    for outcome in ("xfail", "skip"):  # neither ran and held: `passed` True would say more than happened
+        with pytest.raises(SerpentError, match="contradicts"):
+            CheckRecord("stage3", "suite", "t", True, outcome=outcome, reason="r")
     with pytest.raises(SerpentError, match="outcome"):
         CheckRecord("stage3", "suite", "t", True, outcome="ok")
 
@@ -36,7 +39,7 @@ def test_tcc_suite_records_its_expected_failures_as_such(ok, outcome):
     test = "tests2/114_bound_signal"
     rec = suite_record("stage3", test, ok, "log x")
     assert rec.outcome == outcome and rec.reason == TCC_EXPECTED_FAILURES[test]
-    assert rec.passed is (outcome == "xfail")
+    assert rec.passed is ok and rec.fails is (outcome == "xpass")
     plain = suite_record("stage3", "tests2/00_assignment", ok, "log x")
     assert plain.outcome == ("pass" if ok else "fail") and plain.reason == ""
 
@@ -47,13 +50,13 @@ def test_outcomes_and_reasons_go_through_checks_csv_and_the_history_store(tmp_pa
     rec.add(expected_failure(CheckRecord("stage3", "suite", "bounds", False, "exit 1"), "no bounds checker"))
     rec.add(skipped("stage3", "suite", "asan", "no sanitizer runtime"))
     checks = load(run, "checks", "stage3").set_index("subject")
-    assert list(checks["outcome"]) == ["xfail", "skip"] and checks["passed"].all()
+    assert list(checks["outcome"]) == ["xfail", "skip"] and not checks["passed"].any()
     assert checks.loc["bounds", "reason"] == "no bounds checker"
     with History(tmp_path / "m.sqlite") as h:
         h.ingest(run)
         stored = h.table("checks", ["r"], stage="stage3").set_index("subject")
     assert stored.loc["asan", "outcome"] == "skip" and stored.loc["asan", "reason"] == "no sanitizer runtime"
-    assert stored["passed"].all()
+    assert not stored["passed"].any()
     assert set(load(run, "checks", "stage2")["outcome"]) == {"pass"}
 
 
@@ -62,6 +65,20 @@ def test_a_checks_csv_from_before_outcomes_still_loads(tmp_path):
                                          "r,mini,stage2,runs,dash,True,exit 0\nr,mini,stage2,runs,bash,False,exit 1\n")
     checks = load(tmp_path, "checks")
     assert list(checks["outcome"]) == ["pass", "fail"] and list(checks["reason"]) == ["", ""]
+
+
+def test_records_kept_when_passed_was_true_for_xfail_and_skip_say_what_happened(tmp_path):
+    """checks.csv and the check cache of older runs said passed=True for every xfail and skip;
+    read now, `passed` is True exactly for pass and xpass."""
+    (tmp_path / "checks.csv").write_text(
+        "run_id,profile,stage,check,subject,passed,detail,outcome,reason,cached_from\n"
+        "r,full,stage3,lit,a,True,,pass,,\nr,full,stage3,lit,b,True,,xfail,r,\nr,full,stage3,lit,c,True,,skip,r,\n")
+    assert list(load(tmp_path, "checks")["passed"]) == [True, False, False]
+    kept = {"stage": "stage3", "check": "lit", "subject": "b", "passed": True, "detail": "", "outcome": "xfail",
+            "reason": "r", "cached_from": "r"}
+    assert CheckRecord.replayed(kept).passed is False
+    with pytest.raises(SerpentError, match="contradicts"):
+        CheckRecord(**kept)
 
 
 def test_records_are_not_appended_under_another_version_s_columns(tmp_path):

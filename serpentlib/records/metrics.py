@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import SerpentError
-from ..rows import OUTCOMES, TABLES
+from ..rows import HELD, OUTCOMES, TABLES
 
 
 class Recorder:
@@ -76,13 +76,15 @@ def load(run_dir: Path, table: str, stage: str | None = None) -> pd.DataFrame:
 
 
 def normalise_checks(df: pd.DataFrame) -> pd.DataFrame:
-    """`passed` as booleans; `outcome`, `reason` and `cached_from` present and filled, also in
-    records made before they existed (pass or fail then, from `passed`)."""
+    """`outcome`, `reason` and `cached_from` present and filled, also in records made before they
+    existed (pass or fail then, from `passed`); `passed` True exactly for pass and xpass, as a
+    record says it now (it was True for every xfail and skip before)."""
     df = df.copy()
-    df["passed"] = df["passed"].astype(str).str.lower().isin(("true", "1"))
-    derived = df["passed"].map({True: "pass", False: "fail"})
+    said = df["passed"].astype(str).str.lower().isin(("true", "1"))
+    derived = said.map({True: "pass", False: "fail"})
     df["outcome"] = df["outcome"].where(df["outcome"].notna() & (df["outcome"] != ""), derived) \
         if "outcome" in df else derived
+    df["passed"] = df["outcome"].isin(HELD)
     for column in ("reason", "cached_from"):
         df[column] = df[column].astype(object).fillna("").astype(str) if column in df else ""
     return df

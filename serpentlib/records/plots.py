@@ -310,12 +310,11 @@ def boot_units(units: pd.DataFrame, title: str = "systemd: each unit's start", t
 
 
 def policy_table(checks: pd.DataFrame):
-    """Packages by policies: ok, excused (an exception applied) or FAIL, coloured."""
+    """Packages by policies: ok, excused (an exception applied), skipped or FAIL, coloured."""
     pol = checks[checks["check"].str.startswith("policy:")]
     if pol.empty:
         return pd.DataFrame({"policies": ["none recorded"]}).style
-    state = pol.assign(state=["excused" if o == "xfail" else "ok" if p else "FAIL"
-                              for p, o in zip(pol["passed"], pol["outcome"])])
+    state = pol.assign(state=pol["outcome"].map({"xfail": "excused", "pass": "ok", "skip": "skipped"}).fillna("FAIL"))
     table = state.pivot_table(index="subject", columns="check", values="state", aggfunc="first", fill_value="")
     table.columns = [c.removeprefix("policy:") for c in table.columns]
     colors = {"ok": "background-color:#e8f5e9", "excused": "background-color:#fff8e1",

@@ -15,7 +15,7 @@ import pandas as pd
 from . import cost, metrics, plots
 from ..errors import SerpentError, log_tail
 from ..files import walk
-from ..rows import INTERRUPTED
+from ..rows import FAILING, INTERRUPTED
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em} td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}
@@ -112,7 +112,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         links.append(f'<li><a href="{page.name}">{html.escape(nb.stem)}</a></li>')
     stages = info.get("stages", {})
     failed = {k: v for k, v in stages.items() if v != "passed"}
-    n_failed_checks = int((~checks["passed"]).sum()) if not checks.empty else 0
+    n_failed_checks = int(checks["outcome"].isin(FAILING).sum()) if not checks.empty else 0
     ok = not failed and n_failed_checks == 0
     stopped = [k for k, v in stages.items() if v == "interrupted"]
     why = info.get("failure") or (f"Interrupted in stage {stopped[0]}: the records made until then are here, and "
@@ -138,7 +138,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     cached = origins[origins["origin"] == "cached"][["stage", "package", "from_run"]]
     biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
                if not sizes.empty else pd.DataFrame())
-    failed_checks = checks[~checks["passed"].astype(bool)][["stage", "check", "subject", "outcome", "reason", "detail"]]
+    failed_checks = checks[checks["outcome"].isin(FAILING)][["stage", "check", "subject", "outcome", "reason", "detail"]]
     # One row per reason: lit alone skips hundreds of tests for one (targets not built).
     excused = (checks[checks["outcome"].isin(["xfail", "skip"])]
                .groupby(["stage", "check", "outcome", "reason"], sort=False)["subject"]

@@ -254,7 +254,7 @@ class StageRun:
             return None
         log.info("%s: every package and the checks came from the cache", self.name)
         self.checks_from_cache = True
-        return [CheckRecord(**{**r, "cached_from": r.get("cached_from") or "an earlier run, not recorded"})
+        return [CheckRecord.replayed({**r, "cached_from": r.get("cached_from") or "an earlier run, not recorded"})
                 for r in rows]
 
     def finish(self, checks: list[CheckRecord]) -> StageResult:
@@ -262,7 +262,7 @@ class StageRun:
         stages, and its checks are kept for a rerun that builds nothing, as results of this run."""
         self.recorder.add_all(checks)
         self.result.checks = checks
-        if all(c.passed for c in checks):
+        if not any(c.fails for c in checks):
             if not self.checks_from_cache and self.made is not None:  # a stage that may replay its checks
                 run_id = self.recorder.run_id or self.run.name
                 self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest())
