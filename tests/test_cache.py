@@ -237,6 +237,19 @@ def test_kept_checks_replay_only_onto_the_tree_they_were_made_on(tmp_path):
     assert cache.get_checks("stage", "tree-b") is None
 
 
+def test_files_kept_with_checks_come_back_with_them(tmp_path):
+    """A record that names a listing (the fixpoint's) names a file the replaying run has too."""
+    listing = tmp_path / "run-a" / "fixpoint-llvm.csv"
+    listing.parent.mkdir()
+    listing.write_text("path,root,rebuild\n/usr/bin/clang-14,file 0755 ab,file 0755 ab\n")
+    cache = BuildCache(tmp_path / "cache")
+    cache.put_checks("fixpoint", [{"check": "fixed-point"}], root_digest="llvm-a", files=[listing])
+    later = tmp_path / "run-b"
+    later.mkdir()
+    assert cache.get_checks("fixpoint", "llvm-a", files=later) == [{"check": "fixed-point"}]
+    assert (later / "fixpoint-llvm.csv").read_text() == listing.read_text()
+
+
 def test_an_inherited_work_lock_variable_does_not_skip_the_lock(tmp_path):
     """SERPENT_WORK_LOCK set by hand (or left in an environment) names no run that holds the lock:
     a second run must still refuse while the first holds it."""

@@ -4,6 +4,7 @@ tree comparison of the fixpoint, and the chroot's compiler environments."""
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from serpentlib.errors import SerpentError
@@ -130,6 +131,14 @@ def test_the_fixpoint_passes_on_identical_files_and_excuses_only_a_difference_th
 
     same, _ = outcomes("same", programs_differ=False, objects_differ=False, runtimes_differ=True)
     assert same == {("fixed-point", "llvm"): "pass"}
+    # The record names its listing: every entry compared, with what the root and the rebuild hold
+    listing = tmp_path / "listed" / "fixpoint-llvm.csv"
+    [listed] = judge_fixed_point("stage3", *_fixpoint_trees(tmp_path / "listed", False, False, True), listing=listing)
+    entries = pd.read_csv(listing).set_index("path")
+    assert "fixpoint-llvm.csv" in listed.detail and listed.detail.startswith(f"{len(entries)} installed entries")
+    assert set(entries.index) == {"/usr", "/usr/bin", "/usr/bin/clang-14", "/usr/include", "/usr/include/h.h"}
+    clang = entries.loc["/usr/bin/clang-14"]
+    assert clang["root"] == clang["rebuild"] and clang["root"].startswith("file ") and len(clang["root"].split()[-1]) == 64
     linked, records = outcomes("linked", programs_differ=True, objects_differ=False, runtimes_differ=True)
     assert linked == {("fixed-point", "llvm"): "xfail", ("fixed-point-file", "/usr/bin/clang-14"): "xfail",
                       ("fixed-point-objects", "llvm"): "pass"}

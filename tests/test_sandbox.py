@@ -237,3 +237,14 @@ def test_a_host_that_forbids_user_namespaces_is_named_before_anything_is_built(t
     assert "the sandbox could not be set up" in proc.stderr and "user.max_user_namespaces = 0" in proc.stderr, proc.stderr
     assert "sysctl -w user.max_user_namespaces=10000" in proc.stderr
     assert not work.exists()
+
+
+def test_a_check_in_the_root_records_what_the_program_printed_not_its_script(tmp_path, root_required):
+    """A command of several lines: the log's header names all of it, and the record must not
+    mistake that header for the program's output."""
+    from serpentlib.stages.verify import check_in_root
+    script = "cat > /tmp/prog.sh <<'EOF'\necho printed by the program\nEOF\nsh /tmp/prog.sh"
+    [record] = check_in_root("stage4", Sandbox(), {"prog: runs": (script, "printed by the program")}, tmp_path)
+    assert record.passed and record.detail == "exit 0; printed 'printed by the program'"
+    [said] = check_in_root("stage4", Sandbox(), {"prog: says": ("echo 'cat > /tmp/x'; exit 0", "EOF")}, tmp_path)
+    assert not said.passed, "text of the script is not output"

@@ -118,15 +118,18 @@ class BuildCache:
         """The id of the run whose build filled the entry ("" for entries older than that record)."""
         return self._meta(key).get("run_id", "")
 
-    def put_checks(self, key: str, checks: list[dict], root_digest: str) -> None:
-        """Keep a stage's checks, with the digest of the tree they were made on."""
+    def put_checks(self, key: str, checks: list[dict], root_digest: str, files: list[Path] = ()) -> None:
+        """Keep a stage's checks, with the digest of the tree they were made on, and `files` the
+        records name (a listing of what a check compared)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        kept = {p.name: p.read_text() for p in files}
         write_atomic(self.root / f"checks-{key}.json",
-                     json.dumps({"time": time.time(), "root": root_digest, "checks": checks}))
+                     json.dumps({"time": time.time(), "root": root_digest, "checks": checks, "files": kept}))
 
-    def get_checks(self, key: str, root_digest: str) -> list[dict] | None:
+    def get_checks(self, key: str, root_digest: str, files: Path | None = None) -> list[dict] | None:
         """The checks kept for `key`, only when made on a tree of `root_digest`: replayed onto
-        any other tree they would say what they did not see."""
+        any other tree they would say what they did not see. The files kept with them are
+        written into the folder `files`."""
         path = self.root / f"checks-{key}.json"
         if not path.is_file():
             return None
@@ -134,6 +137,8 @@ class BuildCache:
         if kept.get("root") != root_digest:
             log.info("%s: kept checks were made on another tree than this one: checking again", path.name)
             return None
+        for name, text in (kept.get("files") or {}).items() if files is not None else ():
+            write_atomic(Path(files) / Path(name).name, text)
         return kept["checks"]
 
 

@@ -8,7 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,7 @@ from .run import RunOptions, run_stages
 
 log = logging.getLogger(__name__)
 
+ENTRY_COLUMNS = ["path", "a", "b"]  # each entry compared, as each tree holds it (see hashes.describe)
 STAGE_TREES = {"stage1": "stage1/sysroot", "stage2": "stage2/root", "stage3": "stage3/root", "stage4": "stage4/repo"}
 
 
@@ -33,6 +34,7 @@ class TreeDiff:
     files: int
     identical: int
     differing: pd.DataFrame  # path, cause
+    entries: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ENTRY_COLUMNS))  # path, a, b
 
     @property
     def percent(self) -> float:
@@ -91,7 +93,9 @@ def compare_trees(stage: str, ta: Path, tb: Path, work_a: Path, work_b: Path, pa
     names = sorted(set(fa) | set(fb))
     bad = [p for p in names if fa.get(p) != fb.get(p)]
     rows = [{"stage": stage, "path": "/" + p, "cause": cause(ta / p, tb / p, work_a, work_b)} for p in bad]
-    return TreeDiff(stage, len(names), len(names) - len(bad), pd.DataFrame(rows, columns=["stage", "path", "cause"]))
+    entries = pd.DataFrame([("/" + p, fa.get(p, "missing"), fb.get(p, "missing")) for p in names], columns=ENTRY_COLUMNS)
+    return TreeDiff(stage, len(names), len(names) - len(bad), pd.DataFrame(rows, columns=["stage", "path", "cause"]),
+                    entries)
 
 
 def same_inputs(work_a: Path, work_b: Path, stages: list[str]) -> None:

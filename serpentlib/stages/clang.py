@@ -65,7 +65,8 @@ class Clang:
         key = "fixpoint-" + st.keys["llvm"]
         records_key = digest(key, st.params.fixpoint, list(st.params.lit_suites))
         use = st.params.use_cache and not st.params.recheck
-        kept = st.cache.get_checks(records_key, st.outputs["llvm"]) if use else None
+        listing = st.run / FIXPOINT_LISTING
+        kept = st.cache.get_checks(records_key, st.outputs["llvm"], files=st.run) if use else None
         if kept is not None:
             log.info("stage3: the fixpoint and lit records of this LLVM build are those of run %s",
                      kept[0].get("cached_from") if kept else "?")
@@ -76,7 +77,7 @@ class Clang:
         ctx = replace(st.context(chroot.builds / "llvm-fixpoint-root", alone, env, inside=chroot.inside,
                                  keep_build_trees=True, on_record=st.record, host_sandbox=st.seed_sandbox()),
                       logs=logs)
-        found, build = check_fixed_point(ctx, chroot, llvm, key=key)
+        found, build = check_fixed_point(ctx, chroot, llvm, key=key, listing=listing)
         found = found if st.params.fixpoint else []
         for record in found[:1]:
             log.info("stage3 fixpoint: %s: %s", record.outcome, record.detail[:300])
@@ -87,7 +88,7 @@ class Clang:
             shutil.rmtree(build.root, ignore_errors=True)
             run_id = st.recorder.run_id or st.run.name
             st.cache.put_checks(records_key, [{**asdict(c), "cached_from": c.cached_from or run_id} for c in found],
-                                st.outputs["llvm"])
+                                st.outputs["llvm"], files=[listing] if listing.is_file() else [])
         return checks + found
 
 # Written here, not in the tests: a program the suite did not know beforehand.
@@ -202,7 +203,7 @@ def objects(objdir: Path) -> list[str]:
 LINK_RUNTIME = "usr/lib/clang/14.0.6/lib/linux"
 
 
-def check_fixed_point(ctx: StageContext, chroot: Chroot, llvm: Recipe, key: str
+def check_fixed_point(ctx: StageContext, chroot: Chroot, llvm: Recipe, key: str, listing: Path | None = None
                       ) -> tuple[list[CheckRecord], PackageBuild | None]:
     """GCC's stage 2 / stage 3 compare: the stage 3 clang (built by stage 2's) rebuilds LLVM with
     the same options (its build tree's path mapped away), in the chroot `ctx` describes; every
@@ -214,12 +215,14 @@ def check_fixed_point(ctx: StageContext, chroot: Chroot, llvm: Recipe, key: str
     except Exception as exc:  # noqa: BLE001 - a failed rebuild is this check's failure, with its log
         return [CheckRecord(ctx.stage, "fixed-point", "llvm", False, f"the rebuild failed: {exc}")], None
     return judge_fixed_point(ctx.stage, chroot.root, dest, chroot.serpent, chroot.builds / "llvm" / "build",
-                             build.objdir), build
+                             build.objdir, listing), build
 
 
-def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: Path, second: Path) -> list[CheckRecord]:
+def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: Path, second: Path,
+                      listing: Path | None = None) -> list[CheckRecord]:
     """The fixpoint's records: the rebuild's installed files (`dest`) against the root's; where they
-    differ, the object files of the stage's build tree (`first`) against the rebuild's (`second`)."""
+    differ, the object files of the stage's build tree (`first`) against the rebuild's (`second`).
+    `listing`: a CSV written there names every entry compared, as the root and the rebuild hold it."""
     # Only what the rebuild installs is compared: the root holds much more.
     installed = tree_paths(dest)
     if not installed:  # nothing compared proves nothing
@@ -228,9 +231,15 @@ def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: 
     diff = compare_trees(stage, root, dest, Path("/build/llvm"), Path("/build/llvm-fixpoint"), paths=installed)
     bad = diff.differing
     elves = [p for p in bad["path"] if is_elf(dest / p.lstrip("/"))]
+    listed = ""
+    if listing is not None:
+        listing.parent.mkdir(parents=True, exist_ok=True)
+        diff.entries.rename(columns={"a": "root", "b": "rebuild"}).to_csv(listing, index=False)
+        listed = f"; each entry, with the root's and the rebuild's sha256, in {listing.name}"
     detail = (f"{diff.files} installed entries compared ({kinds['file']} files, {kinds['link']} links, "
               f"{kinds['dir']} directories: contents, targets and modes); "
-              + (f"{len(bad)} differ ({len(elves)} ELF): {', '.join(bad['path'][:8])}" if len(bad) else "identical"))
+              + (f"{len(bad)} differ ({len(elves)} ELF): {', '.join(bad['path'][:8])}" if len(bad) else "identical")
+              + listed)
     if bad.empty:
         return [CheckRecord(stage, "fixed-point", "llvm", True, detail)]
     records = [CheckRecord(stage, "fixed-point-file", r.path, False, r.cause) for r in bad.head(50).itertuples()]
@@ -255,6 +264,8 @@ def judge_fixed_point(stage: str, root: Path, dest: Path, serpent: Path, first: 
                 for r in [CheckRecord(stage, "fixed-point", "llvm", False, detail)] + records]
     return [CheckRecord(stage, "fixed-point", "llvm", False, detail)] + records
 
+
+FIXPOINT_LISTING = "fixpoint-llvm.csv"  # in the run directory: every entry the fixpoint compared
 
 # Tests of LLVM's suites that cannot pass here, each with its reason; they are run all the same.
 # None now: lit once ran as a root that kept the access a test's `chmod` takes away (three of lld's

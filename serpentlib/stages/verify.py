@@ -146,10 +146,12 @@ def check_in_root(stage: str, sandbox: Sandbox, commands: dict[str, tuple[str, s
         log = logs / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', subject)}.log"
         log.unlink(missing_ok=True)
         rec = sandbox.run(command, cwd="/", log=log, step=Step(stage, phase="check"))
-        output = "\n".join(log.read_text(errors="replace").splitlines()[1:])
+        # What the program printed: the log less its header, which names the whole command
+        text = log.read_text(errors="replace")
+        output = text[text.index(command) + len(command):] if command in text else text.partition("\n")[2]
         ok = rec.exit_code == 0 and expect in output
         records.append(CheckRecord(stage, "runs-in-root", subject, ok,
-                                   f"exit {rec.exit_code}; {output.strip()[:160]!r}"))
+                                   f"exit {rec.exit_code}; printed {output.strip()[:240]!r}"))
     return records
 
 
