@@ -254,14 +254,16 @@ def test_a_plot_in_a_rendered_notebook_is_described_in_its_alternative_text(tmp_
     import nbformat
     import pandas as pd
     from IPython.core.formatters import DisplayFormatter
+    from matplotlib.figure import Figure
     from serpentlib.records import plots
     from serpentlib.records.report import render_notebook
 
     sizes = pd.DataFrame({"package": ["musl", "bash"], "installed_bytes": [2**21, 2**22], "files": [10, 20]})
-    data, metadata = DisplayFormatter().format(plots.installed_size(sizes, "Stage 2: installed size"))
-    import base64  # as the kernel sends it
-    out = nbformat.v4.new_output("display_data", {"image/png": base64.b64encode(data["image/png"]).decode()},
-                                 metadata=metadata)
+    formatter = DisplayFormatter()
+    # As a kernel's inline backend does once pyplot is imported: a printer for every Figure, no alt
+    formatter.formatters["image/png"].for_type(Figure, plots.png)
+    data, metadata = formatter.format(plots.installed_size(sizes, "Stage 2: installed size"))
+    out = nbformat.v4.new_output("display_data", {"image/png": data["image/png"]}, metadata=metadata)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot", outputs=[out])]),
                    tmp_path / "stage.ipynb")
     page = render_notebook(tmp_path / "stage.ipynb").read_text()

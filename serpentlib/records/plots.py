@@ -24,9 +24,12 @@ class Plot(Figure):
     """A figure that shows itself as a PNG wherever it is displayed (a notebook, a dashboard, a
     report), whatever matplotlib backend the kernel runs."""
 
-    def _repr_png_(self) -> tuple[bytes, dict]:
-        """The PNG, with its description as the image's alternative text (the report's `alt`)."""
-        return png_bytes(self), {"alt": describe(self)}
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict, dict]:
+        """The PNG, with its description as the image's alternative text (the report's `alt`).
+        A bundle, not `_repr_png_`: once pyplot is imported in a kernel (pandas does it), the inline
+        backend's printer for every Figure takes precedence over `_repr_png_`, without the alt."""
+        said = describe(self)
+        return {"image/png": png(self), "text/plain": f"<plot: {said}>"}, {"image/png": {"alt": said}}
 
 
 def describe(fig: Figure) -> str:
