@@ -97,6 +97,10 @@ def test_index_opens_in_a_real_browser_with_its_plots(tmp_path):
     assert figures == 3  # timeline, time per package, installed size
     assert f'data-images-loaded="{figures}"' in proc.stdout, "every plot decoded in the browser"
     assert "Uncaught" not in proc.stderr and "CONSOLE" not in proc.stderr
+    # Columns of numbers right-aligned (class num), text left: the stages table has both
+    stages = proc.stdout.split("<h2>Stages</h2>")[1].split("</table>")[0]
+    assert re.search(r'<th class="num">wall_s</th>', stages) and '<th>outcome</th>' in stages, stages
+    assert re.search(r'<td class="num">[\d,.]+</td>', stages) and "<td class=\"passed\">passed</td>" in stages, stages
 
 
 def test_explore_notebook_runs_headless_against_a_store(tmp_path):
@@ -133,17 +137,17 @@ def outcome_run(tmp_path):
 def test_report_names_the_run_a_stage_replayed_its_checks_from(tmp_path):
     run = make_run(tmp_path, "replay")
     Recorder(run, "replay", "mini").add(CheckRecord("stage2", "fixed-point", "tcc", True, "same", cached_from="cold-run"))
-    stages = write_index(run).read_text().split("<h2>Stages</h2>")[1].split("<h2>Plots</h2>")[0]
+    stages = write_index(run).read_text().split("<h2>Stages</h2>")[1].split("<h2")[0]
     assert "<td>cold-run</td>" in stages, stages
 
 
 def test_report_shows_expected_failures_and_skips_apart_with_their_reasons(tmp_path):
     page = write_index(outcome_run(tmp_path)).read_text()
-    stages = page[page.index("<h2>Stages</h2>"):page.index("<h2>Plots</h2>")]
+    stages = page.split("<h2>Stages</h2>")[1].split("<h2")[0]
     for column in ("pass", "fail", "xfail", "xpass", "skip", "checks_replayed_from"):
         assert f"<th>{column}</th>" in stages, stages
     assert "6 checks: 4 pass, 1 xfail, 1 skip" in page
-    expected = page[page.index("<h2>Expected failures and skips</h2>"):]
+    expected = page.split("<h3>Expected failures and skips, each reason once</h3>")[1].split("<h")[0]
     assert "tests2/114_bound_signal" in expected and "needs tcc's bounds checker" in expected
     assert "flag leaves no mark" in expected
 
@@ -175,7 +179,7 @@ def test_report_of_a_run_that_failed_before_any_check(tmp_path):
     run = make_run(tmp_path, "early", failed_phase=("bash", "build"))
     (run / "checks.csv").unlink()
     page = write_index(run).read_text()
-    assert "Failing step: bash in build" in page and "<h2>Expected failures and skips</h2><p>none</p>" in page
+    assert "Failing step: bash in build" in page and "<h2>What was verified</h2><p>no check recorded</p>" in page
 
 
 def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp_path, capsys):
@@ -230,8 +234,10 @@ def test_lit_results_are_counted_per_suite_and_its_many_skips_are_one_row_per_re
     listed = plots.check_list(checks, hide=["lit"])
     assert list(listed[listed["check"] == "lit"]["outcome"]) == ["xfail"]
     page = write_index(run).read_text()
-    excused = page[page.index("<h2>Expected failures and skips</h2>"):page.index("<h2>Slowest packages</h2>")]
-    assert excused.count("UNSUPPORTED") == 1 and "3, e.g. lld/test/ELF: ELF/2.s" in excused
+    excused = page.split("<h3>Expected failures and skips, each reason once</h3>")[1].split("</table>")[0]
+    assert excused.count("UNSUPPORTED") == 1 and "<td>3</td><td>UNSUPPORTED" in excused and "ELF/2.s" in excused
+    suites = page.split("<h3>The compilers' own tests</h3>")[1].split("</table>")[0]
+    assert "<td>stage3</td><td>lld/test/ELF</td><td>2</td><td>0</td><td>1</td><td>0</td><td>3</td><td>6</td>" in suites
 
 
 def test_a_rendered_notebook_fetches_no_script_from_elsewhere(tmp_path):
@@ -270,3 +276,50 @@ def test_a_plot_in_a_rendered_notebook_is_described_in_its_alternative_text(tmp_
     (alt,) = re.findall(r'<img[^>]*\balt="([^"]*)"', page)
     assert alt == "Stage 2: installed size; x: installed size (MiB); rows: musl, bash", alt
     assert "No description has been provided" not in page
+
+
+def test_the_index_leads_with_what_was_verified_and_links_what_each_record_names(tmp_path):
+    """The fixpoint with its listing (published with the page), the suites per suite, the boot and
+    a matrix of policies and flags per package, before the cost and the plots."""
+    from serpentlib.records.report import broken_links, publish
+    from serpentlib.rows import expected_failure, skipped
+    run = make_run(tmp_path, "verified", stage="stage3")
+    rec = Recorder(run, "verified", "full")
+    rec.add(CheckRecord("stage3", "fixed-point", "llvm", True, "2 installed entries compared; identical; each entry, "
+                        "with the root's and the rebuild's sha256, in fixpoint-llvm.csv"))
+    (run / "fixpoint-llvm.csv").write_text("path,root,rebuild\n/usr/bin/clang-14,file 0755 ab,file 0755 ab\n")
+    rec.add(CheckRecord("stage3", "lit", "clang/test/Driver: a.c", True, "0.1 s"))
+    rec.add(skipped("stage3", "lit", "clang/test/Driver: b.c", "UNSUPPORTED: needs zlib"))
+    rec.add(CheckRecord("stage4", "boots", "qemu", True, "systemd as PID 1"))
+    rec.add(CheckRecord("stage4", "runs-in-boot", "zlib: ls", True, "exit 0"))
+    rec.add(CheckRecord("stage4", "policy:no-rpath", "zlib", True, ""))
+    rec.add(expected_failure(CheckRecord("stage4", "flag:-D_FORTIFY_SOURCE=2", "zlib", False, "compiler: ignored"),
+                             "musl has no fortify headers"))
+    page = write_index(run).read_text()
+    verified = page.split("<h2>What was verified</h2>")[1].split("<h2>")[0]
+    assert page.index("<h2>What was verified</h2>") < page.index("<h2>This run's own timings</h2>")
+    assert 'href="fixpoint-llvm.csv"' in verified and "in fixpoint-llvm.csv" in verified
+    assert "<td>stage3</td><td>clang/test/Driver</td><td>1</td><td>0</td><td>0</td><td>0</td><td>1</td><td>2</td>" in verified
+    assert "Checks run inside the booted system: 1 checks: 1 pass." in verified
+    matrix = verified.split("<h3>Policies and hardening flags per package (stage 4)</h3>")[1].split("</table>")[0]
+    assert "<th>zlib</th><td class='o-xfail'>xfail</td><td class='o-pass'>pass</td>" in matrix, matrix
+    assert "musl has no fortify headers" in verified.split("each reason once</h3>")[1]
+    dest = tmp_path / "published"
+    publish(run, dest)
+    assert (dest / "fixpoint-llvm.csv").read_text() == (run / "fixpoint-llvm.csv").read_text()
+    assert broken_links(dest) == []
+
+
+def test_tables_align_text_left_and_numbers_right_in_the_index_and_the_stage_pages(tmp_path):
+    """The same rule in both: a column all of whose cells are numbers is right-aligned, any other left."""
+    import nbformat
+    import pandas as pd
+    from serpentlib.records.pages import ALIGN_CSS, ALIGN_JS, table
+    from serpentlib.records.report import render_notebook
+    html = table(pd.DataFrame({"package": ["musl", "bash"], "wall_s": [1234.5, 2.0]}))
+    assert "<td>musl</td><td>1,234.5</td>" in html
+    out = nbformat.v4.new_output("display_data", {"text/html": html})
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("t", outputs=[out])]), tmp_path / "s.ipynb")
+    page = render_notebook(tmp_path / "s.ipynb").read_text()
+    assert ALIGN_CSS in page and ALIGN_JS in page
+    assert ALIGN_CSS in write_index(make_run(tmp_path, "aligned")).read_text()

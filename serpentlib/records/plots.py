@@ -122,6 +122,32 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     return fig
 
 
+RUN_COLORS = ["#1e88e5", "#fb8c00", "#43a047", "#8e24aa", "#e53935", "#00897b", "#6d4c41", "#f06292", "#546e7a",
+              "#c0ca33"]
+
+
+def work_by_run(builds: pd.DataFrame, title: str = "The build work behind the result") -> Figure:
+    """Per package, the wall time of its real builds (builds.csv), one segment per run that did
+    part of it: a build resumed over three runs is three segments."""
+    if builds.empty:
+        return _empty(title)
+    df = builds.assign(hours=builds["wall_s"].astype(float) / 3600, run_id=builds["run_id"].astype(str))
+    runs = list(dict.fromkeys(df["run_id"]))
+    table = df.pivot_table(index="package", columns="run_id", values="hours", aggfunc="sum", fill_value=0.0, sort=False)
+    table = table.reindex(columns=runs)
+    fig, ax = _figure((10, 0.4 * len(table) + 1.8))
+    left = pd.Series(0.0, index=table.index)
+    for i, run in enumerate(runs):
+        ax.barh(range(len(table))[::-1], table[run], left=left, color=RUN_COLORS[i % len(RUN_COLORS)], label=run, height=0.6)
+        left += table[run]
+    ax.set_yticks(range(len(table))[::-1], list(table.index))
+    ax.set_xlabel("wall time of the real builds (hours)")
+    ax.set_title(title)
+    ax.legend(title="run", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    fig.tight_layout()
+    return fig
+
+
 def _runs(n: int) -> str:
     return f"{n} run" + ("" if n == 1 else "s")
 

@@ -13,6 +13,8 @@ import nbformat
 import pandas as pd
 
 from . import cost, metrics, plots
+from .pages import ALIGN_CSS, ALIGN_JS, table
+from .verified import count_outcomes, verified_html
 from ..errors import SerpentError, log_tail
 from ..files import walk
 from ..rows import FAILING, INTERRUPTED
@@ -31,6 +33,7 @@ SELF_CONTAINED = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}<style>{{ resources.serpent_css }}</style><script>{{ resources.serpent_js }}</script>{%- endblock html_head_css -%}
 {%- block data_png scoped -%}
 <div class="jp-RenderedImage jp-OutputArea-output">
 <img src="data:image/png;base64,{{ output.data['image/png'] | escape_html }}"
@@ -48,16 +51,11 @@ def render_notebook(notebook: Path, code: bool = False) -> Path:
     exporter = HTMLExporter(extra_loaders=[DictLoader({"serpent.html.j2": SELF_CONTAINED})],
                             template_file="serpent.html.j2",
                             exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4),
+                                          resources={"serpent_css": ALIGN_CSS, "serpent_js": ALIGN_JS})
     out = notebook.with_suffix(".code.html" if code else ".html")
     out.write_text(body)
     return out
-
-
-def _table(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "<p>none</p>"
-    return df.to_html(index=False, border=0, classes="data", na_rep="", float_format=lambda v: f"{v:,.1f}")
 
 
 def _seed_html(seed: dict) -> str:
@@ -69,13 +67,6 @@ def _seed_html(seed: dict) -> str:
             f"<code>{html.escape(seed.get('key', '?'))}</code>, {seed.get('packages', '?')} packages "
             f"(digest <code>{html.escape(seed.get('packages_digest', '?'))}</code>), "
             f"{html.escape(seed.get('clang', '?'))}<br><small>{versions}</small></p>")
-
-
-def count_outcomes(checks: pd.DataFrame) -> str:
-    """`12 checks: 9 pass, 2 xfail, 1 skip`: the outcomes that occurred."""
-    counts = checks["outcome"].value_counts()
-    parts = [f"{counts[o]} {o}" for o in metrics.OUTCOMES if counts.get(o, 0)]
-    return f"{len(checks)} checks" + (": " + ", ".join(parts) if parts else "")
 
 
 def _minutes(seconds: float) -> str:
@@ -94,11 +85,41 @@ def cost_html(spent: pd.DataFrame) -> str:
     gaps = ("" if complete.all() else
             f"<p><b>Incomplete:</b> part of the work behind {', '.join(spent.loc[~complete, 'package'])} is in runs "
             "the metrics database does not hold (never added, or from another work directory).</p>")
-    return (f"<h2>What the result cost</h2><p>The build work behind this run's packages, built here or taken from "
+    return (f"<h2 id='cost'>What the result cost</h2><p>The build work behind this run's packages, built here or taken from "
             f"the build cache, interrupted and resumed builds counted whole: {_minutes(spent['wall_s'].sum())} wall, "
             f"{_minutes(cpu.sum())} CPU, peak {spent['max_rss_kb'].max() / 1024:.0f} MB in one process, over {runs} "
-            f"run(s) (<a href=\"{cost.FILE}\">{cost.FILE}</a>).</p>{gaps}{_table(cost.per_stage(spent))}"
-            f"<p>The costliest packages:</p>{_table(costliest)}")
+            f"run(s) (<a href=\"{cost.FILE}\">{cost.FILE}</a>).</p>{gaps}{table(cost.per_stage(spent))}"
+            f"<p>The costliest packages:</p>{table(costliest)}")
+
+
+def result_line(spent: pd.DataFrame) -> str:
+    """One line under the outcome: what the result took, over how many runs."""
+    if spent.empty:
+        return ""
+    cpu = spent["user_s"].sum() + spent["sys_s"].sum()
+    return (f"<p><b>The result</b> took {_minutes(spent['wall_s'].sum())} of building ({_minutes(cpu)} CPU) over "
+            f"{cost.run_count(spent['run_ids'])} run(s): <a href=\"#cost\">what it cost</a>.</p>")
+
+
+def _images(figures: list) -> str:
+    return "".join(f'<figure><img alt="{html.escape(plots.describe(f) or t)}" src="data:image/png;base64,{plots.png(f)}">'
+                   f'</figure>' for t, f in figures)
+
+
+def runs_html(run_dir: Path) -> str:
+    """The runs behind the result (runs.csv) and their real builds per package (builds.csv)."""
+    runs, builds = cost.load_runs(run_dir), cost.load_builds(run_dir)
+    if runs.empty:
+        return ""
+    shown = runs.assign(hours=(runs["duration_s"].astype(float) / 3600).round(2),
+                        build_hours=(runs["build_wall_s"].astype(float) / 3600).round(2))
+    figures = [(f"{stage}: the build work behind the result", plots.work_by_run(rows, f"{stage}: the real builds behind "
+                                                                                       "the result, by run"))
+               for stage, rows in builds.groupby("stage", sort=False)] if not builds.empty else []
+    return (f"<h2>The runs it took</h2><p>{len(runs)} run(s), oldest first; each one's stages as they ended, why it "
+            f"stopped, and what it built (or went on building) of the result (<a href=\"{cost.RUNS}\">{cost.RUNS}</a>; "
+            f"every phase of those builds: <a href=\"{cost.BUILDS}\">{cost.BUILDS}</a>).</p>"
+            + table(shown[["run_id", "started", "hours", "stages", "why", "built", "build_hours"]]) + _images(figures))
 
 
 def write_index(run_dir: Path, code: bool = False) -> Path:
@@ -129,7 +150,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
                 f"<p>log: <code>{html.escape(str(row['log']))}</code></p><pre>{html.escape(log_tail(Path(row['log']), 40))}</pre>")
     origins = metrics.package_origins(phases).reset_index()
     summary = metrics.stage_summary(phases, checks, stages).astype(object)
-    outcome_html = _table(summary.where(summary.notna(), ""))  # to_html shows a missing Int64 as <NA>
+    outcome_html = table(summary.where(summary.notna(), ""))  # to_html shows a missing Int64 as <NA>
     for word in ("passed", "failed", "interrupted", "not run"):
         outcome_html = outcome_html.replace(f"<td>{word}</td>", f"<td class='{word.split()[0]}'>{word}</td>")
     built = phases[phases["origin"] == "built"] if not phases.empty else phases
@@ -139,11 +160,6 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     biggest = (sizes.nlargest(5, "installed_bytes")[["stage", "package", "installed_bytes", "files"]]
                if not sizes.empty else pd.DataFrame())
     failed_checks = checks[checks["outcome"].isin(FAILING)][["stage", "check", "subject", "outcome", "reason", "detail"]]
-    # One row per reason: lit alone skips hundreds of tests for one (targets not built).
-    excused = (checks[checks["outcome"].isin(["xfail", "skip"])]
-               .groupby(["stage", "check", "outcome", "reason"], sort=False)["subject"]
-               .agg(lambda s: s.iloc[0] if len(s) == 1 else f"{len(s)}, e.g. {s.iloc[0]}").reset_index()
-               [["stage", "check", "subject", "outcome", "reason"]])
     figures = []
     for stage, rows in (phases.groupby("stage", sort=False) if not phases.empty else []):
         figures.append((f"{stage}: build timeline", plots.timeline(rows, f"{stage}: build timeline")))
@@ -151,33 +167,38 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     for stage, rows in (sizes.groupby("stage", sort=False) if not sizes.empty else []):
         figures.append((f"{stage}: installed size", plots.installed_size(rows, f"{stage}: installed size per package")))
     if (run_dir / "packages.csv").is_file():
-        table = pd.read_csv(run_dir / "packages.csv", keep_default_na=False)
-        figures.append(("stage4: package sizes", plots.package_sizes(table, "stage4: installed and packaged size")))
-    images = "".join(f'<figure><img alt="{html.escape(t)}" src="data:image/png;base64,{plots.png(f)}"></figure>'
-                     for t, f in figures)
-    host = info.get("host", {})
+        packages = pd.read_csv(run_dir / "packages.csv", keep_default_na=False)
+        figures.append(("stage4: package sizes", plots.package_sizes(packages, "stage4: installed and packaged size")))
+    images = _images(figures)
+    host, spent = info.get("host", {}), cost.load(run_dir)
     sbom_link = (' · SBOM (SPDX 2.3): <a href="sbom/root.spdx.json">the stage 4 root</a>'
                  if (run_dir / "sbom" / "root.spdx.json").is_file() else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>serpent run {html.escape(info.get('run_id', run_dir.name))}</title>
-<style>{STYLE}</style></head><body>
+<style>{STYLE}
+{ALIGN_CSS}</style><script>{ALIGN_JS}</script></head><body>
 <h1>Run {html.escape(info.get('run_id', run_dir.name))}</h1>
 <p>profile <b>{html.escape(info.get('profile', '?'))}</b> · started {html.escape(info.get('started', '?'))} ·
 {info.get('duration_s', 0):.0f} s · host {html.escape(host.get('hostname', '?'))} ({html.escape(str(host.get('cpus', '?')))} cpus,
 kernel {html.escape(host.get('kernel', '?'))})</p>
 {_seed_html(info.get('seed') or {})}
 {banner}
-<h2>Stages</h2>{outcome_html}
+{result_line(spent)}
+<h2>Stages</h2><p>wall_s and the counts of built and cached packages are this run's own; what the result
+took over every run is under <a href="#cost">What the result cost</a>.</p>{outcome_html}
 {tail}
-{cost_html(cost.load(run_dir))}
-<h2>Plots</h2>{images or '<p>no records</p>'}
+{verified_html(checks, run_dir)}
+<h2>Failed checks</h2>{table(failed_checks)}
+{cost_html(spent)}
+{runs_html(run_dir)}
 <h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
-<h2>Failed checks</h2>{_table(failed_checks)}
-<h2>Expected failures and skips</h2>{_table(excused)}
-<h2>Slowest packages</h2><p>of those built in this run</p>{_table(slowest)}
-<h2>Taken from the build cache</h2>
-<p>not built in this run: installed from the build of the run named</p>{_table(cached)}
-<h2>Biggest packages</h2>{_table(biggest)}
+<h2>This run's own timings</h2><p>The last run alone: a package it took from the build cache shows as one short
+<code>cached</code> phase, not the build behind it (that is under <a href="#cost">What the result cost</a>).</p>
+{images or '<p>no records</p>'}
+<h3>Slowest packages</h3><p>of those built in this run</p>{table(slowest)}
+<h3>Taken from the build cache</h3>
+<p>not built in this run: installed from the build of the run named</p>{table(cached)}
+<h3>Biggest packages</h3>{table(biggest)}
 <p>Records: <a href="phases.csv">phases.csv</a> · <a href="sizes.csv">sizes.csv</a> · <a href="checks.csv">checks.csv</a>
 · <a href="run.json">run.json</a>{sbom_link}</p>
 <script>/* for tests in a real browser: how many images decoded */
