@@ -98,6 +98,7 @@ class SizeRecord:
     installed_bytes: int
     files: int
     elf_files: int
+    compiler: str = ""  # what built it: $CC's version line, its path and whose it is (PackageBuild.compiler)
 
     def as_dict(self) -> dict:
         return asdict(self)

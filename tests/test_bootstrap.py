@@ -87,6 +87,14 @@ def test_every_package_built_and_recorded(run, stage):
             assert {"fetch", "extract", "install", "merge"} <= set(mine["phase"]), mine
     sizes = table(run_dir, "sizes", f"stage{stage}")
     assert set(sizes["package"]) == set(wanted) and (sizes["installed_bytes"] > 0).all()
+    # Each package names the compiler its build's $CC was, and whose: stage 0's clang builds stage 1,
+    # stage 1's wrappers stage 2 and what stage 3 builds on the host, /serpent's or the root's own the rest
+    whose = {1: ["stage 0's (the seed)"], 2: ["stage 1's wrapper"],
+             3: ["stage 1's wrapper", "under /serpent", "the stage3 root's own"]}[stage]
+    said = dict(zip(sizes["package"], sizes["compiler"]))
+    assert all(any(w in c for w in whose) for c in said.values()), said
+    if stage == 3:
+        assert "stage 1's wrapper" in said["linux"] and "tcc version" in said["zlib"], said
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3, 4])

@@ -188,3 +188,23 @@ def test_merging_never_writes_through_a_link_out_of_the_root(tmp_path):
     with pytest.raises(ContainmentError, match=f"usr/share/doc/notes would be written through /usr/share/doc -> {host}"):
         merge_tree(second, root)
     assert (host / "notes").read_text() == "the host's own\n"
+
+
+def test_on_host_naming_compilers_holds_for_those_alone(tmp_path):
+    """linux says `on_host: [tcc]`: mini's tcc cannot build it, so stage 1's toolchain does on the
+    host; with clang the stage 3 root's own compiler builds it in the chroot (a non-empty list
+    once counted as `true` for every compiler, and the full profile's kernel was built on the host)."""
+    from serpentlib.paths import RECIPES
+    linux = load_recipe(RECIPES / "linux" / "recipe.yaml")
+    ctx = replace(_context(tmp_path, []), stage="stage3", host_sandbox=Sandbox())
+    assert PackageBuild(linux, replace(ctx, compiler="tcc")).on_host
+    assert not PackageBuild(linux, replace(ctx, compiler="clang")).on_host
+
+
+def test_a_build_names_the_compiler_its_cc_is_where_it_runs(tmp_path):
+    """The build's own $CC, asked in its own sandbox: version line, path, whose (here the host's)."""
+    recipe = load_recipe(FIXTURES / "recipes" / "good" / "resumes" / "recipe.yaml")
+    ctx = replace(_context(tmp_path, []), env={"CC": "python3 -I"})
+    said = PackageBuild(recipe, ctx).compiler()
+    assert said.startswith("Python 3.") and said.endswith("(/usr/bin/python3: the host's)"), said
+    assert PackageBuild(recipe, replace(ctx, env={"CC": "no-such-cc"})).compiler() == "unknown: no no-such-cc on PATH"

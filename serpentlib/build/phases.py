@@ -45,8 +45,10 @@ class StageContext:
     env: dict[str, str] = field(default_factory=dict)
     # Where the sandbox sees a host path (a chroot binds the build trees elsewhere).
     inside: Callable[[Path], str] = str
-    # Packages whose stage build says `on_host: true` run here instead (stage3's intermediate musl).
+    # Packages whose stage build says `on_host: true` run here instead (stage3's intermediate musl),
+    # or `on_host: [<compiler>, ...]` naming the stage's final `compiler` (mini's tcc cannot build Linux).
     host_sandbox: Sandbox | None = None
+    compiler: str = ""
     host_env: dict[str, str] = field(default_factory=dict)
     jobs: int = os.cpu_count() or 1
     keep_build_trees: bool = False
@@ -105,6 +107,11 @@ def merge_tree(src: Path, dest: Path) -> None:
             shutil.copy2(entry.path, target)
 
 
+# Where `$CC` resolves and its version line (tcc has no --version: its -v says it).
+COMPILER_PROBE = ('set -- ${CC:-clang}; command -v "$1" || { echo "no $1 on PATH"; exit 0; }; '
+                  '"$1" --version 2>/dev/null | grep -m1 . || "$1" -v 2>&1 | head -n 1')
+
+
 class PackageBuild:
     """One recipe built in one stage."""
 
@@ -117,7 +124,7 @@ class PackageBuild:
         self.src = self.root / "src"
         self.objdir = self.root / "build"
         self.destdir = self.root / "dest"
-        self.on_host = self.spec.on_host and ctx.host_sandbox is not None
+        self.on_host = self.spec.built_on_host(ctx.compiler) and ctx.host_sandbox is not None
         self.records: list[PhaseRecord] = []
         self.cached_from: str | None = None  # set when the package comes from the build cache
 
@@ -173,6 +180,27 @@ class PackageBuild:
     def host_side(self) -> Sandbox:
         """Where host-side steps (patch, prepare) run: stage 0 in a real build, writing only this tree."""
         return replace(self.ctx.host_sandbox or self.ctx.sandbox, writable=[self.root], visible=self.sees())
+
+    def compiler(self) -> str:
+        """Which compiler this build's `$CC` is (clang when unset, as stage 1's recipes call it),
+        asked where the build runs: its version line, its path, and whose it is."""
+        sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
+        if sandbox.root is None:
+            sandbox = replace(sandbox, visible=self.sees())
+        log = self.log_path("compiler")
+        log.unlink(missing_ok=True)
+        sandbox.run(COMPILER_PROBE, cwd="/", log=log, step=self.step("compiler"), env=self.environment())
+        said = [line.strip() for line in log.read_text(errors="replace").splitlines()[1:] if line.strip()]
+        if len(said) < 2:
+            return "unknown: " + (" ".join(said) or "the probe printed nothing")
+        path, version = said[0], said[1]
+        if sandbox.root is not None:
+            whose = "stage 2's, under /serpent" if path.startswith("/serpent/") else f"the {self.ctx.stage} root's own"
+        elif path.startswith(str(self.ctx.work.parent / "stage1")):
+            whose = "stage 1's wrapper of stage 0's clang"
+        else:
+            whose = "stage 0's (the seed)" if sandbox.seed else "the host's"
+        return f"{version} ({path}: {whose})"
 
     def where(self, path: Path) -> str:
         return str(path) if self.on_host else self.ctx.inside(path)

@@ -105,6 +105,8 @@ def package_element(m: Manifest, sha256: str, files_analyzed: bool, sha1s: list[
         out["homepage"] = m.homepage
     if files_analyzed:
         out["packageVerificationCode"] = {"packageVerificationCodeValue": verification_code(list(sha1s))}
+        if m.build.get("compiler"):
+            out["sourceInfo"] = f"built by {m.build['compiler']}"
     else:
         out["comment"] = f"described in full by {m.name}.spdx.json"
     return out

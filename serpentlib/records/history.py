@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS phases (run_id TEXT, profile TEXT, stage TEXT, packag
     start TEXT, "end" TEXT, wall_s REAL, user_s REAL, sys_s REAL, max_rss_kb INTEGER, exit_code INTEGER, log TEXT,
     origin TEXT NOT NULL DEFAULT 'built', from_run TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS sizes (run_id TEXT, profile TEXT, stage TEXT, package TEXT, version TEXT,
-    source_bytes INTEGER, build_bytes INTEGER, installed_bytes INTEGER, files INTEGER, elf_files INTEGER);
+    source_bytes INTEGER, build_bytes INTEGER, installed_bytes INTEGER, files INTEGER, elf_files INTEGER,
+    compiler TEXT DEFAULT '');
 CREATE TABLE IF NOT EXISTS checks (run_id TEXT, profile TEXT, stage TEXT, "check" TEXT, subject TEXT,
     passed INTEGER, detail TEXT, outcome TEXT, reason TEXT, cached_from TEXT);
 CREATE INDEX IF NOT EXISTS phases_pkg ON phases (stage, package, run_id);
@@ -87,8 +88,11 @@ def _to_v4(conn: sqlite3.Connection) -> None:
 
 
 def _to_v5(conn: sqlite3.Connection) -> None:
-    """`passed` says the check ran and held (pass, xpass); it was True for every xfail and skip."""
+    """`passed` says the check ran and held (pass, xpass); it was True for every xfail and skip.
+    Sizes name the compiler that built the package (unknown before: empty)."""
     conn.execute("UPDATE checks SET passed = outcome IN ('pass', 'xpass')")
+    if "compiler" not in _columns(conn, "sizes"):
+        conn.execute("ALTER TABLE sizes ADD COLUMN compiler TEXT DEFAULT ''")
 
 
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}  # version -> step from the one before

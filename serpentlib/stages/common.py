@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import logging
 import os
 import shutil
@@ -26,6 +27,7 @@ from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
 from ..errors import DiskFullError, SerpentError
+from ..files import write_atomic
 from ..hashes import SOURCE_DATE_EPOCH, digest, tree_digest
 from ..paths import RECIPES
 from ..records.metrics import Recorder
@@ -108,6 +110,7 @@ class StageRun:
     # the digest of stage 1's tree, ...}; a build on the host sees stages 0 and 1 alone.
     upstream: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
+    compilers: dict[str, str] = field(default_factory=dict)  # package -> what built it (SizeRecord.compiler)
     outputs: dict[str, str] = field(default_factory=dict)  # package -> the digest of its installed tree
     # The same, less the work directory's path (a host build's env names it): equal for builds of
     # the same inputs at two places, which is what `serpent reproduce --against` compares.
@@ -162,7 +165,7 @@ class StageRun:
         tree: never a root another build is merging into."""
         kw.setdefault("sees", [self.base / "stage1"])
         return StageContext(stage=self.name, work=self.work, install_root=install_root, store=self.store,
-                            sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, **kw)
+                            sandbox=sandbox, logs=self.logs, env=env, jobs=self.jobs, compiler=self.params.compiler, **kw)
 
     def build(self, ctx: StageContext, packages: list[str], recipes: dict[str, Recipe] | None = None,
               after_all: bool = False) -> None:
@@ -222,10 +225,9 @@ class StageRun:
                     self.outputs[name] = self.cache.put(key, destdir, size, self.recorder.run_id,
                                                         ctx.logs / name / "build.log")
                 _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
-            sizes[name] = size
+            sizes[name] = replace(size, compiler=PackageBuild(recipe, ctx).compiler())
 
-        host = {n for n, r in recipes.items()
-                if r.build_for(self.name).built_on_host(self.params.compiler) and ctx.host_sandbox is not None}
+        host = {n for n, r in recipes.items() if PackageBuild(r, ctx).on_host}  # the one decision, as the build makes it
         waits = graph_of(self.name, order, host)
         record_graph(self.run / GRAPH, self.name, order, waits)
         try:
@@ -239,6 +241,7 @@ class StageRun:
                 if name in sizes:
                     self.recorder.add(sizes[name])
                     self.result.sizes.append(sizes[name])
+            self.compilers.update({n: sizes[n].compiler for n in order if n in sizes})
 
     def cached_checks(self) -> list[CheckRecord] | None:
         """The checks of an identical earlier run of this stage, when every package came from the
@@ -262,6 +265,7 @@ class StageRun:
         stages, and its checks are kept for a rerun that builds nothing, as results of this run."""
         self.recorder.add_all(checks)
         self.result.checks = checks
+        write_atomic(self.work / COMPILERS, json.dumps(self.compilers, indent=1))  # stage 4's build info reads it
         if not any(c.fails for c in checks):
             if not self.checks_from_cache and self.made is not None:  # a stage that may replay its checks
                 run_id = self.recorder.run_id or self.run.name
@@ -270,6 +274,8 @@ class StageRun:
                                       "packages": self.keys, "digest": self.made})
         return self.result
 
+
+COMPILERS = "compilers.json"  # <work>/<stage>/: package -> the compiler that built it (SizeRecord.compiler)
 
 _watched: int | None = None
 

@@ -38,6 +38,7 @@ def relink(st: StageRun, ctx: StageContext, names: list[str]) -> list[CheckRecor
         second = st.keys.pop(f"{name}-relink")
         st.keys[name], st.outputs[name] = second, st.outputs.pop(f"{name}-relink")
         st.inputs[name] = st.inputs.pop(f"{name}-relink")
+        st.compilers[name] = st.compilers.pop(f"{name}-relink", "")
         records.append(compare_passes(st.name, name, _dest(st, first[name], name), _dest(st, second, f"{name}-relink"),
                                       ctx.install_root))
     return records

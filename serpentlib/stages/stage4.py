@@ -28,7 +28,7 @@ from ..pkg.repo import Repository, write_index
 from ..pkg.wildebeest import parts_used
 from ..rows import CheckRecord, Step, expected_failure, skipped, timed
 from . import boot
-from .common import SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
+from .common import COMPILERS, SOURCE_DATE_EPOCH, StageResult, StageRun, begin, stage_function
 from .compilers import final_compiler
 from .layout import BASE_FILES, ROOT_DIRS, ROOT_LINKS, Chroot, write_base_files
 from .verify import check_in_root
@@ -288,6 +288,7 @@ def stage4(params: StageParams) -> StageResult:
                                   "list only stage 3's packages, or add them to stage 3")
     recipes = st.recipes(names)
     compiler_version, flag_results = tuning.load(stage3 / "flags.json")
+    built_by = json.loads((stage3 / COMPILERS).read_text()) if (stage3 / COMPILERS).is_file() else {}
     cache = BuildCache(st.base / "cache" / CACHE)
     manifests: dict[str, Manifest] = {}
     where: dict[str, dict[str, Path]] = {}
@@ -305,6 +306,8 @@ def stage4(params: StageParams) -> StageResult:
         with timed(st.record, Step("stage4", name, recipe.version, "manifest")):
             manifests[name], where[name] = manifest_of(recipe, hit[0], build_info(recipe, flag_results, compiler_version,
                                                                                   cflags, st.seed.facts()))
+            if built_by.get(name):  # as stage 3 asked the build's own $CC
+                manifests[name].build["compiler"] = built_by[name]
             if "libwildebeest" in recipe.depends:
                 parts = parts_used(where[name].values())
                 manifests[name].build["wildebeest_parts"] = ["(no symbol table)"] if parts is None else parts
