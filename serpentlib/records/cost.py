@@ -94,15 +94,18 @@ def result_work(run_dir: Path, history: History) -> tuple[pd.DataFrame, pd.DataF
 
 
 def _ended(run: dict) -> tuple[str, str]:
-    """How a stored run ended: each stage's outcome, and why it stopped (run.json's failure, where
-    the run directory is still at hand)."""
+    """How a stored run ended: each stage's outcome, and why it stopped (the first line of run.json's
+    failure, where the run directory is still at hand)."""
     stages = json.loads(run.get("stages") or "{}")
     said = ", ".join(f"stage {k} {v}" for k, v in stages.items()) or "no stage recorded"
+    stopped = [k for k, v in stages.items() if v == "interrupted"]
     try:
         why = json.loads((Path(str(run.get("run_dir", ""))) / "run.json").read_text()).get("failure", "")
     except (OSError, ValueError):
         why = "" if all(v == "passed" for v in stages.values()) else "its run directory is gone"
-    return said, str(why or "")[:300]
+    if not why and stopped:
+        why = f"interrupted (^C or SIGTERM) in stage {stopped[0]}"
+    return said, str(why or "").strip().split("\n")[0][:300]
 
 
 def result_runs(run_dir: Path, builds: pd.DataFrame, history: History) -> pd.DataFrame:
@@ -116,7 +119,7 @@ def result_runs(run_dir: Path, builds: pd.DataFrame, history: History) -> pd.Dat
     for run_id in list(dict.fromkeys([*builds["run_id"].astype(str), me])):
         run = stored.get(run_id, {})
         mine = builds[builds["run_id"].astype(str) == run_id]
-        said, why = _ended(run) if run_id != me else (_ended(run)[0], str(info.get("failure", "")))
+        said, why = _ended(run)
         built = ", ".join(f"{s}/{p}" for s, p in dict.fromkeys(zip(mine["stage"], mine["package"])))
         rows.append({"run_id": run_id, "started": run.get("started", ""), "duration_s": run.get("duration_s", 0.0),
                      "stages": said if run else "not in the metrics database", "why": why,
