@@ -93,6 +93,7 @@ def test_every_package_built_and_recorded(run, stage):
              3: ["stage 1's wrapper", "under /serpent", "the stage3 root's own"]}[stage]
     said = dict(zip(sizes["package"], sizes["compiler"]))
     assert all(any(w in c for w in whose) for c in said.values()), said
+    assert not any(str(run[2]) in c for c in said.values()), "the work directory is <work>: the same build says the same"
     if stage == 3:
         assert "stage 1's wrapper" in said["linux"] and "tcc version" in said["zlib"], said
 

@@ -183,7 +183,8 @@ class PackageBuild:
 
     def compiler(self) -> str:
         """Which compiler this build's `$CC` is (clang when unset, as stage 1's recipes call it),
-        asked where the build runs: its version line, its path, and whose it is."""
+        asked where the build runs: its version line, its path (the work directory as `<work>`: the
+        same build elsewhere says the same), and whose it is."""
         sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
         if sandbox.root is None:
             sandbox = replace(sandbox, visible=self.sees())
@@ -200,7 +201,7 @@ class PackageBuild:
             whose = "stage 1's wrapper of stage 0's clang"
         else:
             whose = "stage 0's (the seed)" if sandbox.seed else "the host's"
-        return f"{version} ({path}: {whose})"
+        return f"{version} ({path.replace(str(self.ctx.work.parent), '<work>')}: {whose})"
 
     def where(self, path: Path) -> str:
         return str(path) if self.on_host else self.ctx.inside(path)
