@@ -184,7 +184,9 @@ kernel {html.escape(host.get('kernel', '?'))})</p>
 {banner}
 {result_line(spent)}
 <h2>Stages</h2><p>wall_s and the counts of built and cached packages are this run's own; what the result
-took over every run is under <a href="#cost">What the result cost</a>.</p>{outcome_html}
+took over every run is under <a href="#cost">What the result cost</a>. A stage whose every package came from
+the build cache replays the checks made on the very same tree, by the run named in checks_replayed_from
+(checks.csv's cached_from says it per check; <code>serpent run --recheck</code> runs them again).</p>{outcome_html}
 {tail}
 {verified_html(checks, run_dir)}
 <h2>Failed checks</h2>{table(failed_checks)}
