@@ -11,6 +11,7 @@ import json
 import random
 import tempfile
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import matplotlib
@@ -22,6 +23,7 @@ from serpentlib.records import plots  # noqa: E402
 from serpentlib.records.history import History  # noqa: E402
 from serpentlib.build.profile import load_profile  # noqa: E402
 
+START = datetime(2026, 1, 1, tzinfo=timezone.utc)  # run i starts i minutes later
 PHASES = ("fetch", "extract", "configure", "build", "check", "install", "merge")
 
 
@@ -34,7 +36,7 @@ def generate(history: History, runs: int, seed: int = 1) -> int:
     run_rows, phase_rows, size_rows = [], [], []
     for i in range(runs):
         run_id = f"2026{i:06d}-mini"
-        run_rows.append({"run_id": run_id, "profile": "mini", "started": f"2026-01-01T00:00:00+{i:06d}",
+        run_rows.append({"run_id": run_id, "profile": "mini", "started": (START + timedelta(minutes=i)).isoformat(),
                          "finished": "", "duration_s": 0.0, "host": "{}", "stages": json.dumps({"1": "passed"}),
                          "run_dir": ""})
         for stage, pkgs in stages.items():
