@@ -179,7 +179,7 @@ def test_report_of_a_run_that_failed_before_any_check(tmp_path):
     run = make_run(tmp_path, "early", failed_phase=("bash", "build"))
     (run / "checks.csv").unlink()
     page = write_index(run).read_text()
-    assert "Failing step: bash in build" in page and "<h2>What was verified</h2><p>no check recorded</p>" in page
+    assert "Failing step: bash in build" in page and "<h2 id='verified'>What was verified</h2><p>no check recorded</p>" in page
 
 
 def test_publish_copies_the_report_and_its_records_but_not_logs_or_notebooks(tmp_path, capsys):
@@ -296,8 +296,14 @@ def test_the_index_leads_with_what_was_verified_and_links_what_each_record_names
     rec.add(expected_failure(CheckRecord("stage4", "flag:-D_FORTIFY_SOURCE=2", "zlib", False, "compiler: ignored"),
                              "musl has no fortify headers"))
     page = write_index(run).read_text()
-    verified = page.split("<h2>What was verified</h2>")[1].split("<h2>")[0]
-    assert page.index("<h2>What was verified</h2>") < page.index("<h2>This run's own timings</h2>")
+    # The first screen: under the outcome, the fixpoint, the suites and the boot in a line each
+    top = page.split("<ul class='headline'>")[1].split("</ul>")[0]
+    assert page.index("<ul class='headline'>") < page.index("<h2>Stages</h2>")
+    assert "stage3: the final compiler's fixpoint (llvm): <b>pass</b>, 2 installed entries compared" in top, top
+    assert "the compilers' own tests: 2 checks: 1 pass, 1 skip" in top and "boots (qemu): <b>pass</b>" in top
+    assert "inside the booted system: 1 checks: 1 pass" in top
+    verified = page.split("<h2 id='verified'>What was verified</h2>")[1].split("<h2>")[0]
+    assert page.index("<h2 id='verified'>What was verified</h2>") < page.index("<h2>This run's own timings</h2>")
     assert 'href="fixpoint-llvm.csv"' in verified and "in fixpoint-llvm.csv" in verified
     assert "<td>stage3</td><td>clang/test/Driver</td><td>1</td><td>0</td><td>0</td><td>0</td><td>1</td><td>2</td>" in verified
     assert "Checks run inside the booted system: 1 checks: 1 pass." in verified

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import cost, metrics, plots
 from .pages import ALIGN_CSS, ALIGN_JS, table
-from .verified import count_outcomes, verified_html
+from .verified import count_outcomes, headline, verified_html
 from ..errors import SerpentError, log_tail
 from ..files import walk
 from ..rows import FAILING, INTERRUPTED
@@ -182,6 +182,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
 kernel {html.escape(host.get('kernel', '?'))})</p>
 {_seed_html(info.get('seed') or {})}
 {banner}
+{headline(checks)}
 {result_line(spent)}
 <h2>Stages</h2><p>wall_s and the counts of built and cached packages are this run's own; what the result
 took over every run is under <a href="#cost">What the result cost</a>. A stage whose every package came from

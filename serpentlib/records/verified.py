@@ -55,11 +55,31 @@ def policy_matrix(checks: pd.DataFrame, stage: str = "stage4") -> pd.DataFrame:
     return cells
 
 
+def headline(checks: pd.DataFrame) -> str:
+    """What was verified in a few lines, for the top of the index: the fixpoint, the compilers'
+    own tests and the boot, each with its outcome (the section below has every record)."""
+    lines = []
+    for r in checks[checks["check"] == "fixed-point"].itertuples():
+        lines.append(f"{r.stage}: the final compiler's fixpoint ({r.subject}): <b>{html.escape(r.outcome)}</b>, "
+                     f"{html.escape(str(r.detail).split(';')[0])}")
+    tests = checks[checks["check"].isin(SUITES)]
+    if not tests.empty:
+        lines.append(f"the compilers' own tests: {html.escape(count_outcomes(tests))}")
+    for r in checks[checks["check"].isin(["boots", "boot-state"])].itertuples():
+        lines.append(f"{r.check} ({html.escape(r.subject)}): <b>{html.escape(r.outcome)}</b>, "
+                     f"{html.escape(str(r.detail)[:160])}")
+    inside = checks[checks["check"] == "runs-in-boot"]
+    if not inside.empty:
+        lines.append(f"inside the booted system: {html.escape(count_outcomes(inside))}")
+    return ("<ul class='headline'>" + "".join(f"<li>{line}</li>" for line in lines) +
+            "</ul><p><a href=\"#verified\">What was verified</a>, each record.</p>") if lines else ""
+
+
 def verified_html(checks: pd.DataFrame, run_dir: Path) -> str:
     """The index's first section after the outcome."""
     if checks.empty:
-        return "<h2>What was verified</h2><p>no check recorded</p>"
-    parts = ["<h2>What was verified</h2>",
+        return "<h2 id='verified'>What was verified</h2><p>no check recorded</p>"
+    parts = ["<h2 id='verified'>What was verified</h2>",
              "<p>Per stage, every check's outcome (all records: <a href=\"checks.csv\">checks.csv</a>):</p>",
              table(metrics.outcome_counts(checks, ["stage"]))]
     fix = checks[checks["check"].isin(FIXPOINT)]
