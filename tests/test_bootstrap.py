@@ -270,8 +270,10 @@ def test_executed_notebooks_have_no_error_and_show_plots(run):
 def test_report_and_metrics_database(run):
     _, run_dir, _ = run
     page = (run_dir / "index.html").read_text()
-    # timeline and time per package of each stage, installed size of stages 1-3, stage 4's package sizes
-    assert "All 4 stage(s) passed" in page and page.count("<figure>") == 12
+    # This run's own: timeline and time per package of each stage, installed size of stages 1-3,
+    # stage 4's package sizes; and per stage the real builds behind the result, by run
+    assert "All 4 stage(s) passed" in page and page.count("<figure>") == 12 + 4
+    assert page.count("the real builds behind the result, by run") == 4
     for name in ("stage1-toolchain", "stage2-runtime", "stage3-chroot", "stage4-packages"):
         assert (run_dir / f"{name}.html").exists()
     from serpentlib.records.history import History
