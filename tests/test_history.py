@@ -117,6 +117,19 @@ def test_an_old_store_is_migrated_on_open_and_its_runs_keep_their_ids(tmp_path):
         assert h.version == SCHEMA_VERSION and len(h.runs()) == 3
 
 
+def test_a_version_5_store_learns_sizes_compiler_column(tmp_path):
+    """Schema 5 first shipped without sizes.compiler (a store here had it so); a run with the
+    column then could not be added. Version 6 adds it to such a store."""
+    db = tmp_path / "v5.sqlite"
+    History(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE sizes DROP COLUMN compiler")
+        conn.execute("PRAGMA user_version = 5")
+    with History(db) as h:
+        assert h.version == 5 and "compiler" in h.table("sizes").columns
+        assert h.ingest(make_run(tmp_path, "after", {"zlib": 1.0})).added
+
+
 def test_a_store_from_a_newer_serpentlib_is_refused(tmp_path):
     db = tmp_path / "new.sqlite"
     History(db).close()

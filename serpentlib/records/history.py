@@ -24,7 +24,7 @@ from ..rows import TABLES
 RUN_COLUMNS = ["run_id", "profile", "started", "finished", "duration_s", "host", "stages", "run_dir", "work_dir"]
 # The store's schema version (SQLite's user_version). Stores written before it had one are
 # version 1. A change to the tables raises it and adds a step to MIGRATIONS.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, profile TEXT, started TEXT, finished TEXT,
     duration_s REAL, host TEXT, stages TEXT, run_dir TEXT, work_dir TEXT NOT NULL DEFAULT '');
@@ -88,14 +88,18 @@ def _to_v4(conn: sqlite3.Connection) -> None:
 
 
 def _to_v5(conn: sqlite3.Connection) -> None:
-    """`passed` says the check ran and held (pass, xpass); it was True for every xfail and skip.
-    Sizes name the compiler that built the package (unknown before: empty)."""
+    """`passed` says the check ran and held (pass, xpass); it was True for every xfail and skip."""
     conn.execute("UPDATE checks SET passed = outcome IN ('pass', 'xpass')")
+
+
+def _to_v6(conn: sqlite3.Connection) -> None:
+    """Sizes name the compiler that built the package (unknown before: empty)."""
     if "compiler" not in _columns(conn, "sizes"):
         conn.execute("ALTER TABLE sizes ADD COLUMN compiler TEXT DEFAULT ''")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5}  # version -> step from the one before
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5,
+                                                                6: _to_v6}  # version -> step from the one before
 
 
 @dataclass(frozen=True)
