@@ -66,6 +66,7 @@ class Clang:
         records_key = digest(key, st.params.fixpoint, list(st.params.lit_suites))
         use = st.params.use_cache and not st.params.recheck
         listing = st.run / FIXPOINT_LISTING
+        st.check_files.append(listing)  # kept with the stage's checks too, for a run that replays them all
         kept = st.cache.get_checks(records_key, st.outputs["llvm"], files=st.run) if use else None
         if kept is not None:
             log.info("stage3: the fixpoint and lit records of this LLVM build are those of run %s",

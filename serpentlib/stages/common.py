@@ -111,6 +111,7 @@ class StageRun:
     upstream: dict[str, str] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)  # package -> cache key
     compilers: dict[str, str] = field(default_factory=dict)  # package -> what built it (SizeRecord.compiler)
+    check_files: list[Path] = field(default_factory=list)  # files in the run directory the checks' records name
     outputs: dict[str, str] = field(default_factory=dict)  # package -> the digest of its installed tree
     # The same, less the work directory's path (a host build's env names it): equal for builds of
     # the same inputs at two places, which is what `serpent reproduce --against` compares.
@@ -252,7 +253,7 @@ class StageRun:
         if self.params.recheck:
             log.info("%s: every package came from the cache; checking it again (--recheck)", self.name)
             return None
-        rows = self.cache.get_checks(self.key, self.tree_digest())
+        rows = self.cache.get_checks(self.key, self.tree_digest(), files=self.run)
         if rows is None:
             return None
         log.info("%s: every package and the checks came from the cache", self.name)
@@ -269,7 +270,8 @@ class StageRun:
         if not any(c.fails for c in checks):
             if not self.checks_from_cache and self.made is not None:  # a stage that may replay its checks
                 run_id = self.recorder.run_id or self.run.name
-                self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest())
+                self.cache.put_checks(self.key, [{**asdict(c), "cached_from": run_id} for c in checks], self.tree_digest(),
+                                      files=[p for p in self.check_files if p.is_file()])
             mark_complete(self.work, {"key": self.key, "inputs": self.inputs_key, "run": str(self.run),
                                       "packages": self.keys, "digest": self.made})
         return self.result
