@@ -122,3 +122,15 @@ def test_a_package_another_stage_of_the_same_run_built_is_counted_once(tmp_path)
     assert spent.at[("stage2", "musl"), "wall_s"] == 50.0 and spent.at[("stage2", "musl"), "origin"] == "built"
     assert spent.at[("stage3", "musl"), "origin"] == "shared" and spent.at[("stage3", "musl"), "wall_s"] == 0
     assert spent["complete"].all()
+
+
+def test_the_result_line_says_at_least_when_part_of_the_work_is_not_in_the_store():
+    import pandas as pd
+    from serpentlib.records.report import result_line
+    spent = pd.DataFrame([{"stage": "stage3", "package": "llvm", "origin": "cached", "wall_s": 600.0, "user_s": 900.0,
+                           "sys_s": 60.0, "max_rss_kb": 1, "runs": 2, "run_ids": "a b", "complete": False},
+                          {"stage": "stage3", "package": "zlib", "origin": "built", "wall_s": 60.0, "user_s": 60.0,
+                           "sys_s": 0.0, "max_rss_kb": 1, "runs": 1, "run_ids": "b", "complete": True}])
+    line = result_line(spent)
+    assert "took 11 min of building (17 min CPU) at least (part of the work behind 1 package(s)" in line, line
+    assert "at least" not in result_line(spent.assign(complete=True))

@@ -97,7 +97,10 @@ def result_line(spent: pd.DataFrame) -> str:
     if spent.empty:
         return ""
     cpu = spent["user_s"].sum() + spent["sys_s"].sum()
-    return (f"<p><b>The result</b> took {_minutes(spent['wall_s'].sum())} of building ({_minutes(cpu)} CPU) over "
+    lacking = spent.loc[~spent["complete"], "package"]
+    gaps = ("" if lacking.empty else f" at least (part of the work behind {len(lacking)} package(s) is in runs the "
+            "metrics database does not hold)")
+    return (f"<p><b>The result</b> took {_minutes(spent['wall_s'].sum())} of building ({_minutes(cpu)} CPU){gaps} over "
             f"{cost.run_count(spent['run_ids'])} run(s): <a href=\"#cost\">what it cost</a>.</p>")
 
 

@@ -67,7 +67,7 @@ def headline(checks: pd.DataFrame) -> str:
         lines.append(f"the compilers' own tests: {html.escape(count_outcomes(tests))}")
     for r in checks[checks["check"].isin(["boots", "boot-state"])].itertuples():
         lines.append(f"{r.check} ({html.escape(r.subject)}): <b>{html.escape(r.outcome)}</b>, "
-                     f"{html.escape(str(r.detail)[:160])}")
+                     f"{html.escape(str(r.detail)[:400])}")
     inside = checks[checks["check"] == "runs-in-boot"]
     if not inside.empty:
         lines.append(f"inside the booted system: {html.escape(count_outcomes(inside))}")
