@@ -12,7 +12,7 @@ import pandas as pd
 ALIGN_CSS = """table td, table th, .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th {text-align:left}
 table td.num, table th.num, .jp-RenderedHTMLCommon td.num, .jp-RenderedHTMLCommon th.num {text-align:right}
 td.o-pass{background:#e8f5e9} td.o-fail,td.o-xpass{background:#ffcdd2;font-weight:600}
-td.o-xfail{background:#fff8e1} td.o-skip{background:#eceff1}"""
+td.o-xfail{background:#fff8e1} td.o-skip{background:#eceff1} div.wide{overflow-x:auto;max-width:100%}"""
 ALIGN_JS = """addEventListener("DOMContentLoaded", () => {
   const number = /^[-+]?[\\d,]*\\.?\\d+(e[-+]?\\d+)?%?$/i;
   for (const table of document.querySelectorAll("table")) {
@@ -42,7 +42,12 @@ def table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
                    for row in df.itertuples(index=False))
-    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _wide(f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def _wide(table_html: str) -> str:
+    """A table wider than the page scrolls in its own box, not the page."""
+    return f"<div class='wide'>{table_html}</div>"
 
 
 def matrix(cells: pd.DataFrame, corner: str = "") -> str:
@@ -54,4 +59,4 @@ def matrix(cells: pd.DataFrame, corner: str = "") -> str:
     body = "".join(f"<tr><th>{html.escape(str(name))}</th>" + "".join(
         f"<td class='o-{html.escape(str(v))}'>{html.escape(str(v))}</td>" if v else "<td></td>" for v in row) + "</tr>"
         for name, row in zip(cells.index, cells.itertuples(index=False)))
-    return f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return _wide(f"<table class='data'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")

@@ -45,13 +45,13 @@ def reasons(checks: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"e_g": "for example"})[["stage", "check", "outcome", "records", "reason", "for example"]])
 
 
-def policy_matrix(checks: pd.DataFrame, stage: str = "stage4") -> pd.DataFrame:
-    """Packages by policy and tuning flag: each cell the outcome."""
-    rows = checks[(checks["stage"] == stage) & checks["check"].str.startswith(("policy:", "flag:"))]
+def policy_matrix(checks: pd.DataFrame, kind: str = "policy:", stage: str = "stage4") -> pd.DataFrame:
+    """Packages by policy (`kind` policy:) or tuning flag (flag:): each cell the outcome."""
+    rows = checks[(checks["stage"] == stage) & checks["check"].str.startswith(kind)]
     if rows.empty:
         return pd.DataFrame()
     cells = rows.pivot_table(index="subject", columns="check", values="outcome", aggfunc="first", fill_value="")
-    cells.columns = [c.removeprefix("policy:").removeprefix("flag:") for c in cells.columns]
+    cells.columns = [c.removeprefix(kind) for c in cells.columns]
     return cells
 
 
@@ -99,9 +99,11 @@ def verified_html(checks: pd.DataFrame, run_dir: Path) -> str:
     same = checks[checks["check"] == "reproducible"]
     if not same.empty:
         parts += ["<h3>Reproducible</h3>", table(same[SHOWN])]
-    cells = policy_matrix(checks)
-    if not cells.empty:
-        parts += ["<h3>Policies and hardening flags per package (stage 4)</h3>", matrix(cells, "package")]
+    for kind, title in (("policy:", "Policies per package (stage 4)"), ("flag:", "Tuning and hardening flags per package "
+                                                                                "(stage 4)")):
+        cells = policy_matrix(checks, kind)
+        if not cells.empty:
+            parts += [f"<h3>{title}</h3>", matrix(cells, "package")]
     why = reasons(checks)
     if not why.empty:
         parts += ["<h3>Expected failures and skips, each reason once</h3>", table(why)]
