@@ -5,6 +5,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -293,6 +294,7 @@ def test_the_index_leads_with_what_was_verified_and_links_what_each_record_names
     rec.add(CheckRecord("stage4", "boots", "qemu", True, "systemd as PID 1"))
     rec.add(CheckRecord("stage4", "runs-in-boot", "zlib: ls", True, "exit 0"))
     rec.add(CheckRecord("stage4", "policy:no-rpath", "zlib", True, ""))
+    rec.add(CheckRecord("stage4", "index-signed", "repo", True, f"log {run}/logs/a.log; key {Path.home()}/.k/a.pub"))
     rec.add(expected_failure(CheckRecord("stage4", "flag:-D_FORTIFY_SOURCE=2", "zlib", False, "compiler: ignored"),
                              "musl has no fortify headers"))
     page = write_index(run).read_text()
@@ -316,6 +318,11 @@ def test_the_index_leads_with_what_was_verified_and_links_what_each_record_names
     publish(run, dest)
     assert (dest / "fixpoint-llvm.csv").read_text() == (run / "fixpoint-llvm.csv").read_text()
     assert broken_links(dest) == []
+    # The machine's own paths are not published: the run directory is <run>, the home ~
+    published = {p.name: p.read_text() for p in dest.iterdir() if p.is_file()}
+    assert "log <run>/logs/a.log; key ~/.k/a.pub" in published["checks.csv"]
+    assert not [name for name, text in published.items() if str(run) in text or f"{Path.home()}/" in text]
+    assert "log &lt;run&gt;/logs/a.log" in published["index.html"] or "a.log" not in published["index.html"]
 
 
 def test_tables_align_text_left_and_numbers_right_in_the_index_and_the_stage_pages(tmp_path):

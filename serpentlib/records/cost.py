@@ -105,7 +105,7 @@ def _ended(run: dict) -> tuple[str, str]:
         why = "" if all(v == "passed" for v in stages.values()) else "its run directory is gone"
     if not why and stopped:
         why = f"interrupted (^C or SIGTERM) in stage {stopped[0]}"
-    return said, str(why or "").strip().split("\n")[0][:300]
+    return said, str(why or "").strip().split("\n")[0].split("; log: ")[0][:300]
 
 
 def result_runs(run_dir: Path, builds: pd.DataFrame, history: History) -> pd.DataFrame:

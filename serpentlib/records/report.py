@@ -227,10 +227,32 @@ def local_links(page: str) -> list[str]:
     return [h for h in HREF.findall(page) if "://" not in h and not h.startswith(("/", "mailto:"))]
 
 
+def own_places(run_dir: Path) -> dict[str, str]:
+    """The paths of the machine a run was made on, as a published report names them instead: the
+    run directory `<run>`, the work directory `<work>`, the home directory `~`."""
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):  # no run.json, or not one serpent wrote: the run directory is still known
+        info = {}
+    info = info if isinstance(info, dict) else {}
+    places = {str(Path(run_dir).resolve()): "<run>", str(info.get("run_dir") or ""): "<run>",
+              str(info.get("work_dir") or ""): "<work>", str(Path.home()): "~"}
+    return {p: n for p, n in sorted(places.items(), key=lambda kv: -len(kv[0])) if len(p) > 1}
+
+
+def unplaced(data: bytes, places: dict[str, str]) -> bytes:
+    """`data` with each of `places` (longest first) replaced by its name where it is a whole path
+    or begins one (`/root` in `/root/.cache`, not in `/stage4/root`)."""
+    for path, name in places.items():
+        data = re.sub(rb"(?<![\w./-])" + re.escape(path.encode()) + rb"(?![\w.-])", name.encode().replace(b"\\", b"\\\\"), data)
+    return data
+
+
 def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
     """Copy a run's report to `dest` for others to read: index.html, every page it links and every
     file those pages link in the run directory (the stages' HTML, run.json, phases, sizes and
-    checks, the SBOMs), not the logs or the notebooks. A record over 1 MiB goes as NAME.gz, and
+    checks, the SBOMs), not the logs or the notebooks; the machine's own paths replaced (see
+    `own_places`). A record over 1 MiB goes as NAME.gz, and
     the pages link that; a link to what is not published (a log, a file the run lacks) is left
     as its text, titled "not published", so no published link is broken. Returns (file, bytes)
     per file written, and ("not published: NAME", 0) per link so unlinked."""
@@ -239,6 +261,7 @@ def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
         raise SerpentError(f"{run_dir} has no index.html", f"write it first: serpent report {run_dir}")
     pages: dict[str, str] = {}
     queue, renamed, left_out, copied, written = ["index.html"], {}, set(), [], []
+    places = own_places(run_dir)
     while queue:
         name = queue.pop(0)
         if name in pages:
@@ -253,12 +276,13 @@ def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
                 queue.append(target)
             elif target not in renamed:
                 (dest / target).parent.mkdir(parents=True, exist_ok=True)
-                if (run_dir / target).stat().st_size > PUBLISH_GZIP:
-                    with open(run_dir / target, "rb") as src, gzip.GzipFile(dest / f"{target}.gz", "wb", mtime=0) as out:
-                        shutil.copyfileobj(src, out)
+                data = unplaced((run_dir / target).read_bytes(), places)
+                if len(data) > PUBLISH_GZIP:
+                    with gzip.GzipFile(dest / f"{target}.gz", "wb", mtime=0) as out:
+                        out.write(data)
                     renamed[target] = f"{target}.gz"
                 else:
-                    shutil.copy2(run_dir / target, dest / target)
+                    (dest / target).write_bytes(data)
                     renamed[target] = target
                 copied.append((renamed[target], (dest / renamed[target]).stat().st_size))
     for name, page in pages.items():
@@ -271,7 +295,7 @@ def publish(run_dir: Path, dest: Path) -> list[tuple[str, int]]:
             elif renamed.get(target, target) != target:
                 page = page.replace(f'href="{link}"', f'href="{link}.gz"')
         (dest / name).parent.mkdir(parents=True, exist_ok=True)
-        (dest / name).write_text(page)
+        (dest / name).write_bytes(unplaced(page.encode(), {p: html.escape(n) for p, n in places.items()}))
         written.append((name, (dest / name).stat().st_size))
     return written + copied + [(f"not published: {target}", 0) for target in sorted({(Path(n).parent / link).as_posix()
                                                                           for n, link in left_out})]
