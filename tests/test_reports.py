@@ -331,10 +331,22 @@ def test_tables_align_text_left_and_numbers_right_in_the_index_and_the_stage_pag
     import pandas as pd
     from serpentlib.records.pages import ALIGN_CSS, ALIGN_JS, table
     from serpentlib.records.report import render_notebook
-    html = table(pd.DataFrame({"package": ["musl", "bash"], "wall_s": [1234.5, 2.0]}))
+    frame = pd.DataFrame({"package": ["musl", "bash"], "wall_s": [1234.5, 2.0]})
+    html = table(frame)
     assert "<td>musl</td><td>1,234.5</td>" in html
-    out = nbformat.v4.new_output("display_data", {"text/html": html})
+    out = nbformat.v4.new_output("display_data", {"text/html": frame.to_html()})  # as a kernel shows a dataframe
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("t", outputs=[out])]), tmp_path / "s.ipynb")
-    page = render_notebook(tmp_path / "s.ipynb").read_text()
-    assert ALIGN_CSS in page and ALIGN_JS in page
+    rendered = render_notebook(tmp_path / "s.ipynb")
+    assert ALIGN_CSS in rendered.read_text() and ALIGN_JS in rendered.read_text()
     assert ALIGN_CSS in write_index(make_run(tmp_path, "aligned")).read_text()
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make setup installs Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:  # what a reader sees: each cell's computed alignment, over Jupyter's own style
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(rendered.as_uri())
+        aligned = page.evaluate("[...document.querySelectorAll('table.dataframe tbody tr:first-child td')]"
+                                ".map(c => getComputedStyle(c).textAlign)")
+        browser.close()
+    assert aligned == ["left", "right"], aligned

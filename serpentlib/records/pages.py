@@ -8,11 +8,13 @@ import html
 import pandas as pd
 
 # Each table's columns: left for text, right where every cell is a number. Jupyter's own style
-# right-aligns every cell of a dataframe; the class set here decides instead.
-ALIGN_CSS = """table td, table th, .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th {text-align:left}
-table td.num, table th.num, .jp-RenderedHTMLCommon td.num, .jp-RenderedHTMLCommon th.num {text-align:right}
-td.o-pass{background:#e8f5e9} td.o-fail,td.o-xpass{background:#ffcdd2;font-weight:600}
-td.o-xfail{background:#fff8e1} td.o-skip{background:#eceff1} div.wide{overflow-x:auto;max-width:100%}"""
+# right-aligns every cell of a dataframe (`:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`);
+# the class set here decides instead, by selectors as specific as that one, coming later.
+_CELLS = ":not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon"
+ALIGN_CSS = f"""table td, table th, {_CELLS} td, {_CELLS} th {{text-align:left}}
+table td.num, table th.num, {_CELLS} td.num, {_CELLS} th.num {{text-align:right}}
+td.o-pass{{background:#e8f5e9}} td.o-fail,td.o-xpass{{background:#ffcdd2;font-weight:600}}
+td.o-xfail{{background:#fff8e1}} td.o-skip{{background:#eceff1}} div.wide{{overflow-x:auto;max-width:100%}}"""
 ALIGN_JS = """addEventListener("DOMContentLoaded", () => {
   const number = /^[-+]?[\\d,]*\\.?\\d+(e[-+]?\\d+)?%?$/i;
   for (const table of document.querySelectorAll("table")) {
