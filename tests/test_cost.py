@@ -134,3 +134,16 @@ def test_the_result_line_says_at_least_when_part_of_the_work_is_not_in_the_store
     line = result_line(spent)
     assert "took 11 min of building (17 min CPU) at least (part of the work behind 1 package(s)" in line, line
     assert "at least" not in result_line(spent.assign(complete=True))
+
+
+def test_a_stage_page_shows_the_build_work_behind_its_result(store):
+    """The notebook ran before the cost was known; its rendered page gets it, apart from its own timings."""
+    import nbformat
+    cached = a_run(store, "d", 5, [("cached", 0.2, 0)], cached_from="c")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Stage 3")]),
+                   cached / "stage3-chroot.ipynb")
+    assert main(["report", str(cached), "--db", str(store / "m.sqlite")]) == 0
+    page = (cached / "stage3-chroot.html").read_text()
+    work = page.split("<h2>The build work behind this stage's result</h2>")[1]
+    assert "<td>llvm</td><td>cached</td><td>68.2</td>" in work and "<td>a b c</td>" in work, work[:2000]
+    assert 'alt="stage3: the real builds behind the result, by run' in work and 'href="builds.csv"' in work

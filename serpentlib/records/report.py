@@ -109,6 +109,24 @@ def _images(figures: list) -> str:
                    f'</figure>' for t, f in figures)
 
 
+def stage_work_html(run_dir: Path, stage: str) -> str:
+    """For a stage's page: the build work behind the stage's result over every run it took
+    (cost.csv, builds.csv), where the notebook showed this run's own timings only."""
+    spent, builds = cost.load(run_dir), cost.load_builds(run_dir)
+    mine = spent[spent["stage"] == stage] if not spent.empty else spent
+    if mine.empty:
+        return ""
+    shown = mine.assign(wall_min=(mine["wall_s"] / 60).round(1), cpu_min=((mine["user_s"] + mine["sys_s"]) / 60).round(1))
+    rows = builds[builds["stage"] == stage] if not builds.empty else builds
+    figure = _images([(stage, plots.work_by_run(rows, f"{stage}: the real builds behind the result, by run"))]) \
+        if not rows.empty else ""
+    return (f"<section class='jp-Cell' style='padding:0 2em'><h2>The build work behind this stage's result</h2>"
+            f"<p>The timings above are this run's own. What built the stage's packages, over every run it took (from "
+            f"the report's <a href=\"{cost.FILE}\">{cost.FILE}</a> and <a href=\"{cost.BUILDS}\">{cost.BUILDS}</a>):</p>"
+            + table(shown[["package", "origin", "wall_min", "cpu_min", "runs", "run_ids", "complete"]]) + figure
+            + "</section>")
+
+
 def runs_html(run_dir: Path) -> str:
     """The runs behind the result (runs.csv) and their real builds per package (builds.csv)."""
     runs, builds = cost.load_runs(run_dir), cost.load_builds(run_dir)
@@ -133,6 +151,9 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     links = []
     for nb in sorted(run_dir.glob("stage*.ipynb")) + sorted(run_dir.glob("explore*.ipynb")):
         page = render_notebook(nb, code)
+        work = stage_work_html(run_dir, nb.stem.split("-")[0])
+        if work:  # the notebook ran before the result's cost was known: the page gets it now
+            page.write_text(page.read_text().replace("</body>", f"{work}</body>", 1))
         links.append(f'<li><a href="{page.name}">{html.escape(nb.stem)}</a></li>')
     stages = info.get("stages", {})
     failed = {k: v for k, v in stages.items() if v != "passed"}
