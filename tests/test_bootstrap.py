@@ -96,6 +96,9 @@ def test_every_package_built_and_recorded(run, stage):
     assert not any(str(run[2]) in c for c in said.values()), "the work directory is <work>: the same build says the same"
     if stage == 3:
         assert "stage 1's wrapper" in said["linux"] and "tcc version" in said["zlib"], said
+        # tcc is built by /serpent's tcc, not by the tcc it installs; what comes after, by the root's own
+        assert "under /serpent" in said["zlib"] and "under /serpent" in said["tcc"], said
+        assert "the stage3 root's own" in said["anacron"], said
 
 
 @pytest.mark.parametrize("stage", [1, 2, 3, 4])

@@ -1,6 +1,7 @@
 """One package's phases: what a failing phase done in this process records."""
 
 import json
+from pathlib import Path
 from dataclasses import replace
 
 import pandas as pd
@@ -206,5 +207,11 @@ def test_a_build_names_the_compiler_its_cc_is_where_it_runs(tmp_path):
     recipe = load_recipe(FIXTURES / "recipes" / "good" / "resumes" / "recipe.yaml")
     ctx = replace(_context(tmp_path, []), env={"CC": "python3 -I"})
     said = PackageBuild(recipe, ctx).compiler()
-    assert said.startswith("Python 3.") and said.endswith("(/usr/bin/python3: the host's)"), said
+    real = Path("/usr/bin/python3").resolve()
+    assert said.startswith("Python 3.") and said.endswith(f"({real}: the host's)"), said
+    # A link is followed to the compiler it leads to (stage 3's /usr/bin/clang leads to /serpent's at first)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "cc").symlink_to(real)
+    linked = PackageBuild(recipe, replace(ctx, env={"CC": str(tmp_path / "bin" / "cc")})).compiler()
+    assert linked.endswith(f"({real}: the host's)"), linked
     assert PackageBuild(recipe, replace(ctx, env={"CC": "no-such-cc"})).compiler() == "unknown: no no-such-cc on PATH"

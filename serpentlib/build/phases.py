@@ -107,8 +107,10 @@ def merge_tree(src: Path, dest: Path) -> None:
             shutil.copy2(entry.path, target)
 
 
-# Where `$CC` resolves and its version line (tcc has no --version: its -v says it).
-COMPILER_PROBE = ('set -- ${CC:-clang}; command -v "$1" || { echo "no $1 on PATH"; exit 0; }; '
+# Where `$CC` resolves, links followed (stage 3's /usr/bin/clang is a link to /serpent's until
+# LLVM is built), and its version line (tcc has no --version: its -v says it).
+COMPILER_PROBE = ('set -- ${CC:-clang}; p=$(command -v "$1") || { echo "no $1 on PATH"; exit 0; }; '
+                  'readlink -f "$p" 2>/dev/null || echo "$p"; '
                   '"$1" --version 2>/dev/null | grep -m1 . || "$1" -v 2>&1 | head -n 1')
 
 
@@ -183,8 +185,9 @@ class PackageBuild:
 
     def compiler(self) -> str:
         """Which compiler this build's `$CC` is (clang when unset, as stage 1's recipes call it),
-        asked where the build runs: its version line, its path (the work directory as `<work>`: the
-        same build elsewhere says the same), and whose it is."""
+        asked where the build runs, before the package's own files are there: its version line,
+        its path with links followed (the work directory as `<work>`: the same build elsewhere
+        says the same), and whose it is."""
         sandbox = self.ctx.host_sandbox if self.on_host else self.ctx.sandbox
         if sandbox.root is None:
             sandbox = replace(sandbox, visible=self.sees())

@@ -211,6 +211,9 @@ class StageRun:
             self.inputs[name] = digest(recipe_inputs(recipe, self.name),
                                        {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
             hit = self.cache.get(key) if self.params.use_cache else None
+            # Asked before this package is restored or built: the compiler it was built with, not
+            # one it installs (LLVM's clang, tcc) over the link or the /serpent tool it replaces.
+            compiler = PackageBuild(recipe, ctx).compiler()
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             with lock:
                 self.builds += 1
@@ -226,7 +229,7 @@ class StageRun:
                     self.outputs[name] = self.cache.put(key, destdir, size, self.recorder.run_id,
                                                         ctx.logs / name / "build.log")
                 _, size = build_package(recipe, replace(ctx, on_installed=keep), key)
-            sizes[name] = replace(size, compiler=PackageBuild(recipe, ctx).compiler())
+            sizes[name] = replace(size, compiler=compiler)
 
         host = {n for n, r in recipes.items() if PackageBuild(r, ctx).on_host}  # the one decision, as the build makes it
         waits = graph_of(self.name, order, host)
