@@ -350,3 +350,14 @@ def test_tables_align_text_left_and_numbers_right_in_the_index_and_the_stage_pag
                                 ".map(c => getComputedStyle(c).textAlign)")
         browser.close()
     assert aligned == ["left", "right"], aligned
+
+
+def test_the_stage4_notebook_tables_show_each_package_by_policy_and_by_flag():
+    import pandas as pd
+    from serpentlib.records import plots
+    checks = pd.DataFrame({"stage": ["stage4"] * 5, "subject": ["x", "x", "x", "y", "x"],
+                           "check": ["policy:a", "policy:b", "policy:c", "policy:a", "flag:-O2"],
+                           "outcome": ["pass", "xfail", "fail", "skip", "skip"]})
+    policies = plots.policy_table(checks).data
+    assert policies.loc["x"].tolist() == ["ok", "excused", "FAIL"] and policies.loc["y"].tolist() == ["skipped", "", ""]
+    assert plots.flag_table(checks).data.loc["x", "-O2"] == "skip" and "y" not in plots.flag_table(checks).data.index

@@ -98,6 +98,17 @@ def outcome_counts(checks: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return counts.reset_index()
 
 
+def outcome_matrix(checks: pd.DataFrame, kind: str, stage: str | None = None) -> pd.DataFrame:
+    """Packages by the checks named `kind`<name> (`policy:`, `flag:`), each cell the outcome ("" where
+    none); the names without `kind`. Empty when there are none."""
+    rows = checks[checks["check"].str.startswith(kind) & ((checks["stage"] == stage) if stage else True)]
+    if rows.empty:
+        return pd.DataFrame()
+    cells = rows.pivot_table(index="subject", columns="check", values="outcome", aggfunc="first", fill_value="")
+    cells.columns = [c.removeprefix(kind) for c in cells.columns]
+    return cells
+
+
 def with_origin(phases: pd.DataFrame) -> pd.DataFrame:
     """Phases with `origin` and `from_run`; records written before those columns existed get
     them from the phase: a `cached` phase was taken from the build cache, by an unknown run."""

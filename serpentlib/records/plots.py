@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .metrics import outcome_counts
+from .metrics import outcome_counts, outcome_matrix
 
 # One colour per phase any stage records (stage 4's too), so no two phases share a bar's colour.
 PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "prepare": "#ffe082", "configure": "#90caf9",
@@ -252,11 +252,9 @@ def check_list(checks: pd.DataFrame, hide: list[str] | tuple[str, ...] = ()) -> 
 
 def flag_table(checks: pd.DataFrame):
     """Stage 4's tuning flags: packages by flags, each cell the outcome, coloured as in check_table."""
-    flags = checks[checks["check"].str.startswith("flag:")]
-    if flags.empty:
+    table = outcome_matrix(checks, "flag:")
+    if table.empty:
         return pd.DataFrame({"flags": ["no tuning flags in this profile"]}).style
-    table = flags.pivot(index="subject", columns="check", values="outcome")
-    table.columns = [c.removeprefix("flag:") for c in table.columns]
     return table.style.map(lambda v: OUTCOME_COLORS.get(v, ""))
 
 
@@ -340,12 +338,11 @@ def boot_units(units: pd.DataFrame, title: str = "systemd: each unit's start", t
 
 def policy_table(checks: pd.DataFrame):
     """Packages by policies: ok, excused (an exception applied), skipped or FAIL, coloured."""
-    pol = checks[checks["check"].str.startswith("policy:")]
-    if pol.empty:
+    outcomes = outcome_matrix(checks, "policy:")
+    if outcomes.empty:
         return pd.DataFrame({"policies": ["none recorded"]}).style
-    state = pol.assign(state=pol["outcome"].map({"xfail": "excused", "pass": "ok", "skip": "skipped"}).fillna("FAIL"))
-    table = state.pivot_table(index="subject", columns="check", values="state", aggfunc="first", fill_value="")
-    table.columns = [c.removeprefix("policy:") for c in table.columns]
+    words = {"": "", "xfail": "excused", "pass": "ok", "skip": "skipped"}
+    table = outcomes.map(lambda o: words.get(o, "FAIL"))
     colors = {"ok": "background-color:#e8f5e9", "excused": "background-color:#fff8e1",
               "FAIL": "background-color:#ffcdd2;font-weight:bold"}
     return table.style.map(lambda v: colors.get(v, ""))

@@ -109,10 +109,9 @@ def _images(figures: list) -> str:
                    f'</figure>' for t, f in figures)
 
 
-def stage_work_html(run_dir: Path, stage: str) -> str:
+def stage_work_html(stage: str, spent: pd.DataFrame, builds: pd.DataFrame) -> str:
     """For a stage's page: the build work behind the stage's result over every run it took
-    (cost.csv, builds.csv), where the notebook showed this run's own timings only."""
-    spent, builds = cost.load(run_dir), cost.load_builds(run_dir)
+    (cost.csv's `spent`, builds.csv's `builds`), where the notebook showed this run's own timings only."""
     mine = spent[spent["stage"] == stage] if not spent.empty else spent
     if mine.empty:
         return ""
@@ -127,9 +126,8 @@ def stage_work_html(run_dir: Path, stage: str) -> str:
             + "</section>")
 
 
-def runs_html(run_dir: Path) -> str:
+def runs_html(runs: pd.DataFrame, builds: pd.DataFrame) -> str:
     """The runs behind the result (runs.csv) and their real builds per package (builds.csv)."""
-    runs, builds = cost.load_runs(run_dir), cost.load_builds(run_dir)
     if runs.empty:
         return ""
     shown = runs.assign(hours=(runs["duration_s"].astype(float) / 3600).round(2),
@@ -148,10 +146,10 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
     phases, sizes, checks = (metrics.load(run_dir, t) for t in ("phases", "sizes", "checks"))
-    links = []
+    links, spent, builds = [], cost.load(run_dir), cost.load_builds(run_dir)
     for nb in sorted(run_dir.glob("stage*.ipynb")) + sorted(run_dir.glob("explore*.ipynb")):
         page = render_notebook(nb, code)
-        work = stage_work_html(run_dir, nb.stem.split("-")[0])
+        work = stage_work_html(nb.stem.split("-")[0], spent, builds)
         if work:  # the notebook ran before the result's cost was known: the page gets it now
             page.write_text(page.read_text().replace("</body>", f"{work}</body>", 1))
         links.append(f'<li><a href="{page.name}">{html.escape(nb.stem)}</a></li>')
@@ -194,7 +192,7 @@ def write_index(run_dir: Path, code: bool = False) -> Path:
         packages = pd.read_csv(run_dir / "packages.csv", keep_default_na=False)
         figures.append(("stage4: package sizes", plots.package_sizes(packages, "stage4: installed and packaged size")))
     images = _images(figures)
-    host, spent = info.get("host", {}), cost.load(run_dir)
+    host = info.get("host", {})
     sbom_link = (' · SBOM (SPDX 2.3): <a href="sbom/root.spdx.json">the stage 4 root</a>'
                  if (run_dir / "sbom" / "root.spdx.json").is_file() else "")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>serpent run {html.escape(info.get('run_id', run_dir.name))}</title>
@@ -216,7 +214,7 @@ the build cache replays the checks made on the very same tree, by the run named 
 {verified_html(checks, run_dir)}
 <h2>Failed checks</h2>{table(failed_checks)}
 {cost_html(spent)}
-{runs_html(run_dir)}
+{runs_html(cost.load_runs(run_dir), builds)}
 <h2>Reports</h2><ul>{''.join(links) or '<li>no executed notebook</li>'}</ul>
 <p>Code is hidden; <code>serpent report {html.escape(str(run_dir))} --code</code> renders it shown.</p>
 <h2>This run's own timings</h2><p>The last run alone: a package it took from the build cache shows as one short

@@ -45,16 +45,6 @@ def reasons(checks: pd.DataFrame) -> pd.DataFrame:
             .rename(columns={"e_g": "for example"})[["stage", "check", "outcome", "records", "reason", "for example"]])
 
 
-def policy_matrix(checks: pd.DataFrame, kind: str = "policy:", stage: str = "stage4") -> pd.DataFrame:
-    """Packages by policy (`kind` policy:) or tuning flag (flag:): each cell the outcome."""
-    rows = checks[(checks["stage"] == stage) & checks["check"].str.startswith(kind)]
-    if rows.empty:
-        return pd.DataFrame()
-    cells = rows.pivot_table(index="subject", columns="check", values="outcome", aggfunc="first", fill_value="")
-    cells.columns = [c.removeprefix(kind) for c in cells.columns]
-    return cells
-
-
 def headline(checks: pd.DataFrame) -> str:
     """What was verified in a few lines, for the top of the index: the fixpoint, the compilers'
     own tests and the boot, each with its outcome (the section below has every record)."""
@@ -101,7 +91,7 @@ def verified_html(checks: pd.DataFrame, run_dir: Path) -> str:
         parts += ["<h3>Reproducible</h3>", table(same[SHOWN])]
     for kind, title in (("policy:", "Policies per package (stage 4)"), ("flag:", "Tuning and hardening flags per package "
                                                                                 "(stage 4)")):
-        cells = policy_matrix(checks, kind)
+        cells = metrics.outcome_matrix(checks, kind, "stage4")
         if not cells.empty:
             parts += [f"<h3>{title}</h3>", matrix(cells, "package")]
     why = reasons(checks)
