@@ -46,13 +46,15 @@ def _run(args: argparse.Namespace, profile, stages: list[int]) -> int:
     from .records import metrics
     from .records.run import RunOptions, new_run_id, run_stages
 
+    if args.workers is not None and args.workers < 1:
+        raise SerpentError(f"--workers {args.workers}: a cluster needs at least one worker", "give --workers 1 or more")
     run_id = new_run_id(profile.name)
     run_dir = Path(args.run_dir) if args.run_dir else default_run_dir(run_id)
     work_dir = Path(args.work_dir) if args.work_dir else default_work_dir(profile.name)
     log.info("run %s: profile %s, stages %s, work in %s", run_dir, profile.name, stages, work_dir)
     info = run_stages(profile, stages, run_dir, work_dir,
                       RunOptions(run_id=run_id, use_cache=not args.rebuild, recheck=args.recheck, metrics_db=args.db,
-                                 log_output=not args.quiet))
+                                 log_output=not args.quiet, cluster=args.cluster or "", workers=args.workers or 0))
     phases = metrics.load(run_dir, "phases")
     for stage, rows in phases.groupby("stage", sort=False):
         print(f"\n{stage}: wall seconds per package and phase")
@@ -410,6 +412,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--work-dir", help="where roots and build trees go (default: work/<profile>)")
     r.add_argument("-q", "--quiet", action="store_true", help="do not stream the notebooks' output")
     r.add_argument("--rebuild", action="store_true", help="build every package, ignoring the build cache")
+    where = r.add_mutually_exclusive_group()
+    where.add_argument("--cluster", metavar="ADDRESS",
+                       help="a Dask scheduler (tcp://HOST:8786): its workers build what sees stages 0 and 1 alone")
+    where.add_argument("--workers", type=int, metavar="N",
+                       help="the same on a LocalCluster of N worker processes on this machine")
     r.add_argument("--recheck", action="store_true",
                    help="run every check again, also in a stage whose packages all come from the cache (by default "
                         "such a stage replays the checks of the run that built it, and says so in checks.csv)")

@@ -50,6 +50,7 @@ class PhaseRecord:
     log: str
     origin: str = "built"  # built, or cached: the package was taken from the build cache
     from_run: str = ""     # for a cached package: the run whose build filled the cache entry
+    worker: str = "local"  # where it ran: this machine, or the name of the Dask worker that built it
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -146,6 +146,10 @@ class BuildCache:
 # directory's path), its run, each package's key and the digest of the stage's tree: later
 # stages' builds see that tree, and their keys hash its digest.
 COMPLETE = ".complete"
+# What a stage's tree digest leaves out: its build trees, the checks' scratch, the marker, and
+# the record of each package's compiler (written after the digest is taken).
+COMPILERS = "compilers.json"
+NOT_MADE = ("build", "checks", COMPLETE, COMPILERS)
 CACHE = "builds"  # <work>/cache/builds: the one cache of every stage
 
 

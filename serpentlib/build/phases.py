@@ -63,6 +63,8 @@ class StageContext:
     # What a build in stage 0 sees of the work directory besides its own tree (None: all of it).
     sees: list[Path] | None = None
     merge_turn: Callable[[str], ContextManager] = lambda name: nullcontext()
+    # False on a cluster's worker: the DESTDIR goes to on_installed alone (it is sent back), no root.
+    merges: bool = True
 
 
 _VAR = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
@@ -320,9 +322,10 @@ class PackageBuild:
             installed, files, elves = tree_size(self.destdir)
         size = SizeRecord(self.ctx.stage, r.name, r.version, sum(f.size for f in fetched), build_bytes,
                           installed, files, elves)
-        with self.ctx.merge_turn(r.name), self.host_phase("merge"):  # the wait for its turn is not merging
-            self.ctx.on_installed(self.destdir, size)
-            merge_tree(self.destdir, self.ctx.install_root)
+        with self.ctx.merge_turn(r.name), self.host_phase("merge" if self.ctx.merges else "pack"):
+            self.ctx.on_installed(self.destdir, size)  # the wait for its turn (above) is not merging
+            if self.ctx.merges:
+                merge_tree(self.destdir, self.ctx.install_root)
             if r.name in self.ctx.keep_trees:
                 self.mark_done("installed")
             elif not self.ctx.keep_build_trees:
@@ -335,8 +338,12 @@ class PackageBuild:
         self.cached_from = from_run
         if not (self.recipe.name in self.ctx.keep_trees and "installed" in self.phases_done()):
             shutil.rmtree(self.root, ignore_errors=True)  # a tree an earlier failed attempt left
-        with self.ctx.merge_turn(self.recipe.name), self.host_phase("cached"):
-            merge_tree(cached_destdir, self.ctx.install_root)
+        return self.merge(cached_destdir, "cached")
+
+    def merge(self, destdir: Path, phase: str = "merge") -> list[PhaseRecord]:
+        """Merge a finished DESTDIR (one another machine built) into the stage's root, in its turn."""
+        with self.ctx.merge_turn(self.recipe.name), self.host_phase(phase):
+            merge_tree(destdir, self.ctx.install_root)
         return self.records
 
 

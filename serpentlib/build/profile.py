@@ -68,6 +68,8 @@ class StageParams:
     policy_exceptions: list[dict] = field(default_factory=list)  # stage 4
     boot: bool = False                  # stage 4: boot the root in QEMU and run the checks inside it
     boot_timeout: float = 0.0           # stage 4: seconds before a boot counts as hung (0: 60 KVM, 300 TCG)
+    cluster: str = ""                   # a Dask scheduler's address: builds that see stages 0 and 1 alone go there
+    cluster_workers: list[str] = field(default_factory=list)  # only these workers (names) of it (default: all)
 
     @classmethod
     def from_namespace(cls, namespace: Mapping[str, Any]) -> StageParams:

@@ -24,13 +24,13 @@ from ..rows import TABLES
 RUN_COLUMNS = ["run_id", "profile", "started", "finished", "duration_s", "host", "stages", "run_dir", "work_dir"]
 # The store's schema version (SQLite's user_version). Stores written before it had one are
 # version 1. A change to the tables raises it and adds a step to MIGRATIONS.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, profile TEXT, started TEXT, finished TEXT,
     duration_s REAL, host TEXT, stages TEXT, run_dir TEXT, work_dir TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS phases (run_id TEXT, profile TEXT, stage TEXT, package TEXT, version TEXT, phase TEXT,
     start TEXT, "end" TEXT, wall_s REAL, user_s REAL, sys_s REAL, max_rss_kb INTEGER, exit_code INTEGER, log TEXT,
-    origin TEXT NOT NULL DEFAULT 'built', from_run TEXT NOT NULL DEFAULT '');
+    origin TEXT NOT NULL DEFAULT 'built', from_run TEXT NOT NULL DEFAULT '', worker TEXT NOT NULL DEFAULT 'local');
 CREATE TABLE IF NOT EXISTS sizes (run_id TEXT, profile TEXT, stage TEXT, package TEXT, version TEXT,
     source_bytes INTEGER, build_bytes INTEGER, installed_bytes INTEGER, files INTEGER, elf_files INTEGER,
     compiler TEXT DEFAULT '');
@@ -98,8 +98,14 @@ def _to_v6(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE sizes ADD COLUMN compiler TEXT DEFAULT ''")
 
 
+def _to_v7(conn: sqlite3.Connection) -> None:
+    """Phases name where they ran (every one before ran on the run's own machine)."""
+    if "worker" not in _columns(conn, "phases"):
+        conn.execute("ALTER TABLE phases ADD COLUMN worker TEXT NOT NULL DEFAULT 'local'")
+
+
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2, 3: _to_v3, 4: _to_v4, 5: _to_v5,
-                                                                6: _to_v6}  # version -> step from the one before
+                                                                6: _to_v6, 7: _to_v7}  # version -> step from the one before
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def with_origin(phases: pd.DataFrame) -> pd.DataFrame:
         phases = phases.assign(origin=["cached" if p == "cached" else "built" for p in phases["phase"]])
     if "from_run" not in phases:
         phases = phases.assign(from_run="")
+    if "worker" not in phases:  # records from before phases named where they ran
+        phases = phases.assign(worker="local")
     return phases.assign(from_run=["" if pd.isna(r) else str(r) for r in phases["from_run"]])
 
 

@@ -16,7 +16,7 @@ from .metrics import outcome_counts, outcome_matrix
 # One colour per phase any stage records (stage 4's too), so no two phases share a bar's colour.
 PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "prepare": "#ffe082", "configure": "#90caf9",
                 "resume": "#80deea", "build": "#1e88e5", "check": "#8e24aa", "install": "#43a047", "measure": "#c5e1a5",
-                "merge": "#a5d6a7", "cached": "#b0bec5", "manifest": "#ffb74d", "archive": "#6d4c41", "sbom": "#00897b",
+                "merge": "#a5d6a7", "pack": "#a5d6a7", "cached": "#b0bec5", "manifest": "#ffb74d", "archive": "#6d4c41", "sbom": "#00897b",
                 "image": "#f06292", "boot": "#e53935"}
 
 
@@ -99,7 +99,9 @@ def installed_size(sizes: pd.DataFrame, title: str = "Installed size per package
 
 
 def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
-    """A bootchart: one bar per package phase on a shared time axis."""
+    """A bootchart: one bar per package phase on a shared time axis. Where builds ran on a
+    cluster's workers, the packages are in lanes, one per worker (this machine's: `local`), each
+    labelled with where its build ran."""
     if phases.empty:
         return _empty(title)
     df = phases.copy()
@@ -107,12 +109,25 @@ def timeline(phases: pd.DataFrame, title: str = "Build timeline") -> Figure:
     t0 = df["start"].min()
     df["t"] = (df["start"] - t0).dt.total_seconds()
     order = list(dict.fromkeys(df["package"]))
+    labels = order
+    workers = df["worker"].fillna("local").astype(str) if "worker" in df else pd.Series("local", index=df.index)
+    if set(workers) != {"local"}:  # a package's lane: where its build ran (its merge runs here)
+        remote = df.assign(worker=workers)[workers != "local"]
+        lane = {p: remote[remote["package"] == p]["worker"].iloc[0] if p in set(remote["package"]) else "local"
+                for p in order}
+        lanes = sorted(set(lane.values()), key=lambda w: (w == "local", w))
+        order = sorted(order, key=lambda p: (lanes.index(lane[p]), order.index(p)))
+        labels = [f"{'worker ' + lane[p] if lane[p] != 'local' else 'local'} · {p}" for p in order]
     fig, ax = _figure((10, 0.45 * len(order) + 1.5))
     for _, row in df.iterrows():
         y = len(order) - 1 - order.index(row["package"])
         ax.barh(y, max(row["wall_s"], 0.05), left=row["t"], color=PHASE_COLORS.get(row["phase"], "#777"),
                 edgecolor="black" if row["exit_code"] else "none", height=0.6)
-    ax.set_yticks(range(len(order)), order[::-1])
+    if labels is not order:  # a line between lanes
+        for i in range(1, len(order)):
+            if labels[i].split(" · ")[0] != labels[i - 1].split(" · ")[0]:
+                ax.axhline(len(order) - i - 0.5, color="#555", linewidth=0.8)
+    ax.set_yticks(range(len(order)), labels[::-1])
     ax.set_xlabel("seconds since stage start")
     ax.set_title(title)
     handles = [Rectangle((0, 0), 1, 1, color=c) for p, c in PHASE_COLORS.items() if p in set(df["phase"])]

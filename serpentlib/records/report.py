@@ -6,7 +6,6 @@ import gzip
 import html
 import json
 import re
-import shutil
 from pathlib import Path
 
 import nbformat

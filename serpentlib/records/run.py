@@ -94,6 +94,8 @@ class RunOptions:
     metrics_db: str | None = None   # default: paths.db_path()
     log_output: bool = True         # stream the notebooks' output
     kernel: str = KERNEL
+    cluster: str = ""               # a Dask scheduler's address (serpent run --cluster)
+    workers: int = 0                # a LocalCluster of this many processes instead (serpent run --workers)
 
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
@@ -117,6 +119,8 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
             raise SerpentError(f"stage {n} has no notebook yet ({notebook})", "pick another --stage")
         params = {**profile.parameters(n), "work_dir": str(work_dir), "run_dir": str(run_dir),
                   "run_id": info.run_id, "use_cache": options.use_cache, "recheck": options.recheck}
+        if options.cluster or options.workers:
+            params["cluster"] = options.cluster  # a LocalCluster's address is set once it is up
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(options.kernel)
@@ -129,7 +133,14 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
     info.stages = {str(n): "pending" for n in stages}
     info.save()
     t0 = time.monotonic()
+    local = None
     try:
+        if options.workers:
+            from ..build.remote import local_cluster
+            local = local_cluster(options.workers, work_dir)
+            log.info("cluster: %d local workers at %s", options.workers, local.scheduler_address)
+            for _, _, params in plan:
+                params["cluster"] = local.scheduler_address
         for n, notebook, params in plan:
             log.info("stage %d: executing %s", n, notebook.name)
             info.stages[str(n)] = "running"
@@ -148,6 +159,8 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
                 raise failure from None
             info.stages[str(n)] = "passed"
     finally:
+        if local is not None:
+            local.close()
         for k, v in info.stages.items():
             if v in ("pending", "running"):
                 info.stages[k] = "not run" if v == "pending" else "interrupted"

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from ..build.cache import CACHE, COMPLETE, BuildCache, mark_complete, recipe_inputs, stage_marker
+from ..build.cache import CACHE, COMPILERS, COMPLETE, NOT_MADE, BuildCache, mark_complete, recipe_inputs, stage_marker
 from ..build.graph import MergeOrder, Slots, run_graph
 from ..build.lock import lock_work_dir
 from ..build.phases import PackageBuild, StageContext, build_package
@@ -22,11 +22,12 @@ from ..build.plan import GRAPH, SEES_ROOT, build_order, record_graph
 from ..build.plan import waits as graph_of
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
+from ..build.remote import Cluster, RemoteBuild, RemoteError, pack, unpack, unpack_verified
 from ..build.sandbox import Sandbox, stop_all
 from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
-from ..errors import DiskFullError, SerpentError
+from ..errors import BuildError, DiskFullError, SerpentError
 from ..files import write_atomic
 from ..hashes import SOURCE_DATE_EPOCH, digest, tree_digest
 from ..paths import RECIPES
@@ -78,7 +79,7 @@ def stage_function(fn: Callable[[StageParams], StageResult]) -> Callable[[StageP
     return run
 
 
-BUILD_TREES = "build"  # <work>/<stage>/build/<package>: kept across runs, for a build to resume
+BUILD_TREES = NOT_MADE[0]  # <work>/<stage>/build/<package>: kept across runs, for a build to resume
 
 
 def fresh(work: Path, keep: str) -> None:
@@ -122,6 +123,7 @@ class StageRun:
     checks_from_cache: bool = False
     loaded: dict[str, Recipe] = field(default_factory=dict)  # each recipe read once per stage
     made: str | None = None  # see tree_digest
+    cluster: Cluster | None = None  # where builds that see stages 0 and 1 alone go (serpent run --cluster)
 
     @property
     def logs(self) -> Path:
@@ -150,7 +152,7 @@ class StageRun:
         """The digest of what the stage made (its folder but the build trees and the checks'
         scratch), taken once its packages are in, before the checks: what checks are made on."""
         if self.made is None:
-            self.made = tree_digest(self.work, skip=(BUILD_TREES, "checks", COMPLETE))
+            self.made = tree_digest(self.work, skip=NOT_MADE)
         return self.made
 
     def seed_sandbox(self, path: str = "/usr/bin:/bin") -> Sandbox:
@@ -203,6 +205,10 @@ class StageRun:
             env = ctx.host_env if on_host else ctx.env
             sandbox = ctx.host_sandbox if on_host else ctx.sandbox
             stages = {s: d for s, d in self.upstream.items() if not on_host or s in ("stage0", "stage1")}
+            # Another machine can build what runs in stage 0 and sees only stages 0 and 1: not stage
+            # 1's own builds (they see its tree as it grows), nor one that sees the root.
+            remote = (self.cluster is not None and self.name != "stage1" and not before and sandbox.seed is not None
+                      and not (earlier and not on_host) and set(stages) <= {"stage0", "stage1"})
             sees = {**stages, **(earlier if not on_host else {}), **{d: self.outputs[d] for d in before}}
             runs_in = {"kind": "stage0" if sandbox.seed else "root" if sandbox.root else "host",
                        "path": sandbox.path, "shell": sandbox.shell}
@@ -224,6 +230,8 @@ class StageRun:
                 size = replace(size, stage=self.name)  # an entry another stage filled
                 with lock:
                     self.hits += 1
+            elif remote:
+                size, compiler = self.build_remote(recipe, ctx, key, env, sandbox.path, stages)
             else:
                 def keep(destdir: Path, size: SizeRecord) -> None:
                     self.outputs[name] = self.cache.put(key, destdir, size, self.recorder.run_id,
@@ -246,6 +254,42 @@ class StageRun:
                     self.recorder.add(sizes[name])
                     self.result.sizes.append(sizes[name])
             self.compilers.update({n: sizes[n].compiler for n in order if n in sizes})
+
+    def build_remote(self, recipe: Recipe, ctx: StageContext, key: str, env: dict[str, str], path: str,
+                     stages: dict[str, str]) -> tuple[SizeRecord, str]:
+        """Build on a worker of the cluster: its records and logs come back into this run's; its
+        output is checked against its digest before the cache keeps it, then merged in its turn."""
+        assert self.cluster is not None
+        name = recipe.name
+        task = RemoteBuild(stage=self.name, package=name, key=key, recipe=pack(recipe.path),
+                           recipe_digest=digest(recipe_inputs(recipe, self.name)), env=env, base=str(self.base),
+                           path=path, compiler=self.params.compiler,
+                           trees={s: d for s, d in stages.items() if s != "stage0"}, seed=self.params.seed,
+                           seed_key=self.seed.build_key, seed_packages=self.seed.manifest.get("packages", {}),
+                           mirrors=list(self.params.mirrors), fetch_upstream=self.params.fetch_upstream)
+        log.info("%s %s: built by the cluster", self.name, name)
+        got = self.cluster.build(task, {s: self.base / s for s in task.trees})
+        logs = ctx.logs / name
+        shutil.rmtree(logs, ignore_errors=True)
+        logs.parent.mkdir(parents=True, exist_ok=True)
+        unpack(got.logs, logs, f"{name}'s logs from worker {got.worker}")
+        for record in got.records:
+            self.record(replace(record, log=str(logs / Path(record.log).name) if record.log else ""))
+        kind, message, hint = got.error
+        if kind.startswith("build:"):
+            _, phase, code = kind.split(":")
+            raise BuildError(self.name, name, phase, int(code), logs / f"{phase}.log")
+        if kind:
+            raise RemoteError(f"worker {got.worker}: {message}", hint or None)
+        arriving = self.cache.root / f".{key}.arriving-{os.getpid()}-{threading.get_ident()}"
+        self.cache.root.mkdir(parents=True, exist_ok=True)
+        try:
+            unpack_verified(got.output, arriving, got.digest, f"{name}'s output from worker {got.worker}")
+            self.outputs[name] = self.cache.put(key, arriving, got.size, self.recorder.run_id, logs / "build.log")
+        finally:
+            shutil.rmtree(arriving, ignore_errors=True)
+        PackageBuild(recipe, ctx, key).merge(self.cache.root / key / "dest")
+        return got.size, got.compiler
 
     def cached_checks(self) -> list[CheckRecord] | None:
         """The checks of an identical earlier run of this stage, when every package came from the
@@ -270,6 +314,8 @@ class StageRun:
         self.recorder.add_all(checks)
         self.result.checks = checks
         write_atomic(self.work / COMPILERS, json.dumps(self.compilers, indent=1))  # stage 4's build info reads it
+        if self.cluster is not None:
+            self.cluster.close()
         if not any(c.fails for c in checks):
             if not self.checks_from_cache and self.made is not None:  # a stage that may replay its checks
                 run_id = self.recorder.run_id or self.run.name
@@ -280,7 +326,6 @@ class StageRun:
         return self.result
 
 
-COMPILERS = "compilers.json"  # <work>/<stage>/: package -> the compiler that built it (SizeRecord.compiler)
 
 _watched: int | None = None
 
@@ -337,10 +382,12 @@ def begin(name: str, params: StageParams, after: tuple[str, ...] = ()) -> StageR
                     store=make_store(params.store_dir, params.mirrors, params.fetch_upstream, seed_root),
                     seed=seed_root, recorder=Recorder(run, params.run_id, params.profile),
                     jobs=params.jobs or os.cpu_count() or 1, result=StageResult(name),
-                    cache=BuildCache(base / "cache" / CACHE), upstream=upstream, upstream_inputs=upstream_inputs)
+                    cache=BuildCache(base / "cache" / CACHE), upstream=upstream, upstream_inputs=upstream_inputs,
+                    cluster=Cluster(params.cluster, seed_root, params.seed, params.cluster_workers)
+                    if params.cluster else None)
 
 
 def stage_digest(stage_dir: Path) -> str:
     """The digest of a finished stage's tree, as its marker recorded it (or taken now, for a
     stage finished before markers held it)."""
-    return stage_marker(stage_dir).get("digest") or tree_digest(stage_dir, skip=(BUILD_TREES, "checks", COMPLETE))
+    return stage_marker(stage_dir).get("digest") or tree_digest(stage_dir, skip=NOT_MADE)
