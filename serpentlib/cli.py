@@ -385,7 +385,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     stages = _stages(args.stage, profile.stage_numbers)
     top = Path(args.dir) if args.dir else default_run_dir(f"reproduce-{new_run_id(profile.name)}")
     done = reproduce(profile, stages, top, Path(args.against) if args.against else None,
-                     Path(args.seed_from) if args.seed_from else None, args.quiet, args.db)
+                     Path(args.seed_from) if args.seed_from else None, args.quiet, args.db,
+                     cluster=args.cluster or "", workers=args.workers or 0)
     with pd_options():
         for d in done.diffs:
             print(f"{d.stage}: {d.identical} of {d.files} files identical ({d.percent}%)")
@@ -514,6 +515,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--against", help="a work directory whose stages were built before, by `serpent run` say: build "
                                         "them once more, cleanly, at another path and compare with it (half the "
                                         "time; its earlier stages are the seed unless --seed-from says otherwise)")
+    on = rep.add_mutually_exclusive_group()
+    on.add_argument("--cluster", metavar="ADDRESS", help="a Dask scheduler: the two builds' worker builds go to two "
+                    "different workers of it (reproducibility across machines)")
+    on.add_argument("--workers", type=int, metavar="N", help="the same on a LocalCluster of N (at least 2) processes here")
     rep.add_argument("-q", "--quiet", action="store_true")
     rep.add_argument("--db")
     rep.set_defaults(func=cmd_reproduce)

@@ -336,7 +336,10 @@ class Cluster:
     def build(self, task: RemoteBuild, trees: dict[str, Path]) -> RemoteResult:
         """Run `task` on an accepted worker and wait for it (a worker that dies: Dask runs it again)."""
         archives = {s: self.archive(s, trees[s], task.trees[s]) for s in task.trees}
-        future = self.client.submit(run_remote, task, archives, workers=self.workers(), allow_other_workers=False,
+        # Restricted to the accepted workers only when one was refused (or only some are wanted): else
+        # a worker restarted after dying takes builds again; each task checks its worker's seed too.
+        accepted = self.workers()
+        future = self.client.submit(run_remote, task, archives, workers=accepted if self.refused or self.only else None,
                                     pure=False, key=f"build-{task.stage}-{task.package}-{os.urandom(4).hex()}")
         try:
             return future.result()

@@ -139,27 +139,50 @@ class Reproduced:
     differing: pd.DataFrame
 
 
+def two_workers(address: str) -> list[str]:
+    """The names of two workers of the Dask scheduler at `address`, for the two builds."""
+    from distributed import Client
+    with Client(address, timeout="30s", set_as_default=False) as client:
+        names = sorted(str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values())
+    if len(names) < 2:
+        raise SerpentError(f"the cluster at {address} has {len(names)} worker(s); reproducing across machines needs two",
+                           "start another worker (dask worker ADDRESS), or reproduce with --workers 2 on this machine")
+    return names[:2]
+
+
 def reproduce(profile: Profile, stages: list[int], top: Path, against: Path | None = None,
-              seed_from: Path | None = None, quiet: bool = False, metrics_db: str | None = None) -> Reproduced:
+              seed_from: Path | None = None, quiet: bool = False, metrics_db: str | None = None,
+              cluster: str = "", workers: int = 0) -> Reproduced:
     """Build `stages` of `profile` twice, cleanly and at different paths (of different lengths
     too), nothing from the build cache, and compare every file; or, `against` a work directory
     built before, once more and compare with it (half the cost). Earlier stages, finished in
     `seed_from` (default: `against`), are copied in so both builds start alike. The records go
-    to `top`: checks.csv and differing.csv."""
+    to `top`: checks.csv and differing.csv.
+
+    With a Dask `cluster` (or a LocalCluster of `workers`, at least 2), the builds a worker can
+    make (those that see stages 0 and 1 alone) go to one worker in the first build and to another
+    in the second: the comparison is across machines."""
+    if workers:
+        from ..build.remote import local_cluster
+        with local_cluster(max(2, workers), top) as local:
+            return reproduce(profile, stages, top, against, seed_from, quiet, metrics_db, local.scheduler_address)
+    pinned = two_workers(cluster) if cluster else []
     seed_from = seed_from or against
     for n in stages if against else []:  # before hours of building: the stages to compare with are there
         stage_key(Path(against) / f"stage{n}")
     builds = [(top / "b" / "run", top / "b" / "second-build" / "work")]
     if not against:
         builds.insert(0, (top / "a" / "run", top / "a" / "work"))
-    for run_dir, work_dir in builds:
+    for i, (run_dir, work_dir) in enumerate(builds):
         for n in sorted(set(profile.stage_numbers) - set(stages)) if seed_from else []:
             if n < min(stages):
                 stage_key(Path(seed_from) / f"stage{n}")
                 copy_tree(Path(seed_from) / f"stage{n}", work_dir / f"stage{n}")
-        log.info("reproduce: building %s in %s", profile.name, work_dir)
+        on = tuple(pinned[i:i + 1]) if pinned else ()  # with `against`, the one build on the first worker
+        log.info("reproduce: building %s in %s%s", profile.name, work_dir, f" on worker {on[0]}" if on else "")
         run_stages(profile, stages, run_dir, work_dir,
-                   RunOptions(use_cache=False, metrics_db=metrics_db, log_output=not quiet))
+                   RunOptions(use_cache=False, metrics_db=metrics_db, log_output=not quiet, cluster=cluster,
+                              cluster_workers=on))
     first = Path(against) if against else builds[0][1]
     names = [f"stage{n}" for n in stages]
     if against:  # a build of other inputs is no evidence either way

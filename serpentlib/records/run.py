@@ -96,6 +96,7 @@ class RunOptions:
     kernel: str = KERNEL
     cluster: str = ""               # a Dask scheduler's address (serpent run --cluster)
     workers: int = 0                # a LocalCluster of this many processes instead (serpent run --workers)
+    cluster_workers: tuple[str, ...] = ()  # only these workers of the cluster, by name (serpent reproduce)
 
 
 def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Path,
@@ -121,6 +122,7 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
                   "run_id": info.run_id, "use_cache": options.use_cache, "recheck": options.recheck}
         if options.cluster or options.workers:
             params["cluster"] = options.cluster  # a LocalCluster's address is set once it is up
+            params["cluster_workers"] = list(options.cluster_workers)
         check_parameters(notebook, params, f"{profile.path} (stage {n})")
         plan.append((n, notebook, params))
     require_kernel(options.kernel)
