@@ -22,8 +22,6 @@ from serpentlib.build.remote import RemoteError, pack, unpack, unpack_verified
 from serpentlib.hashes import tree_digest
 from serpentlib.paths import PROJECT
 
-from .conftest import serpent
-
 
 def sample_tree(top: Path) -> Path:
     (top / "usr" / "bin").mkdir(parents=True)
