@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import BuildError, SerpentError
 from .cache import NOT_MADE
+from .sandbox import stopping
 from ..files import walk
 from ..hashes import digest, tree_digest
 from ..rows import PhaseRecord, SizeRecord
@@ -342,7 +343,13 @@ class Cluster:
         future = self.client.submit(run_remote, task, archives, workers=accepted if self.refused or self.only else None,
                                     pure=False, key=f"build-{task.stage}-{task.package}-{os.urandom(4).hex()}")
         try:
-            return future.result()
+            while True:  # ^C on the run (stop_all) cancels the build on its worker too
+                try:
+                    return future.result(timeout=1)
+                except TimeoutError:
+                    if stopping():
+                        future.cancel()
+                        raise KeyboardInterrupt from None
         except Exception as exc:  # noqa: BLE001 - Dask's own (KilledWorker, a lost scheduler)
             raise RemoteError(f"{task.stage}: {task.package}: the cluster could not run its build: "
                               f"{type(exc).__name__}: {exc}",

@@ -154,6 +154,11 @@ def allow_runs() -> None:
     _stopping.clear()
 
 
+def stopping() -> bool:
+    """Whether stop_all is stopping this process's runs (what waits elsewhere stops too)."""
+    return _stopping.is_set()
+
+
 def _become_subreaper() -> None:
     """bwrap leaves its namespace's init to exit after it; as a subreaper this process reaps that
     init, and with it what the command used (the init reaped the command)."""
