@@ -202,14 +202,17 @@ def seed_facts(seed_params: dict) -> dict:
     return {"key": seed.build_key, "packages": seed.manifest.get("packages", {})}
 
 
+_trees_lock = threading.Lock()
+
+
 def _trees_in(base: Path, task: RemoteBuild, archives: dict[str, bytes]) -> None:
-    """Each stage tree the build sees, in the worker's work directory, as the coordinator's."""
-    for stage, want in task.trees.items():
-        mark = base / f"{stage}.digest"
-        if (base / stage).is_dir() and mark.is_file() and mark.read_text() == want:
-            continue
-        unpack_verified(archives[stage], base / stage, want, f"{stage}'s tree from the coordinator", NOT_MADE)
-        mark.write_text(want)
+    """Each stage tree the build sees, in the worker's work directory, as the coordinator's: one
+    kept from an earlier build is hashed again before it is used."""
+    with _trees_lock:
+        for stage, want in task.trees.items():
+            if (base / stage).is_dir() and tree_digest(base / stage, skip=NOT_MADE) == want:
+                continue
+            unpack_verified(archives[stage], base / stage, want, f"{stage}'s tree from the coordinator", NOT_MADE)
 
 
 def run_remote(task: RemoteBuild, archives: dict[str, bytes]) -> RemoteResult:
