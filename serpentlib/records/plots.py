@@ -16,7 +16,7 @@ from .metrics import outcome_counts, outcome_matrix
 # One colour per phase any stage records (stage 4's too), so no two phases share a bar's colour.
 PHASE_COLORS = {"fetch": "#9e9e9e", "extract": "#bcaaa4", "patch": "#ffcc80", "prepare": "#ffe082", "configure": "#90caf9",
                 "resume": "#80deea", "build": "#1e88e5", "check": "#8e24aa", "install": "#43a047", "measure": "#c5e1a5",
-                "merge": "#a5d6a7", "pack": "#a5d6a7", "cached": "#b0bec5", "manifest": "#ffb74d", "archive": "#6d4c41", "sbom": "#00897b",
+                "merge": "#a5d6a7", "pack": "#dce775", "cached": "#b0bec5", "manifest": "#ffb74d", "archive": "#6d4c41", "sbom": "#00897b",
                 "image": "#f06292", "boot": "#e53935"}
 
 
