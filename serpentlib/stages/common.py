@@ -326,7 +326,6 @@ class StageRun:
         return self.result
 
 
-
 _watched: int | None = None
 
 
