@@ -184,7 +184,7 @@ def worker_seed(seed_params: dict):
         if spec.key not in _seeds:
             where = seeds_dir() / spec.key
             if not (where / "manifest.json").is_file() or not (where / FILES).is_file():
-                raise RemoteError(f"worker {worker_name()}: no stage 0 seed {spec.key} in {seeds_dir()}",
+                raise RemoteError(f"no stage 0 seed {spec.key} in {seeds_dir()}",
                                   "make it on this machine first, with the coordinator's profile: "
                                   "serpent stage0 --profile PROFILE")
             seed = Seed(spec, where, json.loads((where / "manifest.json").read_text()))
