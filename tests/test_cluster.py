@@ -22,6 +22,8 @@ from serpentlib.build.remote import RemoteError, pack, unpack, unpack_verified
 from serpentlib.hashes import tree_digest
 from serpentlib.paths import PROJECT
 
+from .conftest import serpent
+
 
 def sample_tree(top: Path) -> Path:
     (top / "usr" / "bin").mkdir(parents=True)
@@ -93,6 +95,16 @@ def test_the_timeline_puts_each_package_in_its_workers_lane():
     assert labels[::-1] == ["worker 0 · musl", "worker 0 · tcc", "worker 1 · dash"]
     local = timeline(phases.assign(worker="local"))
     assert [t.get_text() for t in local.axes[0].get_yticklabels()][::-1] == ["musl", "dash", "tcc"]
+
+
+def test_a_cluster_that_does_not_answer_is_said_before_anything_runs(tmp_path):
+    done = serpent("run", "--profile", "mini", "--cluster", "tcp://127.0.0.1:9", "--work-dir", str(tmp_path / "work"),
+                   "--run-dir", str(tmp_path / "run"), db=tmp_path / "m.sqlite")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "no Dask scheduler answers at tcp://127.0.0.1:9" in done.stderr and "dask scheduler" in done.stderr
+    assert not (tmp_path / "work").exists()
+    bad = serpent("run", "--profile", "mini", "--workers", "0", db=tmp_path / "m.sqlite")
+    assert bad.returncode == 2 and "needs at least one worker" in bad.stderr
 
 
 # -- with the mini run's seed and stage 1 ----------------------------------------------------------

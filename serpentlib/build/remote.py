@@ -28,11 +28,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from ..errors import BuildError, SerpentError
-from .cache import NOT_MADE
-from .sandbox import stopping
 from ..files import walk
 from ..hashes import digest, tree_digest
 from ..rows import PhaseRecord, SizeRecord
+from .cache import NOT_MADE
+from .sandbox import stopping
 
 log = logging.getLogger(__name__)
 
@@ -278,17 +278,22 @@ def run_remote(task: RemoteBuild, archives: dict[str, bytes]) -> RemoteResult:
 
 
 # -- the coordinator's side -------------------------------------------------------------------
+def connect(address: str, timeout: str = "30s"):
+    """A Dask client of the scheduler at `address`, or an error that says none answers there."""
+    from distributed import Client
+    try:
+        return Client(address, timeout=timeout, set_as_default=False)
+    except OSError as exc:
+        raise RemoteError(f"no Dask scheduler answers at {address}: {exc}",
+                          "start one (dask scheduler) and its workers (dask worker ADDRESS), or leave out --cluster")
+
+
 class Cluster:
     """A Dask scheduler this stage's remote builds go to, and what it was told: which workers
     are accepted (their seeds agree), and each stage tree sent once."""
 
     def __init__(self, address: str, seed, seed_params: dict, only: list[str] | None = None) -> None:
-        from distributed import Client
-        try:
-            self.client = Client(address, timeout="30s", set_as_default=False)
-        except OSError as exc:
-            raise RemoteError(f"no Dask scheduler answers at {address}: {exc}",
-                              "start one (dask scheduler) and its workers (dask worker ADDRESS), or leave out --cluster")
+        self.client = connect(address)
         self.seed, self.seed_params, self.only = seed, seed_params, list(only or [])
         self.accepted: dict[str, str] = {}  # address -> worker name
         self.refused: dict[str, str] = {}   # address -> why

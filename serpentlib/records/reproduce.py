@@ -141,8 +141,8 @@ class Reproduced:
 
 def two_workers(address: str) -> list[str]:
     """The names of two workers of the Dask scheduler at `address`, for the two builds."""
-    from distributed import Client
-    with Client(address, timeout="30s", set_as_default=False) as client:
+    from ..build.remote import connect
+    with connect(address) as client:
         names = sorted(str(w.get("name")) for w in client.scheduler_info(n_workers=-1)["workers"].values())
     if len(names) < 2:
         raise SerpentError(f"the cluster at {address} has {len(names)} worker(s); reproducing across machines needs two",

@@ -127,6 +127,9 @@ def run_stages(profile: Profile, stages: list[int], run_dir: Path, work_dir: Pat
         plan.append((n, notebook, params))
     require_kernel(options.kernel)
     preflight()  # a host that forbids the sandbox says so now, not an hour in
+    if options.cluster:  # before stage 0 and the lock: a wrong address is said at once
+        from ..build.remote import connect
+        connect(options.cluster, "10s").close()
     lock_work_dir(work_dir, f"serpent run {info.run_id}")
     hand_down(work_dir)
     # Stage 0 before any notebook: made if missing (minutes, with progress), every file checked if present.
