@@ -68,6 +68,10 @@ class BuildError(SerpentError):
         super().__init__(msg, "read the log above; fix the recipe or its patches and run again")
 
 
+class RemoteError(SerpentError):
+    """A cluster's worker could not build, or what it sent back is not what it says."""
+
+
 class DiskFullError(SerpentError):
     """A file system filled up while serpentlib itself wrote (extracting, merging, caching)."""
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from serpentlib.build.remote import RemoteError, pack, unpack, unpack_verified
+from serpentlib.build.remote import pack, unpack, unpack_verified
+from serpentlib.errors import RemoteError
 from serpentlib.hashes import tree_digest
 from serpentlib.paths import PROJECT
 

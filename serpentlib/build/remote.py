@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from ..errors import BuildError, SerpentError
+from ..errors import BuildError, RemoteError, SerpentError
 from ..files import walk
 from ..hashes import digest, tree_digest
 from ..rows import PhaseRecord, SizeRecord
@@ -38,10 +38,6 @@ log = logging.getLogger(__name__)
 
 WORKER_DIR = "SERPENT_WORKER_DIR"  # where a worker keeps its work directory
 WORKER_JOBS = "SERPENT_JOBS"       # compile jobs a worker's build runs (default: its cores)
-
-
-class RemoteError(SerpentError):
-    """A worker could not build, or what it sent back is not what it says."""
 
 
 # -- archives ---------------------------------------------------------------------------------

@@ -22,12 +22,12 @@ from ..build.plan import GRAPH, SEES_ROOT, build_order, record_graph
 from ..build.plan import waits as graph_of
 from ..build.profile import StageParams
 from ..build.recipes import Recipe, load_recipes
-from ..build.remote import Cluster, RemoteBuild, RemoteError, pack, unpack, unpack_verified
+from ..build.remote import Cluster, RemoteBuild, pack, unpack, unpack_verified
 from ..build.sandbox import Sandbox, stop_all
 from ..build.seed import Seed
 from ..build.seed import ensure as ensure_seed
 from ..build.sources import SourceStore
-from ..errors import BuildError, DiskFullError, SerpentError
+from ..errors import BuildError, DiskFullError, RemoteError, SerpentError
 from ..files import write_atomic
 from ..hashes import SOURCE_DATE_EPOCH, digest, tree_digest
 from ..paths import RECIPES
