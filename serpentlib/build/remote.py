@@ -33,6 +33,7 @@ from ..hashes import digest, tree_digest
 from ..rows import PhaseRecord, SizeRecord
 from .cache import NOT_MADE
 from .sandbox import stopping
+from .seed import changed_packages
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +151,7 @@ class RemoteResult:
 
 
 def seed_difference(ours: dict[str, str], theirs: dict[str, str]) -> str:
-    changed = sorted(p for p in set(ours) | set(theirs) if ours.get(p) != theirs.get(p))
+    changed = changed_packages(ours, theirs)
     return ", ".join(f"{p} {theirs.get(p, '-')} here, {ours.get(p, '-')} on the coordinator" for p in changed[:8]) + \
         (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
 

@@ -380,9 +380,14 @@ def verify(seed: Seed, thorough: bool = False) -> None:
         now = _read_manifest(seed, logfile)
         if now["packages"] != seed.manifest["packages"]:
             was, got = seed.manifest["packages"], now["packages"]
-            changed = sorted(p for p in set(was) | set(got) if was.get(p) != got.get(p))
+            changed = changed_packages(was, got)
             raise SeedError("stage 0: the seed's packages differ from its manifest: "
                             + ", ".join(f"{p} {was.get(p, '-')} -> {got.get(p, '-')}" for p in changed[:10]), hint)
+
+
+def changed_packages(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """The packages two seeds' manifests hold at different versions (or one holds alone), sorted."""
+    return sorted(p for p in set(a) | set(b) if a.get(p) != b.get(p))
 
 
 def ensure(params: dict, progress=log.info, thorough: bool = False, recreate: bool = False) -> Seed:
