@@ -199,6 +199,8 @@ def test_a_local_cluster_builds_stage_2_as_this_machine_does_and_survives_a_kill
     built = phases[phases["phase"] == "build"]
     assert set(built["worker"]) == {"0", "1"}, built[["package", "worker"]].to_string()
     assert set(phases[phases["phase"] == "merge"]["worker"]) == {"local"}
+    sizes = pd.read_csv(tmp_path / "run" / "sizes.csv")  # each compiler as the worker that built with it saw it
+    assert sizes["compiler"].str.contains("stage 1's wrapper of stage 0's clang").all(), sizes["compiler"].to_list()
     cache = BuildCache(work / "cache" / "builds")
     entries = [p for p in cache.root.iterdir() if not p.name.startswith("checks-")]
     assert len(entries) == len(set(phases["package"])), sorted(p.name for p in entries)

@@ -218,8 +218,9 @@ class StageRun:
                                        {k: str(v).replace(str(self.base), "<work>") for k, v in env.items()})
             hit = self.cache.get(key) if self.params.use_cache else None
             # Asked before this package is restored or built: the compiler it was built with, not
-            # one it installs (LLVM's clang, tcc) over the link or the /serpent tool it replaces.
-            compiler = PackageBuild(recipe, ctx).compiler()
+            # one it installs (LLVM's clang, tcc) over the link or the /serpent tool it replaces. A
+            # worker asks its own, where it builds.
+            compiler = PackageBuild(recipe, ctx).compiler() if hit or not remote else ""
             log.info("[%s %d/%d] %s %s%s", self.name, i, len(order), name, recipe.version, " (cached)" if hit else "")
             with lock:
                 self.builds += 1
