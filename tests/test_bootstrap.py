@@ -18,6 +18,7 @@ from serpentlib.build.profile import load_profile
 from serpentlib.paths import PROJECT
 from serpentlib.build.sandbox import Bind, Sandbox
 from serpentlib.build.seed import SeedSpec
+from serpentlib.rows import FAILING
 
 from .conftest import APT_BEFORE_AND_AFTER, serpent, tree_digest
 
@@ -106,7 +107,7 @@ def test_all_checks_pass(run, stage):
     _, run_dir, _ = run
     checks = table(run_dir, "checks", f"stage{stage}")
     assert len(checks) > 5
-    failed = checks[checks["outcome"].isin(["fail", "xpass"])]
+    failed = checks[checks["outcome"].isin(FAILING)]
     assert failed.empty, failed.to_string()
     # `passed` never says more than happened: True for a check that ran and held, never for an xfail or skip
     assert (checks["passed"] == checks["outcome"].isin(["pass", "xpass"])).all()
@@ -526,7 +527,7 @@ def test_an_ordinary_users_bootstrap_from_its_own_stage_0_gives_roots_bytes(run)
             json.loads((ours / "manifest.json").read_text())["packages"], "Debian updated the suite in between"
         assert (theirs / "files.json").read_text() == (ours / "files.json").read_text(), "the same stage 0, file by file"
         built = table(repro / "b" / "run", "checks", "stage3")
-        assert not built["outcome"].isin(["fail", "xpass"]).any() and (built["check"] == "fixed-point").any()
+        assert not built["outcome"].isin(FAILING).any() and (built["check"] == "fixed-point").any()
         uid = int(subprocess.run(["id", "-u", USER], capture_output=True, text=True).stdout)
         made = repro / "b" / "second-build" / "work"
         assert {p.stat().st_uid for p in made.rglob("*") if not p.is_symlink()} == {uid}
@@ -583,7 +584,7 @@ def test_noop_rerun_does_no_build_work(run, reruns):
     assert set(built["phase"]) == {"cached"}, set(built["phase"])
     # Stage 4 packages afresh every time: seconds, and its checks are the proof of the root.
     assert set(phases[phases["stage"] == "stage4"]["phase"]) == {"manifest", "archive", "install", "boot", "sbom"}
-    assert not table(run_dir, "checks")["outcome"].isin(["fail", "xpass"]).any()
+    assert not table(run_dir, "checks")["outcome"].isin(FAILING).any()
     cold = table(run[1], "phases")["wall_s"].sum()
     assert seconds < cold / 4, f"no-op rerun {seconds:.0f} s against {cold:.0f} s of cold builds"
 
